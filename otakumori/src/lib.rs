@@ -1,0 +1,1 @@
+//! Otakumori example app.
