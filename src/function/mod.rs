@@ -1,0 +1,336 @@
+//! Functions: the builder, triggers, flow control, and the typed handler context.
+//!
+//! ```
+//! use std::time::Duration;
+//! use inngest_sdk::{Ctx, Error, Function, Step, Trigger, Concurrency};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Signup { user_id: String }
+//!
+//! let welcome = Function::new("send-welcome")
+//!     .name("Send welcome email")
+//!     .trigger(Trigger::event("app/user.created"))
+//!     .retries(3)
+//!     .concurrency(Concurrency::new(5).key("event.data.user_id"))
+//!     .handler(|ctx: Ctx<Signup>, step: Step| async move {
+//!         let user = ctx.event.data.user_id.clone();
+//!         step.sleep("cool-down", Duration::from_secs(60)).await;
+//!         let sent: bool = step.run("send", || async move { Ok::<_, Error>(!user.is_empty()) }).await?;
+//!         Ok::<_, Error>(serde_json::json!({ "sent": sent }))
+//!     });
+//! assert_eq!(welcome.id(), "send-welcome");
+//! ```
+
+mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use config::{
+    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Debounce, RateLimit, Singleton,
+    SingletonMode, Throttle, Timeouts, Trigger,
+};
+pub(crate) use config::{FunctionConfig, InvalidFunction};
+
+use crate::error::{Error, ErrorObject};
+use crate::event::Event;
+use crate::step::Step;
+
+/// What a handler receives besides the [`Step`] tools: the triggering event(s) and run facts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Ctx<T> {
+    /// The triggering event (the first one of a batch).
+    pub event: Event<T>,
+    /// Every event of a batch (just `event` when not batched).
+    pub events: Vec<Event<T>>,
+    /// The run's id.
+    pub run_id: String,
+    /// 0-based attempt of the current step or call.
+    pub attempt: u32,
+    /// Attempts allowed in total (retries + 1).
+    pub max_attempts: u32,
+    /// The function's own id (without the app prefix).
+    pub function_id: String,
+}
+
+impl<T> Ctx<T> {
+    /// Whether this is the last attempt: an error now will not be retried.
+    pub fn is_final_attempt(&self) -> bool {
+        self.attempt + 1 >= self.max_attempts
+    }
+}
+
+/// The `data` of the `inngest/function.failed` event an [`on_failure`](FunctionBuilder::on_failure)
+/// handler receives: the failed run, its error, and its original triggering event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+pub struct FunctionFailed<T> {
+    /// Composite id of the failed function.
+    pub function_id: String,
+    /// The failed run's id.
+    pub run_id: String,
+    /// The final error.
+    pub error: ErrorObject,
+    /// The event that triggered the failed run.
+    pub event: Event<T>,
+}
+
+/// Raw inputs of one call, before the event is decoded into the handler's type.
+pub(crate) struct CallInput {
+    pub event: bytes::Bytes,
+    pub events: Option<bytes::Bytes>,
+    pub run_id: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub step: Step,
+}
+
+type HandlerFuture = BoxFuture<'static, Result<Box<RawValue>, Error>>;
+
+/// A type-erased handler.
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn call(&self, function_id: &str, input: CallInput) -> HandlerFuture;
+}
+
+struct TypedHandler<F, T> {
+    f: F,
+    _event: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<F, Fut, T, R, E> Handler for TypedHandler<F, T>
+where
+    F: Fn(Ctx<T>, Step) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+    T: DeserializeOwned + Send + 'static,
+    R: Serialize,
+    E: Into<Error>,
+{
+    fn call(&self, function_id: &str, input: CallInput) -> HandlerFuture {
+        let ctx = match decode_ctx::<T>(function_id, &input) {
+            Ok(ctx) => ctx,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let fut = (self.f)(ctx, input.step);
+        Box::pin(async move {
+            let out = fut.await.map_err(Into::into)?;
+            serde_json::value::to_raw_value(&out).map_err(|e| {
+                Error::msg(format!("function output could not be serialized: {e}")).non_retriable()
+            })
+        })
+    }
+}
+
+fn decode_ctx<T: DeserializeOwned>(function_id: &str, input: &CallInput) -> Result<Ctx<T>, Error> {
+    let event: Event<T> = decode_event(&input.event)?;
+    let events = match &input.events {
+        Some(raw) => {
+            let de = &mut serde_json::Deserializer::from_slice(raw);
+            serde_path_to_error::deserialize(de).map_err(|e| event_type_error("events", &e))?
+        }
+        None => Vec::new(),
+    };
+    let events = if events.is_empty() {
+        vec![decode_event(&input.event)?]
+    } else {
+        events
+    };
+    Ok(Ctx {
+        event,
+        events,
+        run_id: input.run_id.clone(),
+        attempt: input.attempt,
+        max_attempts: input.max_attempts,
+        function_id: function_id.to_owned(),
+    })
+}
+
+fn decode_event<T: DeserializeOwned>(raw: &[u8]) -> Result<Event<T>, Error> {
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(de).map_err(|e| event_type_error("event", &e))
+}
+
+fn event_type_error(what: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
+    Error::msg(format!(
+        "the {what} does not match the function's event type at `{}`: {}",
+        e.path(),
+        e.inner()
+    ))
+    .with_name("EventDecodeError")
+    .non_retriable()
+}
+
+/// A servable function: configuration plus handler. Build one with [`Function::new`].
+#[derive(Clone)]
+pub struct Function {
+    pub(crate) config: FunctionConfig,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) on_failure: Option<Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("id", &self.config.id)
+            .field("has_on_failure", &self.on_failure.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Function {
+    /// Starts a function with this id (unique within the app; the wire id is `<app id>-<id>`).
+    // The builder is the result type on purpose: `Function::new(id)...handler(f)`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(id: impl Into<String>) -> FunctionBuilder {
+        FunctionBuilder {
+            config: FunctionConfig::new(id.into()),
+            on_failure: None,
+        }
+    }
+
+    /// The function's id (without the app prefix).
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// The function's display name.
+    pub fn name(&self) -> &str {
+        self.config.name.as_deref().unwrap_or(&self.config.id)
+    }
+}
+
+/// Builder of a [`Function`]: every trigger and flow-control option of the register payload.
+/// Finish with [`FunctionBuilder::handler`]. Options are validated when the app is served.
+#[must_use = "call .handler(...) to finish the function"]
+pub struct FunctionBuilder {
+    config: FunctionConfig,
+    on_failure: Option<Arc<dyn Handler>>,
+}
+
+impl FunctionBuilder {
+    /// Display name (defaults to the id).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// Description (shown in tooling; not part of the register payload).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.config.description = Some(description.into());
+        self
+    }
+
+    /// Adds a trigger (event or cron); a function may have several (up to 10).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.config.triggers.push(trigger);
+        self
+    }
+
+    /// Retries after the first attempt (0–20; Inngest's default is 4).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.config.retries = Some(retries);
+        self
+    }
+
+    /// Adds a concurrency limit (at most 2).
+    pub fn concurrency(mut self, c: Concurrency) -> Self {
+        self.config.concurrency.push(c);
+        self
+    }
+
+    /// Hard rate limit: excess runs are skipped.
+    pub fn rate_limit(mut self, r: RateLimit) -> Self {
+        self.config.rate_limit = Some(r);
+        self
+    }
+
+    /// Throttle: excess runs are queued.
+    pub fn throttle(mut self, t: Throttle) -> Self {
+        self.config.throttle = Some(t);
+        self
+    }
+
+    /// Debounce: run once after events stop arriving for a period.
+    pub fn debounce(mut self, d: Debounce) -> Self {
+        self.config.debounce = Some(d);
+        self
+    }
+
+    /// Batch events into one run.
+    pub fn batch_events(mut self, b: BatchEvents) -> Self {
+        self.config.batch_events = Some(b);
+        self
+    }
+
+    /// Cancels running runs when a matching event arrives (at most 5 rules).
+    pub fn cancel_on(mut self, c: Cancel) -> Self {
+        self.config.cancel.push(c);
+        self
+    }
+
+    /// Priority expression returning seconds to move the run ahead (−600…600).
+    pub fn priority(mut self, run_expr: impl Into<String>) -> Self {
+        self.config.priority = Some(run_expr.into());
+        self
+    }
+
+    /// Idempotency key expression: one run per key per 24 h.
+    pub fn idempotency(mut self, key_expr: impl Into<String>) -> Self {
+        self.config.idempotency = Some(key_expr.into());
+        self
+    }
+
+    /// Start/finish timeouts.
+    pub fn timeouts(mut self, t: Timeouts) -> Self {
+        self.config.timeouts = Some(t);
+        self
+    }
+
+    /// Singleton: one run at a time per key, skipping or cancelling others.
+    pub fn singleton(mut self, s: Singleton) -> Self {
+        self.config.singleton = Some(s);
+        self
+    }
+
+    /// A handler run when this function fails for good. It is registered as the companion
+    /// function `<id>-failure`, triggered by `inngest/function.failed` for this function.
+    pub fn on_failure<F, Fut, T, R, E>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<FunctionFailed<T>>, Step) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize,
+        E: Into<Error>,
+    {
+        self.on_failure = Some(Arc::new(TypedHandler {
+            f,
+            _event: std::marker::PhantomData,
+        }));
+        self
+    }
+
+    /// Finishes the function with its handler: an async closure taking the typed [`Ctx`] and the
+    /// [`Step`] tools, returning `Result<R, E>` with a serializable `R` and any `E: Into<Error>`.
+    pub fn handler<F, Fut, T, R, E>(self, f: F) -> Function
+    where
+        F: Fn(Ctx<T>, Step) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize,
+        E: Into<Error>,
+    {
+        Function {
+            config: self.config,
+            handler: Arc::new(TypedHandler {
+                f,
+                _event: std::marker::PhantomData,
+            }),
+            on_failure: self.on_failure,
+        }
+    }
+}

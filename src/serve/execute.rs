@@ -1,0 +1,416 @@
+//! POST: execution calls. Parse the request once, run the function until it finishes, runs one
+//! step, or discovers new steps, and answer `200`, `206` or an error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+use serde_json::value::RawValue;
+use tracing::Instrument;
+
+use super::{
+    error_response, json_response, raw_response, set_no_retry, Query, Response, ServeHandler,
+};
+use crate::error::{Error, ErrorKind};
+use crate::function::CallInput;
+use crate::signature::SigningKey;
+use crate::step::state::{CallMode, CallState, Decision, Executed, MemoEntry};
+use crate::step::{panic_message, Step};
+use crate::wire::{self, headers as h, ExecRequestRef, Op, OpCode};
+
+/// How a call ended.
+enum Outcome {
+    Returned(Result<Box<RawValue>, Error>),
+    Executed(Executed),
+    Report(Vec<Op>),
+    Panicked(String),
+    StepNotFound,
+}
+
+impl ServeHandler {
+    pub(super) async fn execute(&self, parts: &http::request::Parts, body: Bytes) -> Response {
+        let key = match self.authenticate(&parts.headers, &body) {
+            Ok(key) => key,
+            Err(e) => return super::unauthorized(&e),
+        };
+        let query = Query::parse(parts.uri.query());
+        if let Some(probe) = query.probe.as_deref() {
+            return if probe == "trust" {
+                json_response(StatusCode::OK, json!({}), key)
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown probe `{probe}`"),
+                    true,
+                    key,
+                )
+            };
+        }
+        let Some(fn_id) = query.fn_id.as_deref() else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "missing `fnId` query parameter",
+                true,
+                key,
+            );
+        };
+        let Some(target) = self.inner.by_slug.get(fn_id).copied() else {
+            tracing::warn!(fn_id, "execution request for an unknown function");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("could not find function with ID `{fn_id}` in this app"),
+                false,
+                key,
+            );
+        };
+        let step_id = query
+            .step_id
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(h::STEP_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| wire::DISCOVERY_STEP_ID.to_owned());
+
+        let req: ExecRequestRef<'_> = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid execution request body: {e}"),
+                    true,
+                    key,
+                )
+            }
+        };
+        if req.version == Some(0) {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "request version 0 is not supported (this SDK speaks version 2)",
+                true,
+                key,
+            );
+        }
+        let function = &self.inner.functions[target.index];
+        let span = tracing::info_span!(
+            "inngest.call",
+            fn_id = %fn_id,
+            run_id = %req.ctx.run_id,
+            attempt = req.ctx.attempt,
+            step = %step_id,
+        );
+        let use_api = req.ctx.use_api || req.use_api.unwrap_or(false);
+        let state = if use_api {
+            match self.fetch_state(&req.ctx.run_id).await {
+                Ok(s) => s,
+                Err(msg) => {
+                    return error_response(StatusCode::INTERNAL_SERVER_ERROR, &msg, false, key)
+                }
+            }
+        } else {
+            match inline_state(&body, &req) {
+                Ok(s) => s,
+                Err(msg) => return error_response(StatusCode::BAD_REQUEST, &msg, true, key),
+            }
+        };
+
+        let mode = if step_id == wire::DISCOVERY_STEP_ID {
+            CallMode::Discovery {
+                immediate: !req.ctx.disable_immediate_execution,
+            }
+        } else {
+            CallMode::Targeted(step_id.clone())
+        };
+        let targeted = matches!(mode, CallMode::Targeted(_));
+        let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
+        let positions: HashMap<&str, usize> = req
+            .ctx
+            .stack
+            .stack
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let memo = state
+            .steps
+            .into_iter()
+            .map(|(k, value)| {
+                let pos = positions.get(k.as_ref()).copied();
+                (k, MemoEntry { value, pos })
+            })
+            .collect();
+        let call = Arc::new(CallState::new(
+            memo,
+            req.ctx.stack.stack.clone(),
+            mode,
+            req.ctx.attempt,
+            max_attempts,
+        ));
+        let step = Step {
+            call: call.clone(),
+            env: self.inner.step_env.clone(),
+        };
+        let handler = if target.failure {
+            function.on_failure.clone()
+        } else {
+            Some(function.handler.clone())
+        };
+        let Some(handler) = handler else {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "function has no failure handler",
+                true,
+                key,
+            );
+        };
+        let input = CallInput {
+            event: state.event,
+            events: state.events,
+            run_id: req.ctx.run_id.clone(),
+            attempt: req.ctx.attempt,
+            max_attempts,
+            step,
+        };
+        let fut = handler.call(&function.config.id, input);
+        let outcome = drive(fut, &call, targeted, self.inner.step_not_found_timeout)
+            .instrument(span.clone())
+            .await;
+        let _enter = span.enter();
+        let mut res = respond(outcome, &call, &step_id, key);
+        echo_trace_headers(&parts.headers, &mut res);
+        res
+    }
+
+    /// `use_api`: the state was too large to send inline; fetch it from the API.
+    async fn fetch_state(&self, run_id: &str) -> Result<State, String> {
+        let client = &self.inner.client;
+        let get = |path: String| async move {
+            client
+                .api_request(reqwest::Method::GET, &path, None, &[])
+                .await
+                .map(|(_, body)| body)
+                .map_err(|e| format!("could not load run state from the Inngest API: {e}"))
+        };
+        let actions = get(format!("/v0/runs/{run_id}/actions")).await?;
+        let batch = get(format!("/v0/runs/{run_id}/batch")).await?;
+        let steps: BTreeMap<std::borrow::Cow<'_, str>, &RawValue> =
+            serde_json::from_slice(&actions)
+                .map_err(|e| format!("invalid run actions from the Inngest API: {e}"))?;
+        let steps = steps
+            .into_iter()
+            .map(|(k, v)| (Box::from(k.as_ref()), actions.slice_ref(v.get().as_bytes())))
+            .collect();
+        let events: Vec<&RawValue> = serde_json::from_slice(&batch)
+            .map_err(|e| format!("invalid run events from the Inngest API: {e}"))?;
+        let first = events
+            .first()
+            .ok_or_else(|| "the Inngest API returned no events for this run".to_owned())?;
+        Ok(State {
+            steps,
+            event: batch.slice_ref(first.get().as_bytes()),
+            events: Some(batch.clone()),
+        })
+    }
+}
+
+/// The memo, event and events of a call, as slices of the buffers they arrived in.
+struct State {
+    steps: Vec<(Box<str>, Bytes)>,
+    event: Bytes,
+    events: Option<Bytes>,
+}
+
+fn inline_state(body: &Bytes, req: &ExecRequestRef<'_>) -> Result<State, String> {
+    let event = req
+        .event
+        .ok_or_else(|| "execution request has no `event`".to_owned())?;
+    let steps = req
+        .steps
+        .as_ref()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (Box::from(k.as_ref()), body.slice_ref(v.get().as_bytes())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(State {
+        steps,
+        event: body.slice_ref(event.get().as_bytes()),
+        events: req.events.map(|e| body.slice_ref(e.get().as_bytes())),
+    })
+}
+
+/// A waker that records whether it was woken, then forwards to the task's waker.
+struct FlagWaker {
+    woken: AtomicBool,
+    inner: Waker,
+}
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+/// Polls the function until it returns, runs a step, discovers steps, or (targeted) never reaches
+/// its step. Decisions are taken only at quiescence: after a poll that woke nothing.
+async fn drive(
+    mut fut: Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Send>>,
+    call: &CallState,
+    targeted: bool,
+    grace: Duration,
+) -> Outcome {
+    let mut idle_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    poll_fn(move |cx| {
+        let flag = Arc::new(FlagWaker {
+            woken: AtomicBool::new(false),
+            inner: cx.waker().clone(),
+        });
+        let waker = Waker::from(flag.clone());
+        let mut sub = std::task::Context::from_waker(&waker);
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(&mut sub)));
+        match polled {
+            Err(panic) => return Poll::Ready(Outcome::Panicked(panic_message(&*panic))),
+            Ok(Poll::Ready(result)) => return Poll::Ready(Outcome::Returned(result)),
+            Ok(Poll::Pending) => {}
+        }
+        if flag.woken.load(Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        match call.decide() {
+            Decision::Executed(e) => Poll::Ready(Outcome::Executed(e)),
+            Decision::Report(ops) => Poll::Ready(Outcome::Report(ops)),
+            Decision::Continue => Poll::Pending,
+            Decision::Idle if targeted => {
+                let timer = idle_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(grace)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Outcome::StepNotFound),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Decision::Idle => Poll::Pending,
+        }
+    })
+    .await
+}
+
+fn respond(
+    outcome: Outcome,
+    call: &CallState,
+    step_id: &str,
+    key: Option<&SigningKey>,
+) -> Response {
+    match outcome {
+        Outcome::Returned(Ok(value)) => {
+            tracing::info!("function completed");
+            let body = Bytes::from(value.get().to_owned());
+            raw_response(StatusCode::OK, body, key)
+        }
+        Outcome::Returned(Err(err)) => function_error(&err, call, key),
+        Outcome::Executed(Executed { op, retry_after }) => {
+            let code = op.op;
+            tracing::info!(op = ?code, step = op.name.as_deref().unwrap_or(""), "step executed");
+            let mut res = ops_response(&[op], key);
+            match code {
+                OpCode::StepError => {
+                    set_no_retry(&mut res, false);
+                    if let Some(at) = retry_after {
+                        if let Ok(v) = HeaderValue::from_str(&at.header_value()) {
+                            res.headers_mut().insert(h::RETRY_AFTER, v);
+                        }
+                    }
+                }
+                OpCode::StepFailed => set_no_retry(&mut res, true),
+                _ => {}
+            }
+            res
+        }
+        Outcome::Report(ops) => {
+            tracing::info!(count = ops.len(), "reporting discovered steps");
+            ops_response(&ops, key)
+        }
+        Outcome::Panicked(msg) => {
+            tracing::error!(panic = %msg, "function panicked");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("function panicked: {msg}"),
+                false,
+                key,
+            )
+        }
+        Outcome::StepNotFound => {
+            let found = call.found_ops();
+            tracing::warn!(
+                requested = step_id,
+                found = found.len(),
+                "targeted step not found"
+            );
+            let found_json: Vec<serde_json::Value> = found
+                .iter()
+                .map(|op| json!({ "id": op.id, "name": op.name, "displayName": op.display_name }))
+                .collect();
+            let mut res = json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({
+                    "name": "Error",
+                    "message": format!("could not find step `{step_id}` to run"),
+                    "requestedStep": step_id,
+                    "foundSteps": found_json,
+                    "totalFoundSteps": found.len(),
+                }),
+                key,
+            );
+            set_no_retry(&mut res, false);
+            res
+        }
+    }
+}
+
+fn ops_response(ops: &[Op], key: Option<&SigningKey>) -> Response {
+    let body = serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec());
+    raw_response(StatusCode::PARTIAL_CONTENT, Bytes::from(body), key)
+}
+
+fn function_error(err: &Error, call: &CallState, key: Option<&SigningKey>) -> Response {
+    let (status, no_retry) = match err.kind() {
+        ErrorKind::NonRetriable | ErrorKind::StepFailed => (StatusCode::BAD_REQUEST, true),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, false),
+    };
+    tracing::warn!(
+        error_name = err.name(),
+        retriable = !no_retry,
+        final_attempt = call.is_final_attempt(),
+        "function returned an error"
+    );
+    let body = serde_json::to_value(err.to_wire()).unwrap_or(json!({}));
+    let mut res = json_response(status, body, key);
+    set_no_retry(&mut res, no_retry);
+    if let ErrorKind::RetryAfter(at) = err.kind() {
+        if let Ok(v) = HeaderValue::from_str(&at.header_value()) {
+            res.headers_mut().insert(h::RETRY_AFTER, v);
+        }
+    }
+    res
+}
+
+fn echo_trace_headers(req: &http::HeaderMap, res: &mut Response) {
+    for name in [h::TRACEPARENT, h::TRACESTATE] {
+        if let Some(v) = req.get(name) {
+            res.headers_mut().insert(name, v.clone());
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Per-call state: the memo map, step discovery, the stack order, and the outcome of the one step
+//! a call may execute.
+//!
+//! # How a function is suspended
+//! A step future looks its hashed id up in the memo. Memoized, it resolves with the decoded value.
+//! Not memoized, it registers itself as *found* and stays pending until the serve handler grants
+//! it the right to run (immediate execution, or a targeted call naming it); a step that is never
+//! granted stays pending forever, so the user's code after it never runs in this call. The handler
+//! watches the call at quiescence (a poll that returned `Pending` without waking anything) and
+//! decides: report the found steps (`206`), grant the single new `step.run`, or keep waiting for
+//! real I/O. Nothing here depends on the user propagating an error or keeping a token alive.
+//!
+//! # Memo values without copies
+//! The request body is parsed once, borrowing; each memo value is kept as a [`Bytes`] slice of the
+//! body (a reference count, not a copy) and decoded into the user's type only when its step is
+//! reached.
+//!
+//! # Stack order
+//! A memoized step resolves only after every step before it in `ctx.stack` has resolved, so
+//! parallel branches and races replay in the order they originally completed. If the function no
+//! longer asks for an earlier step (it changed, or is not deterministic), the handler notices the
+//! deadlock at quiescence, logs a warning naming the steps, and releases the ordering.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::error::RetryAt;
+use crate::step::id::{IdCounter, StepId};
+use crate::wire::{Op, OpCode, Userland};
+
+/// Whether this call discovers steps or executes one targeted step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallMode {
+    /// `stepId=step`: replay, report new steps; may run a lone new step inline when allowed.
+    Discovery { immediate: bool },
+    /// `stepId=<hash>`: replay and run only that step.
+    Targeted(String),
+}
+
+/// A memoized value and its place in the stack.
+#[derive(Debug, Clone)]
+pub(crate) struct MemoEntry {
+    pub value: Bytes,
+    pub pos: Option<usize>,
+}
+
+/// What the one executed step produced.
+#[derive(Debug)]
+pub(crate) struct Executed {
+    pub op: Op,
+    pub retry_after: Option<RetryAt>,
+}
+
+/// A new, unmemoized step found during this call.
+#[derive(Debug)]
+struct Found {
+    op: Op,
+    runnable: bool,
+    waker: Option<Waker>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    ids: IdCounter,
+    found: Vec<Found>,
+    granted: Option<String>,
+    executing: Option<String>,
+    executed: Option<Executed>,
+    resolved: Vec<bool>,
+    next_pos: usize,
+    order_waiters: Vec<Waker>,
+    relaxed: bool,
+}
+
+/// Shared state of one execution call.
+#[derive(Debug)]
+pub(crate) struct CallState {
+    memo: HashMap<Box<str>, MemoEntry>,
+    stack: Vec<String>,
+    mode: CallMode,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    inner: Mutex<Inner>,
+}
+
+/// What the handler should do after a quiescent poll.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// A step ran; answer with its op.
+    Executed(Executed),
+    /// Report these new steps.
+    Report(Vec<Op>),
+    /// Something was woken or is running; keep polling.
+    Continue,
+    /// Nothing can make progress except I/O outside steps (or the targeted step never appears).
+    Idle,
+}
+
+impl CallState {
+    pub fn new(
+        memo: HashMap<Box<str>, MemoEntry>,
+        stack: Vec<String>,
+        mode: CallMode,
+        attempt: u32,
+        max_attempts: u32,
+    ) -> Self {
+        let inner = Inner {
+            resolved: vec![false; stack.len()],
+            ..Default::default()
+        };
+        CallState {
+            memo,
+            stack,
+            mode,
+            attempt,
+            max_attempts,
+            inner: Mutex::new(inner),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic in user code never happens while this lock is held; recover anyway.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this is the last attempt of the current step.
+    pub fn is_final_attempt(&self) -> bool {
+        self.attempt + 1 >= self.max_attempts
+    }
+
+    /// The id of the next step named `user`, in code order.
+    pub fn next_id(&self, user: &str) -> StepId {
+        self.lock().ids.next(user)
+    }
+
+    /// The memoized value of a step, if any.
+    pub fn memo(&self, hash: &str) -> Option<&MemoEntry> {
+        self.memo.get(hash)
+    }
+
+    /// Resolves once every step before `pos` in the stack has resolved (stack-order replay).
+    pub fn wait_turn(&self, pos: Option<usize>) -> WaitTurn<'_> {
+        WaitTurn { state: self, pos }
+    }
+
+    fn try_take_turn(&self, pos: usize, cx: &mut Context<'_>) -> bool {
+        let mut inner = self.lock();
+        if pos < inner.next_pos || inner.resolved.get(pos).copied().unwrap_or(true) {
+            // Already resolved (a repeated poll) or outside the stack.
+            return true;
+        }
+        if pos == inner.next_pos || inner.relaxed {
+            inner.resolved[pos] = true;
+            while inner.next_pos < inner.resolved.len() && inner.resolved[inner.next_pos] {
+                inner.next_pos += 1;
+            }
+            for w in inner.order_waiters.drain(..) {
+                w.wake();
+            }
+            return true;
+        }
+        inner.order_waiters.push(cx.waker().clone());
+        false
+    }
+
+    /// Registers a new step and resolves when it may run. Never resolves for a step that is not
+    /// granted, which suspends the function at that step.
+    pub fn discover(&self, op: Op, runnable: bool) -> Discover<'_> {
+        Discover {
+            state: self,
+            op: Some(op),
+            runnable,
+            hash: String::new(),
+            index: None,
+        }
+    }
+
+    /// Marks the granted step as running.
+    pub fn begin(&self, hash: &str) {
+        let mut inner = self.lock();
+        inner.executing = Some(hash.to_owned());
+    }
+
+    /// Records the result of the running step.
+    pub fn finish(&self, executed: Executed) {
+        let mut inner = self.lock();
+        inner.executing = None;
+        inner.executed = Some(executed);
+    }
+
+    /// Found steps, for diagnostics (targeted call that never reached its step).
+    pub fn found_ops(&self) -> Vec<Op> {
+        self.lock().found.iter().map(|f| f.op.clone()).collect()
+    }
+
+    /// Decides what to do after a poll of the function returned `Pending` without waking itself.
+    pub fn decide(&self) -> Decision {
+        let mut inner = self.lock();
+        if let Some(done) = inner.executed.take() {
+            return Decision::Executed(done);
+        }
+        if inner.executing.is_some() || inner.granted.is_some() {
+            return Decision::Continue;
+        }
+        if let CallMode::Discovery { immediate } = self.mode {
+            if !inner.found.is_empty() {
+                if immediate && inner.found.len() == 1 && inner.found[0].runnable {
+                    let found = &mut inner.found[0];
+                    let hash = found.op.id.clone();
+                    let waker = found.waker.take();
+                    inner.granted = Some(hash);
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                    return Decision::Continue;
+                }
+                let ops = inner
+                    .found
+                    .drain(..)
+                    .map(|f| planned(f.op, f.runnable))
+                    .collect();
+                return Decision::Report(ops);
+            }
+        }
+        if !inner.order_waiters.is_empty() && !inner.relaxed {
+            let expected = self
+                .stack
+                .get(inner.next_pos)
+                .map(String::as_str)
+                .unwrap_or("?");
+            tracing::warn!(
+                expected_step = expected,
+                waiting_steps = inner.order_waiters.len(),
+                "the function no longer requests memoized steps in the order they completed \
+                 (changed or non-deterministic code); resolving the remaining memoized steps in \
+                 code order"
+            );
+            inner.relaxed = true;
+            for w in inner.order_waiters.drain(..) {
+                w.wake();
+            }
+            return Decision::Continue;
+        }
+        Decision::Idle
+    }
+}
+
+/// The op to report for a found step: run steps become `StepPlanned`, async ops stay themselves.
+fn planned(mut op: Op, runnable: bool) -> Op {
+    if runnable {
+        op.op = OpCode::StepPlanned;
+        op.data = None;
+        op.timing = None;
+    }
+    op
+}
+
+/// Future of [`CallState::wait_turn`].
+pub(crate) struct WaitTurn<'a> {
+    state: &'a CallState,
+    pos: Option<usize>,
+}
+
+impl Future for WaitTurn<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.pos {
+            None => Poll::Ready(()),
+            Some(pos) if self.state.try_take_turn(pos, cx) => Poll::Ready(()),
+            Some(_) => Poll::Pending,
+        }
+    }
+}
+
+/// Future of [`CallState::discover`].
+pub(crate) struct Discover<'a> {
+    state: &'a CallState,
+    op: Option<Op>,
+    runnable: bool,
+    hash: String,
+    index: Option<usize>,
+}
+
+impl Future for Discover<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut inner = this.state.lock();
+        if let Some(op) = this.op.take() {
+            this.hash = op.id.clone();
+            if let CallMode::Targeted(target) = &this.state.mode {
+                if *target == this.hash && this.runnable && inner.executing.is_none() {
+                    inner.granted = None;
+                    return Poll::Ready(());
+                }
+            }
+            this.index = Some(inner.found.len());
+            inner.found.push(Found {
+                op,
+                runnable: this.runnable,
+                waker: Some(cx.waker().clone()),
+            });
+            return Poll::Pending;
+        }
+        if inner.granted.as_deref() == Some(this.hash.as_str()) {
+            inner.granted = None;
+            return Poll::Ready(());
+        }
+        if let Some(found) = this.index.and_then(|i| inner.found.get_mut(i)) {
+            found.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Builds the op describing a step (its executed/planned form is set by the caller).
+pub(crate) fn step_op(id: &StepId, op: OpCode, display_name: Option<&str>) -> Op {
+    Op {
+        id: id.hash.clone(),
+        op,
+        name: Some(id.user.clone()),
+        display_name: Some(display_name.unwrap_or(&id.user).to_owned()),
+        opts: None,
+        data: None,
+        error: None,
+        userland: Some(Userland {
+            id: id.user.clone(),
+            index: id.index,
+        }),
+        timing: None,
+    }
+}
