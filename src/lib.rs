@@ -1,34 +1,32 @@
 //! Rust SDK for [Inngest](https://www.inngest.com): durable functions made of steps, served from an
 //! axum `Router`, plus a local executor that runs them end to end in tests.
+//!
+//! A handful of nouns: an [`Inngest`] client, [`Function`]s built with triggers and flow control,
+//! the [`Step`] tools a handler uses, and [`serve::axum::router`] to expose them at
+//! `/api/inngest`. The [`executor`] module runs the other side of the protocol locally.
 
 pub mod client;
 pub mod config;
-#[cfg(feature = "wip-core")]
 pub mod error;
 pub mod event;
-#[cfg(feature = "wip-core")]
 pub mod expr;
-#[cfg(feature = "wip-core")]
 pub mod function;
-#[cfg(feature = "wip-core")]
 pub mod serve;
 pub(crate) mod signature;
-#[cfg(feature = "wip-core")]
 pub mod step;
 pub mod timestr;
-#[cfg(feature = "wip-core")]
 pub mod wire;
 
 #[cfg(feature = "executor")]
 pub mod executor;
 
-#[cfg(feature = "wip-core")]
-pub use client::Inngest;
-#[cfg(feature = "wip-core")]
+pub use client::{Inngest, SendError};
+pub use config::{Config, ConfigError, Mode};
 pub use error::{Error, ErrorKind, NonRetriable, RetryAfter, StepError};
-#[cfg(feature = "wip-core")]
 pub use event::Event;
-#[cfg(feature = "wip-core")]
-pub use function::{Concurrency, Ctx, Function, FunctionFailed, Trigger};
-#[cfg(feature = "wip-core")]
+pub use function::{
+    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Function, FunctionFailed,
+    RateLimit, Singleton, SingletonMode, Throttle, Timeouts, Trigger,
+};
+pub use serve::ServeError;
 pub use step::{Invoke, InvokeTarget, Step, WaitForEvent};
