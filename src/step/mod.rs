@@ -148,12 +148,9 @@ impl Step {
     /// Pauses the run until `until`. A time in the past resolves at once.
     pub async fn sleep_until(&self, id: &str, until: impl Into<SystemTime>) {
         let until: SystemTime = until.into();
-        let sid_peek_memoized = {
+        if until <= SystemTime::now() {
             // A past instant never needs the executor: resolve without an op, but still count the
             // id so later repeats keep their indices.
-            until <= SystemTime::now()
-        };
-        if sid_peek_memoized {
             let sid = self.call.next_id(id);
             if let Some(entry) = self.call.memo(&sid.hash) {
                 self.call.wait_turn(entry.pos).await;
