@@ -777,7 +777,8 @@ mod tests {
 
     #[test]
     fn invalid_configs_name_function_and_field() {
-        let cases: Vec<(Box<dyn Fn(&mut FunctionConfig)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut FunctionConfig)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|c| c.retries = Some(21)), "retries"),
             (
                 Box::new(|c| {

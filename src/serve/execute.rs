@@ -28,7 +28,7 @@ use crate::wire::{self, headers as h, ExecRequestRef, Op, OpCode};
 /// How a call ended.
 enum Outcome {
     Returned(Result<Box<RawValue>, Error>),
-    Executed(Executed),
+    Executed(Box<Executed>),
     Report(Vec<Op>),
     Panicked(String),
     StepNotFound,
@@ -321,7 +321,8 @@ fn respond(
             raw_response(StatusCode::OK, body, key)
         }
         Outcome::Returned(Err(err)) => function_error(&err, call, key),
-        Outcome::Executed(Executed { op, retry_after }) => {
+        Outcome::Executed(executed) => {
+            let Executed { op, retry_after } = *executed;
             let code = op.op;
             tracing::info!(op = ?code, step = op.name.as_deref().unwrap_or(""), "step executed");
             let mut res = ops_response(&[op], key);

@@ -92,7 +92,7 @@ pub(crate) struct CallState {
 #[derive(Debug)]
 pub(crate) enum Decision {
     /// A step ran; answer with its op.
-    Executed(Executed),
+    Executed(Box<Executed>),
     /// Report these new steps.
     Report(Vec<Op>),
     /// Something was woken or is running; keep polling.
@@ -202,7 +202,7 @@ impl CallState {
     pub fn decide(&self) -> Decision {
         let mut inner = self.lock();
         if let Some(done) = inner.executed.take() {
-            return Decision::Executed(done);
+            return Decision::Executed(Box::new(done));
         }
         if inner.executing.is_some() || inner.granted.is_some() {
             return Decision::Continue;
