@@ -207,34 +207,55 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Response> {
+/// An early rejection: status plus the `{"error": ...}` message.
+struct Reject {
+    status: StatusCode,
+    message: String,
+}
+
+impl Reject {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.message)
+    }
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Reject> {
     body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            error_response(status, format!("request body exceeds {limit} bytes"))
+            Reject::new(status, format!("request body exceeds {limit} bytes"))
         } else {
-            error_response(status, "failed to read request body")
+            Reject::new(status, "failed to read request body")
         }
     })
 }
 
-fn not_configured(provider: Provider) -> Response {
+fn not_configured(provider: Provider) -> Reject {
     tracing::error!(%provider, "webhook secret not configured; rejecting delivery");
-    error_response(
+    Reject::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("{provider} webhook secret not configured"),
     )
 }
 
-fn rejected(provider: Provider, status: StatusCode, err: &dyn std::error::Error) -> Response {
+fn rejected(provider: Provider, status: StatusCode, err: &dyn std::error::Error) -> Reject {
     tracing::warn!(%provider, error = %err, "webhook signature rejected");
-    error_response(status, err.to_string())
+    Reject::new(status, err.to_string())
 }
 
-fn parse_json(provider: Provider, body: &[u8]) -> Result<Value, Response> {
+fn parse_json(provider: Provider, body: &[u8]) -> Result<Value, Reject> {
     serde_json::from_slice(body).map_err(|_| {
         tracing::warn!(%provider, "verified webhook body is not JSON");
-        error_response(
+        Reject::new(
             StatusCode::BAD_REQUEST,
             PayloadError::InvalidJson.to_string(),
         )
@@ -311,36 +332,40 @@ async fn clerk_route(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    clerk_delivery(&state, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn clerk_delivery(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Reject> {
     let provider = Provider::Clerk;
-    let body = match body_or_error(body, state.config.body_limit) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(secret) = &state.config.clerk_secret else {
-        return not_configured(provider);
-    };
+    let body = read_body(body, state.config.body_limit)?;
+    let secret = state
+        .config
+        .clerk_secret
+        .as_ref()
+        .ok_or_else(|| not_configured(provider))?;
     let now = (state.clock)();
-    if let Err(e) = clerk::verify_headers(
+    clerk::verify_headers(
         secret,
-        &headers,
+        headers,
         &body,
         now,
         state.config.svix_tolerance_secs,
-    ) {
-        return rejected(provider, StatusCode::BAD_REQUEST, &e);
-    }
+    )
+    .map_err(|e| rejected(provider, StatusCode::BAD_REQUEST, &e))?;
     let svix_id = headers
         .get(clerk::SVIX_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .trim()
-        .to_string();
-    let payload = match parse_json(provider, &body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let mapped = clerk::map_event(&svix_id, &payload);
-    forward(&state, provider, &svix_id, mapped).await
+        .trim();
+    let payload = parse_json(provider, &body)?;
+    let mapped = clerk::map_event(svix_id, &payload);
+    Ok(forward(state, provider, svix_id, mapped).await)
 }
 
 async fn stripe_route(
@@ -348,35 +373,39 @@ async fn stripe_route(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    stripe_delivery(&state, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn stripe_delivery(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Reject> {
     let provider = Provider::Stripe;
-    let body = match body_or_error(body, state.config.body_limit) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(secret) = &state.config.stripe_secret else {
-        return not_configured(provider);
-    };
+    let body = read_body(body, state.config.body_limit)?;
+    let secret = state
+        .config
+        .stripe_secret
+        .as_ref()
+        .ok_or_else(|| not_configured(provider))?;
     let now = (state.clock)();
-    if let Err(e) = stripe::verify_headers(
+    stripe::verify_headers(
         secret,
-        &headers,
+        headers,
         &body,
         now,
         state.config.stripe_tolerance_secs,
-    ) {
-        return rejected(provider, StatusCode::BAD_REQUEST, &e);
-    }
-    let payload = match parse_json(provider, &body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    )
+    .map_err(|e| rejected(provider, StatusCode::BAD_REQUEST, &e))?;
+    let payload = parse_json(provider, &body)?;
     let event_id = payload
         .get("id")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
     let mapped = stripe::map_event(&payload);
-    forward(&state, provider, &event_id, mapped).await
+    Ok(forward(state, provider, event_id, mapped).await)
 }
 
 async fn printify_route(
@@ -384,26 +413,30 @@ async fn printify_route(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    printify_delivery(&state, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn printify_delivery(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Reject> {
     let provider = Provider::Printify;
-    let body = match body_or_error(body, state.config.body_limit) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(secret) = &state.config.printify_secret else {
-        return not_configured(provider);
-    };
-    if let Err(e) = printify::verify_headers(secret, &headers, &body) {
-        return rejected(provider, StatusCode::UNAUTHORIZED, &e);
-    }
-    let payload = match parse_json(provider, &body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let body = read_body(body, state.config.body_limit)?;
+    let secret = state
+        .config
+        .printify_secret
+        .as_ref()
+        .ok_or_else(|| not_configured(provider))?;
+    printify::verify_headers(secret, headers, &body)
+        .map_err(|e| rejected(provider, StatusCode::UNAUTHORIZED, &e))?;
+    let payload = parse_json(provider, &body)?;
     let delivery_id = payload
         .get("id")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
     let mapped = printify::map_event(&payload);
-    forward(&state, provider, &delivery_id, mapped).await
+    Ok(forward(state, provider, delivery_id, mapped).await)
 }
