@@ -146,6 +146,22 @@ impl ServeHandler {
                 None,
             );
         }
+        if let Some(encoding) = parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"))
+        {
+            // Inngest never sends compressed request bodies; refuse rather than mis-parse them.
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!(
+                    "Content-Encoding `{encoding}` is not supported: send the body uncompressed"
+                ),
+                true,
+                None,
+            );
+        }
         match parts.method {
             Method::GET => self.introspect(&parts.headers),
             Method::PUT => self.sync(&parts, body).await,
@@ -160,6 +176,7 @@ impl ServeHandler {
                     http::header::ALLOW,
                     HeaderValue::from_static("GET, PUT, POST"),
                 );
+                set_no_retry(&mut res, true);
                 res
             }
         }
