@@ -151,7 +151,7 @@ impl ServeHandler {
                 };
                 json_response(
                     status,
-                    json!({ "message": format!("sync failed: {message}"), "modified": false }),
+                    json!({ "message": message, "modified": false }),
                     key,
                 )
             }
