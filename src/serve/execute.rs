@@ -180,10 +180,19 @@ impl ServeHandler {
             max_attempts,
             step,
         };
-        let fut = handler.call(&function.config.id, input);
-        let outcome = drive(fut, &call, targeted, self.inner.step_not_found_timeout)
-            .instrument(span.clone())
-            .await;
+        // The user's closure (and the decoding of its event type) runs before the first poll:
+        // a panic there must become a 500 like any other, not a dropped connection.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.call(&function.config.id, input)
+        }));
+        let outcome = match started {
+            Ok(fut) => {
+                drive(fut, &call, targeted, self.inner.step_not_found_timeout)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+        };
         let _enter = span.enter();
         let mut res = respond(outcome, &call, &step_id, key);
         echo_trace_headers(&parts.headers, &mut res);
