@@ -62,7 +62,7 @@ pub struct Ctx<T> {
 impl<T> Ctx<T> {
     /// Whether this is the last attempt: an error now will not be retried.
     pub fn is_final_attempt(&self) -> bool {
-        self.attempt + 1 >= self.max_attempts
+        self.attempt.saturating_add(1) >= self.max_attempts
     }
 }
 

@@ -130,7 +130,7 @@ impl CallState {
 
     /// Whether this is the last attempt of the current step.
     pub fn is_final_attempt(&self) -> bool {
-        self.attempt + 1 >= self.max_attempts
+        self.attempt.saturating_add(1) >= self.max_attempts
     }
 
     /// The id of the next step named `user`, in code order.
