@@ -210,6 +210,24 @@ fn functions() -> Vec<Function> {
                     .await?;
                 Ok::<_, Error>(json!({ "ids": ids }))
             }),
+        // Outputs that are JSON null: unit and None.
+        Function::new("nulls")
+            .trigger(Trigger::event("app/t"))
+            .handler(|_ctx: Ctx<Value>, step: Step| async move {
+                step.run("before", || async { Ok::<_, Error>(()) }).await?;
+                let none: Option<u32> =
+                    step.run("after", || async { Ok::<_, Error>(None) }).await?;
+                Ok::<_, Error>(json!({ "none": none }))
+            }),
+        // A memoized output larger than axum's default 2 MB body limit.
+        Function::new("big")
+            .trigger(Trigger::event("app/t"))
+            .handler(|_ctx: Ctx<Value>, step: Step| async move {
+                let s: String = step
+                    .run("before", || async { Ok::<_, Error>("x".repeat(4 << 20)) })
+                    .await?;
+                Ok::<_, Error>(s.len())
+            }),
         child,
     ]
 }
@@ -563,4 +581,35 @@ async fn send_event_failure_is_a_step_error() {
         "{ops:?}"
     );
     resp.assert_no_retry(Some("false"));
+}
+
+#[tokio::test]
+async fn null_outputs_round_trip() {
+    let (server, _) = app().await;
+    assert_one_op(
+        &call("nulls").post(&server).await,
+        json!({"id": H_BEFORE, "op": "StepRun", "name": "before", "data": null}),
+    );
+    let c = call("nulls").memo(H_BEFORE, json!({"data": null}));
+    assert_one_op(
+        &c.post(&server).await,
+        json!({"id": H_AFTER, "op": "StepRun", "name": "after", "data": null}),
+    );
+    let resp = c.memo(H_AFTER, json!({"data": null})).post(&server).await;
+    assert_eq!((resp.status, resp.json()), (200, json!({"none": null})));
+}
+
+#[tokio::test]
+async fn four_megabyte_step_output_and_memo() {
+    let (server, _) = app().await;
+    // The step's 4 MiB output goes out in a 206…
+    let resp = call("big").post(&server).await;
+    assert_eq!(resp.ops()[0]["data"].as_str().unwrap().len(), 4 << 20);
+    // …and comes back as a memo in a request body well over 2 MB.
+    let big = "x".repeat(4 << 20);
+    let resp = call("big")
+        .memo(H_BEFORE, json!({ "data": big }))
+        .post(&server)
+        .await;
+    assert_eq!((resp.status, resp.json()), (200, json!(4 << 20)));
 }
