@@ -305,23 +305,24 @@ fn list_products(st: &State_, uri: &Uri) -> Response {
         body: Value::Null,
         status: 0,
     };
-    let parse = |name: &str, default: u32| -> Result<u32, Response> {
+    // Parse errors carry the validation reason; the response is built below.
+    let parse = |name: &str, default: u32| -> Result<u32, String> {
         match q.query_param(name) {
             None => Ok(default),
             Some(v) => v
                 .parse::<u32>()
-                .map_err(|_| validation(format!("{name} must be a positive integer"))),
+                .map_err(|_| format!("{name} must be a positive integer")),
         }
     };
     let page = match parse("page", 1) {
         Ok(p) if p >= 1 => p,
         Ok(_) => return validation("page must be at least 1"),
-        Err(r) => return r,
+        Err(reason) => return validation(reason),
     };
     let limit = match parse("limit", 10) {
         Ok(l) if (1..=MAX_PAGE_LIMIT).contains(&l) => l,
         Ok(_) => return validation(format!("limit must be between 1 and {MAX_PAGE_LIMIT}")),
-        Err(r) => return r,
+        Err(reason) => return validation(reason),
     };
     let total = st.products.len() as u32;
     let last_page = total.div_ceil(limit).max(1);
