@@ -816,3 +816,34 @@ async fn app_context_starts_sandbox_stand_ins_when_no_keys_are_set() {
     assert!(ctx.sandbox.resend.is_none());
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn smtp_provider_parses_url_and_classifies_connection_failures() {
+    use otakumori::services::email::SmtpProvider;
+    assert!(SmtpProvider::from_url(&Secret::new("definitely not a url"))
+        .unwrap_err()
+        .is_permanent());
+    // Nothing listens on the discard port: the send fails as a retriable transport error
+    // (after the message itself was built successfully).
+    let p = SmtpProvider::from_url(&Secret::new("smtp://127.0.0.1:9")).unwrap();
+    assert_eq!(p.name(), "smtp");
+    let err = p
+        .send(&email("misato@nerv.example"), "k")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApiError::Transport {
+                service: "smtp",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retriable());
+    // Invalid addresses are caught before any connection.
+    let mut bad = email("misato@nerv.example");
+    bad.from = "not an address".into();
+    assert!(p.send(&bad, "k").await.unwrap_err().is_permanent());
+}
