@@ -1,0 +1,2665 @@
+//! The run loop: events in, runs out.
+//!
+//! State lives behind one mutex that is never held across an `.await`. Every mutation collects
+//! its follow-up work (requests to send, timers to start, internal events to emit) in
+//! [`Actions`], which run after the lock is released. One request to the app is one *job*
+//! (`stepId=step` for discovery, `stepId=<hash>` for a planned step); a retry resends the same job
+//! with `attempt + 1` and the next generation id, like the real executor.
+//!
+//! Discovery requests are serialised per run (at most one queued, in flight or waiting for its
+//! retry): a second request for discovery while one is busy is remembered and sent once the
+//! first is answered, so a step is never executed inline twice by two concurrent discoveries.
+//! Parallel groups follow request version 2: a 206 with more than one op sets
+//! `disable_immediate_execution`, each planned step gets its own targeted request, and one
+//! discovery follows when the last planned step of the group completes, with the flag reset.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, USER_AGENT};
+use serde_json::{json, Map, Value};
+
+use super::clock::Clock;
+use super::cron::CronSchedule;
+use super::expr::{Expr, Vars};
+use super::registry::{self, AppDef, FunctionDef};
+use super::state::{
+    HistoryKind, Pending, PendingKind, Run, RunStatus, RunView, StepStatus, StoredEvent,
+};
+use super::{ExecutorError, SyncError};
+use crate::error::ErrorObject;
+use crate::signature::{self, SigningKey};
+use crate::wire::{self, headers as h, CallCtx, ExecRequest, Op, OpCode, Stack};
+
+/// Emitted when any run ends.
+pub(crate) const EVENT_FINISHED: &str = "inngest/function.finished";
+/// Emitted when a run fails.
+pub(crate) const EVENT_FAILED: &str = "inngest/function.failed";
+/// Emitted when a run is cancelled.
+pub(crate) const EVENT_CANCELLED: &str = "inngest/function.cancelled";
+/// The event an invoked run receives.
+pub(crate) const EVENT_INVOKED: &str = "inngest/function.invoked";
+/// The event a cron run receives.
+pub(crate) const EVENT_CRON: &str = "inngest/scheduled.timer";
+
+/// Default invoke timeout (the real server's one year, as captured: 365 days).
+const INVOKE_DEFAULT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+const ACCOUNT_ID: &str = "00000000-0000-4000-a000-000000000000";
+/// Largest response body read from an app.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Bounds applied to `Retry-After`, like the real server.
+const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// How long to wait before retrying a failed attempt.
+#[derive(Clone)]
+pub(crate) enum Backoff {
+    Fixed(Duration),
+    Exponential { base: Duration, max: Duration },
+    Custom(Arc<dyn Fn(u32) -> Duration + Send + Sync>),
+}
+
+impl Backoff {
+    /// Delay after the failure of `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        match self {
+            Backoff::Fixed(d) => *d,
+            Backoff::Exponential { base, max } => base
+                .checked_mul(1u32 << attempt.min(20))
+                .unwrap_or(*max)
+                .min(*max),
+            Backoff::Custom(f) => f(attempt),
+        }
+    }
+}
+
+impl std::fmt::Debug for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backoff::Fixed(d) => write!(f, "Fixed({d:?})"),
+            Backoff::Exponential { base, max } => write!(f, "Exponential({base:?}, max {max:?})"),
+            Backoff::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// Executor settings.
+pub(crate) struct Settings {
+    pub clock: Arc<dyn Clock>,
+    pub signing_key: Option<SigningKey>,
+    pub event_key: Option<String>,
+    pub backoff: Backoff,
+    pub max_inline_state: usize,
+    pub request_timeout: Duration,
+}
+
+/// Shared executor state.
+pub(crate) struct Inner {
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    state: Mutex<State>,
+    changes: tokio::sync::watch::Sender<u64>,
+    seq: AtomicU64,
+}
+
+/// An app and its cron tasks.
+pub(crate) struct AppEntry {
+    pub def: AppDef,
+    crons: Vec<tokio::task::AbortHandle>,
+}
+
+/// One `/fn/register` call (or in-band sync) as seen by the executor.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncRecord {
+    pub app: Option<String>,
+    pub url: String,
+    pub error: Option<String>,
+}
+
+/// Everything the executor keeps.
+#[derive(Default)]
+pub(crate) struct State {
+    pub apps: BTreeMap<String, AppEntry>,
+    pub functions: BTreeMap<String, Arc<FunctionDef>>,
+    pub events: Vec<StoredEvent>,
+    pub event_index: HashMap<String, usize>,
+    pub runs: HashMap<String, Run>,
+    pub run_order: Vec<String>,
+    pub runs_by_event: HashMap<String, Vec<String>>,
+    /// Step mocks: function slug → hashed step id → (user step id, memo).
+    pub mocks: HashMap<String, BTreeMap<String, (String, Value)>>,
+    pub syncs: Vec<SyncRecord>,
+}
+
+impl State {
+    /// Internal id of an event given either its internal id or the id it was sent with.
+    pub fn resolve_event_id(&self, id: &str) -> Option<String> {
+        self.event_index
+            .get(id)
+            .map(|&i| self.events[i].internal_id.clone())
+    }
+
+    /// Runs triggered by an event, in creation order.
+    pub fn runs_of_event(&self, id: &str) -> Vec<&Run> {
+        let internal = self.resolve_event_id(id).unwrap_or_else(|| id.to_owned());
+        self.runs_by_event
+            .get(&internal)
+            .map(|ids| ids.iter().filter_map(|r| self.runs.get(r)).collect())
+            .unwrap_or_default()
+    }
+
+    fn function(&self, id: &str) -> Option<Arc<FunctionDef>> {
+        self.functions
+            .get(id)
+            .or_else(|| self.functions.values().find(|f| f.uuid == id))
+            .cloned()
+    }
+}
+
+/// Follow-up work collected under the lock.
+#[derive(Default)]
+pub(crate) struct Actions {
+    jobs: Vec<(Job, Option<DateTime<Utc>>)>,
+    timers: Vec<Timer>,
+    events: Vec<Value>,
+}
+
+struct Timer {
+    run_id: String,
+    step: String,
+    seq: u64,
+    at: DateTime<Utc>,
+}
+
+/// One request to the app (and its retries).
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    run_id: String,
+    step_id: String,
+    attempt: u32,
+    job_id: String,
+    generation: u64,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    fn new(run_id: &str, step_id: &str) -> Job {
+        Job {
+            run_id: run_id.to_owned(),
+            step_id: step_id.to_owned(),
+            attempt: 0,
+            job_id: new_job_id(),
+            generation: 1,
+            sent_at: None,
+        }
+    }
+
+    fn retry(&self) -> Job {
+        Job {
+            attempt: self.attempt + 1,
+            generation: self.generation + 1,
+            sent_at: None,
+            ..self.clone()
+        }
+    }
+
+    fn is_discovery(&self) -> bool {
+        self.step_id == wire::DISCOVERY_STEP_ID
+    }
+}
+
+/// A request ready to send.
+struct Prepared {
+    url: url::Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// The raw answer of an app.
+pub(crate) struct RawResponse {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// What an answer means for the run.
+pub(crate) enum Outcome {
+    Ops {
+        ops: Vec<ParsedOp>,
+        version: Option<i64>,
+        no_retry: bool,
+        retry_after: Option<Duration>,
+    },
+    Empty,
+    Done(Value),
+    Failure {
+        error: Value,
+        retriable: bool,
+        retry_after: Option<Duration>,
+        kind: HistoryKind,
+        reason: String,
+    },
+}
+
+/// An op with everything the executor needs already parsed and checked.
+pub(crate) struct ParsedOp {
+    op: Op,
+    name: String,
+    action: OpAction,
+}
+
+enum OpAction {
+    Run(Value),
+    Error(Value),
+    Failed(Value),
+    Planned,
+    Sleep(DateTime<Utc>),
+    Wait {
+        event: String,
+        expr: Option<Expr>,
+        until: DateTime<Utc>,
+    },
+    Invoke {
+        function_id: String,
+        payload: Map<String, Value>,
+        until: DateTime<Utc>,
+    },
+    Complete(Value),
+    Discovery,
+    Nothing,
+    Unsupported,
+}
+
+impl Inner {
+    pub fn new(settings: Settings, http: reqwest::Client) -> Inner {
+        Inner {
+            settings,
+            http,
+            state: Mutex::new(State::default()),
+            changes: tokio::sync::watch::channel(0).0,
+            seq: AtomicU64::new(1),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.settings.clock.now()
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Waits (real time) until `check` returns something.
+    pub async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&State) -> Option<T>,
+    ) -> Option<T> {
+        let mut rx = self.changes.subscribe();
+        let fut = async {
+            loop {
+                if let Some(t) = check(&self.lock()) {
+                    return t;
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, fut).await.ok()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------------
+
+    /// Validates, stores and routes events from the outside world; returns their ids.
+    pub fn ingest(
+        self: &Arc<Self>,
+        events: Vec<Value>,
+        seed: Option<&str>,
+    ) -> Result<Vec<String>, ExecutorError> {
+        let now = self.now();
+        let many = events.len() > 1;
+        let mut normalized = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            let ev = normalize_event(e, now, true).map_err(|m| {
+                ExecutorError::InvalidEvent(if many { format!("event #{i}: {m}") } else { m })
+            })?;
+            normalized.push(ev);
+        }
+        let seed = seed.and_then(parse_seed);
+        let mut actions = Actions::default();
+        let ids = {
+            let mut st = self.lock();
+            normalized
+                .into_iter()
+                .enumerate()
+                .map(|(i, ev)| {
+                    let id = match seed {
+                        Some((ms, entropy)) => {
+                            ulid::Ulid::from_parts(ms, entropy.wrapping_add(i as u128)).to_string()
+                        }
+                        None => new_ulid(now),
+                    };
+                    self.accept(&mut st, ev, id, now, &mut actions)
+                })
+                .collect()
+        };
+        self.perform(actions);
+        Ok(ids)
+    }
+
+    /// Accepts an `inngest/function.invoked` event built by the REST API; returns its id.
+    pub fn ingest_invoke(self: &Arc<Self>, ev: Value) -> Result<String, ExecutorError> {
+        let now = self.now();
+        let ev = normalize_event(ev, now, false).map_err(ExecutorError::InvalidEvent)?;
+        let mut actions = Actions::default();
+        let id = {
+            let mut st = self.lock();
+            self.accept(&mut st, ev, new_ulid(now), now, &mut actions)
+        };
+        self.perform(actions);
+        Ok(id)
+    }
+
+    /// Stores and routes events the executor emits itself (finished, failed, invoked, …).
+    fn ingest_internal(self: &Arc<Self>, events: Vec<Value>) {
+        let now = self.now();
+        let mut actions = Actions::default();
+        {
+            let mut st = self.lock();
+            for e in events {
+                match normalize_event(e, now, false) {
+                    Ok(ev) => {
+                        let id = new_ulid(now);
+                        self.accept(&mut st, ev, id, now, &mut actions);
+                    }
+                    Err(m) => tracing::warn!(error = %m, "dropping an invalid internal event"),
+                }
+            }
+        }
+        self.perform(actions);
+    }
+
+    /// Stores one event (unless its id was seen before) and routes it. Returns its id.
+    fn accept(
+        &self,
+        st: &mut State,
+        mut ev: Value,
+        internal_id: String,
+        now: DateTime<Utc>,
+        actions: &mut Actions,
+    ) -> String {
+        if let Some(uid) = ev.get("id").and_then(Value::as_str) {
+            if let Some(&i) = st.event_index.get(uid) {
+                tracing::debug!("duplicate event id: not triggering again");
+                return st.events[i].internal_id.clone();
+            }
+        }
+        if let Some(&i) = st.event_index.get(&internal_id) {
+            return st.events[i].internal_id.clone();
+        }
+        if ev.get("id").and_then(Value::as_str).is_none() {
+            ev["id"] = Value::String(internal_id.clone());
+        }
+        let idx = st.events.len();
+        if let Some(uid) = ev.get("id").and_then(Value::as_str) {
+            st.event_index.insert(uid.to_owned(), idx);
+        }
+        st.event_index.insert(internal_id.clone(), idx);
+        st.events.push(StoredEvent {
+            internal_id: internal_id.clone(),
+            event: ev,
+            received_at: now,
+        });
+        self.route(st, idx, now, actions);
+        internal_id
+    }
+
+    /// Applies an event: resumes waits and invokes, cancels runs, starts triggered runs.
+    fn route(&self, st: &mut State, idx: usize, now: DateTime<Utc>, actions: &mut Actions) {
+        let ev = st.events[idx].event.clone();
+        let internal_id = st.events[idx].internal_id.clone();
+        let name = ev
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        tracing::debug!(event = %name, id = %internal_id, "event received");
+
+        // 1. Waits for this event.
+        let mut resumes = Vec::new();
+        for run_id in &st.run_order {
+            let Some(run) = st.runs.get(run_id) else {
+                continue;
+            };
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            for (step, p) in &run.pending {
+                if let PendingKind::Wait { event, expr } = &p.kind {
+                    if *event != name {
+                        continue;
+                    }
+                    let ok = match expr {
+                        None => true,
+                        Some(expr) => {
+                            let vars = Vars::new().with_event(&run.event).with_async(&ev);
+                            expr.eval_bool(&vars).unwrap_or_else(|e| {
+                                tracing::debug!(error = %e, "wait expression failed; no match");
+                                false
+                            })
+                        }
+                    };
+                    if ok {
+                        resumes.push((run_id.clone(), step.clone()));
+                    }
+                }
+            }
+        }
+        for (run_id, step) in resumes {
+            if let Some(run) = st.runs.get_mut(&run_id) {
+                let msg = format!("event `{name}` ({internal_id}) matched the wait");
+                resolve_pending(
+                    run,
+                    &step,
+                    ev.clone(),
+                    StepStatus::Completed,
+                    HistoryKind::Resumed,
+                    msg,
+                    now,
+                    actions,
+                );
+            }
+        }
+
+        // 2. Results of invoked functions.
+        if name == EVENT_FINISHED {
+            let data = ev.get("data").cloned().unwrap_or(Value::Null);
+            if let Some(cid) = data.get("correlation_id").and_then(Value::as_str) {
+                if let Some((run_id, step)) = cid.split_once('.') {
+                    if let Some(run) = st.runs.get_mut(run_id) {
+                        let waiting = run.status == RunStatus::Running
+                            && matches!(run.pending.get(step), Some(Pending { kind: PendingKind::Invoke { correlation_id }, .. }) if correlation_id == cid);
+                        if waiting {
+                            let (memo, status) = match data.get("error") {
+                                Some(err) if !err.is_null() => {
+                                    (json!({ "error": err }), StepStatus::Failed)
+                                }
+                                _ => (
+                                    json!({ "data": data.get("result").cloned().unwrap_or(Value::Null) }),
+                                    StepStatus::Completed,
+                                ),
+                            };
+                            let step = step.to_owned();
+                            resolve_pending(
+                                run,
+                                &step,
+                                memo,
+                                status,
+                                HistoryKind::Resumed,
+                                "the invoked function finished",
+                                now,
+                                actions,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        // 3. Cancellations.
+        let mut cancels = Vec::new();
+        for run_id in &st.run_order {
+            let Some(run) = st.runs.get(run_id) else {
+                continue;
+            };
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            for rule in run.cancel_rules() {
+                if rule.event != name {
+                    continue;
+                }
+                if let Some(t) = &rule.timeout {
+                    match crate::timestr::parse_time_or_duration(t, run.started_at) {
+                        Ok(deadline) if now > deadline => continue,
+                        Err(_) => continue,
+                        _ => {}
+                    }
+                }
+                let ok = match &rule.expr {
+                    None => true,
+                    Some(expr) => expr
+                        .eval_bool(&Vars::new().with_event(&run.event).with_async(&ev))
+                        .unwrap_or(false),
+                };
+                if ok {
+                    cancels.push(run_id.clone());
+                    break;
+                }
+            }
+        }
+        for run_id in cancels {
+            if let Some(run) = st.runs.get_mut(&run_id) {
+                let error = json!({
+                    "name": "Error",
+                    "message": format!("function cancelled by event `{name}`"),
+                });
+                finish_run(
+                    run,
+                    RunStatus::Cancelled,
+                    None,
+                    Some(error),
+                    format!("cancelled by event `{name}` ({internal_id})"),
+                    now,
+                    actions,
+                );
+            }
+        }
+
+        // 4. New runs.
+        if name == EVENT_INVOKED {
+            let meta = ev.pointer("/data/_inngest").cloned().unwrap_or(Value::Null);
+            let fn_id = meta
+                .get("fn_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let correlation = meta
+                .get("correlation_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            match st.function(&fn_id) {
+                Some(f) => {
+                    self.start_run(st, f, ev, &internal_id, correlation, now, actions);
+                }
+                None => {
+                    tracing::warn!(function = %fn_id, "invoke of an unknown function");
+                    let mut data = json!({
+                        "function_id": fn_id,
+                        "error": {"name": "Error", "message": format!("could not find function with ID: {fn_id}")},
+                        "event": ev,
+                        "events": [ev],
+                        "_inngest": {"status": "Failed"},
+                    });
+                    if let Some(cid) = correlation {
+                        data["correlation_id"] = Value::String(cid);
+                    }
+                    actions.events.push(json!({
+                        "name": EVENT_FINISHED,
+                        "data": data,
+                        "ts": now.timestamp_millis(),
+                    }));
+                }
+            }
+        } else {
+            let matching: Vec<Arc<FunctionDef>> = st
+                .functions
+                .values()
+                .filter(|f| f.triggers.iter().any(|t| t.matches(&name, &ev)))
+                .cloned()
+                .collect();
+            for f in matching {
+                self.start_run(st, f, ev.clone(), &internal_id, None, now, actions);
+            }
+        }
+    }
+
+    /// Creates a run and queues its first discovery request.
+    #[allow(clippy::too_many_arguments)]
+    fn start_run(
+        &self,
+        st: &mut State,
+        function: Arc<FunctionDef>,
+        event: Value,
+        event_id: &str,
+        correlation_id: Option<String>,
+        now: DateTime<Utc>,
+        actions: &mut Actions,
+    ) -> String {
+        let id = new_ulid(now);
+        let mocks = st.mocks.get(&function.slug).cloned().unwrap_or_default();
+        let name = event
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let mut run = Run {
+            id: id.clone(),
+            max_attempts: function.retries + 1,
+            function: function.clone(),
+            event_id: event_id.to_owned(),
+            events: vec![event.clone()],
+            event,
+            status: RunStatus::Running,
+            output: None,
+            error: None,
+            started_at: now,
+            ended_at: None,
+            memo: BTreeMap::new(),
+            stack: Vec::new(),
+            mocked: mocks
+                .iter()
+                .map(|(k, (_, v))| (k.clone(), v.clone()))
+                .collect(),
+            version: -1,
+            force_step_plan: false,
+            planned: HashSet::new(),
+            pending: HashMap::new(),
+            discovery_busy: false,
+            discovery_again: false,
+            empty_responses: 0,
+            steps: Vec::new(),
+            history: Vec::new(),
+            correlation_id,
+            requests: 0,
+        };
+        run.log(
+            now,
+            HistoryKind::Scheduled,
+            None,
+            None,
+            format!("run of `{}` triggered by `{name}`", function.slug),
+        );
+        for (hash, (user, memo)) in &mocks {
+            let s = run.step_mut(hash, user, "StepRun", now);
+            s.status = StepStatus::Mocked;
+            s.ended_at = Some(now);
+            s.output = Some(memo.clone());
+            run.log(
+                now,
+                HistoryKind::Mocked,
+                Some(hash),
+                None,
+                format!("step `{user}` mocked"),
+            );
+        }
+        request_discovery(&mut run, actions);
+        tracing::info!(run_id = %id, function = %function.slug, "run started");
+        st.runs.insert(id.clone(), run);
+        st.run_order.push(id.clone());
+        st.runs_by_event
+            .entry(event_id.to_owned())
+            .or_default()
+            .push(id.clone());
+        id
+    }
+
+    /// Runs the follow-up work of a mutation.
+    fn perform(self: &Arc<Self>, actions: Actions) {
+        let Actions {
+            jobs,
+            timers,
+            events,
+        } = actions;
+        for (job, at) in jobs {
+            self.spawn_job(job, at);
+        }
+        for t in timers {
+            self.spawn_timer(t);
+        }
+        self.notify();
+        if !events.is_empty() {
+            self.ingest_internal(events);
+        }
+    }
+
+    fn spawn_job(self: &Arc<Self>, job: Job, at: Option<DateTime<Utc>>) {
+        let weak = Arc::downgrade(self);
+        let clock = self.settings.clock.clone();
+        let due = at.filter(|t| *t > clock.now());
+        tokio::spawn(async move {
+            if let Some(t) = due {
+                clock.sleep_until(t).await;
+            }
+            if let Some(inner) = weak.upgrade() {
+                inner.run_job(job).await;
+            }
+        });
+    }
+
+    fn spawn_timer(self: &Arc<Self>, t: Timer) {
+        let weak = Arc::downgrade(self);
+        let clock = self.settings.clock.clone();
+        tokio::spawn(async move {
+            clock.sleep_until(t.at).await;
+            if let Some(inner) = weak.upgrade() {
+                inner.fire_timer(t);
+            }
+        });
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Requests
+    // ---------------------------------------------------------------------------------------
+
+    async fn run_job(self: Arc<Self>, mut job: Job) {
+        let now = self.now();
+        let prepared = {
+            let mut st = self.lock();
+            let Some(run) = st.runs.get_mut(&job.run_id) else {
+                return;
+            };
+            if run.status != RunStatus::Running {
+                return;
+            }
+            job.sent_at = Some(now);
+            self.prepare(run, &job, now)
+        };
+        self.notify();
+        let result = self.send(prepared).await;
+        let now = self.now();
+        let outcome = match result {
+            Ok(raw) => classify(raw, now),
+            Err(message) => Outcome::Failure {
+                error: json!({"name": "Error", "message": message}),
+                retriable: true,
+                retry_after: None,
+                kind: HistoryKind::RequestFailed,
+                reason: message,
+            },
+        };
+        let mut actions = Actions::default();
+        {
+            let mut st = self.lock();
+            if let Some(run) = st.runs.get_mut(&job.run_id) {
+                self.apply(run, &job, outcome, now, &mut actions);
+            }
+        }
+        self.perform(actions);
+    }
+
+    fn prepare(&self, run: &mut Run, job: &Job, now: DateTime<Utc>) -> Prepared {
+        run.requests += 1;
+        if !job.is_discovery() {
+            if let Some(s) = run.find_step(&job.step_id) {
+                if s.status == StepStatus::Planned {
+                    s.status = StepStatus::Running;
+                    s.started_at = now;
+                }
+            }
+        }
+        let request_id = new_ulid(now);
+        let ctx = CallCtx {
+            attempt: job.attempt,
+            disable_immediate_execution: run.force_step_plan,
+            env: String::new(),
+            fn_id: run.function.uuid.clone(),
+            generation_id: job.generation,
+            job_id: job.job_id.clone(),
+            max_attempts: Some(run.max_attempts),
+            qi_id: base64::engine::general_purpose::STANDARD
+                .encode(format!("{}::default", job.job_id)),
+            request_id: request_id.clone(),
+            run_id: run.id.clone(),
+            stack: Stack {
+                current: run.stack.len() as u32,
+                stack: run.stack.clone(),
+            },
+            step_id: wire::DISCOVERY_STEP_ID.to_owned(),
+            use_api: false,
+        };
+        let mut req = ExecRequest {
+            ctx,
+            defers: Map::new(),
+            event: run.event.clone(),
+            events: run.events.clone(),
+            steps: run.steps_for_request(),
+            use_api: false,
+            version: run.version,
+        };
+        let mut body = canonical(&req);
+        if body.len() > self.settings.max_inline_state {
+            req.ctx.use_api = true;
+            req.use_api = true;
+            req.steps = BTreeMap::new();
+            req.events = Vec::new();
+            body = canonical(&req);
+            run.log(
+                now,
+                HistoryKind::Request,
+                Some(&job.step_id),
+                Some(job.attempt),
+                "state too large to send inline: use_api set, the app fetches it from /v0/runs",
+            );
+        }
+        let url = step_url(&run.function.url, &run.function.slug, &job.step_id);
+        let mut headers = HeaderMap::new();
+        let mut put = |name: &str, value: &str| {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        };
+        put(USER_AGENT.as_str(), "Inngest");
+        put(CONNECTION.as_str(), "close");
+        put("account-id", ACCOUNT_ID);
+        put(CONTENT_TYPE.as_str(), "application/json");
+        put(
+            h::TRACEPARENT,
+            &format!(
+                "00-{:032x}-{:016x}-01",
+                rand::random::<u128>(),
+                rand::random::<u64>()
+            ),
+        );
+        put(
+            h::TRACESTATE,
+            &format!(
+                "inngest@fn={},inngest@app={}",
+                run.function.uuid, run.function.app_uuid
+            ),
+        );
+        put("x-inngest-generation-id", &job.generation.to_string());
+        put("x-inngest-job-id", &job.job_id);
+        put(h::REQ_VERSION, &run.version.to_string());
+        put(h::STEP_ID, &job.step_id);
+        put("x-request-id", &request_id);
+        put(h::RUN_ID, &run.id);
+        if let Some(key) = &self.settings.signing_key {
+            put(h::SIGNATURE, &signature::sign_now(key, &body));
+        }
+        run.log(
+            now,
+            HistoryKind::Request,
+            Some(&job.step_id),
+            Some(job.attempt),
+            format!(
+                "POST stepId={} attempt={} version={}",
+                job.step_id, job.attempt, run.version
+            ),
+        );
+        Prepared { url, headers, body }
+    }
+
+    async fn send(&self, p: Prepared) -> Result<RawResponse, String> {
+        let res = self
+            .http
+            .post(p.url)
+            .headers(p.headers)
+            .body(p.body)
+            .timeout(self.settings.request_timeout)
+            .send()
+            .await
+            .map_err(|e| format!("request to the app failed: {}", describe_reqwest(&e)))?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        if res
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
+        {
+            return Err(format!(
+                "response body over the {MAX_RESPONSE_BYTES}-byte limit"
+            ));
+        }
+        let body = res.bytes().await.map_err(|e| {
+            format!(
+                "could not read the app's response: {}",
+                describe_reqwest(&e)
+            )
+        })?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(format!(
+                "response body over the {MAX_RESPONSE_BYTES}-byte limit"
+            ));
+        }
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Applies an answer to its run.
+    fn apply(
+        &self,
+        run: &mut Run,
+        job: &Job,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+        actions: &mut Actions,
+    ) {
+        let step = Some(job.step_id.as_str());
+        if run.status != RunStatus::Running {
+            run.log(
+                now,
+                HistoryKind::Response,
+                step,
+                Some(job.attempt),
+                "response ignored: the run already ended",
+            );
+            return;
+        }
+        match outcome {
+            Outcome::Ops {
+                ops,
+                version,
+                no_retry,
+                retry_after,
+            } => {
+                let names: Vec<&str> = ops.iter().map(|o| o.name.as_str()).collect();
+                run.log(
+                    now,
+                    HistoryKind::Response,
+                    step,
+                    Some(job.attempt),
+                    format!("206 [{}]", names.join(", ")),
+                );
+                if run.version == -1 {
+                    match version {
+                        Some(v) => run.version = v,
+                        None => {
+                            run.version = 0;
+                            run.log(
+                                now,
+                                HistoryKind::InvalidResponse,
+                                step,
+                                Some(job.attempt),
+                                "206 without X-Inngest-Req-Version: request version stored as 0 (as the real server does)",
+                            );
+                        }
+                    }
+                }
+                run.empty_responses = 0;
+                self.apply_ops(run, job, ops, no_retry, retry_after, now, actions);
+            }
+            Outcome::Empty => {
+                run.empty_responses += 1;
+                if run.empty_responses > run.max_attempts {
+                    let msg = format!(
+                        "the app answered 206 with an empty op array {} times in a row",
+                        run.empty_responses
+                    );
+                    run.log(
+                        now,
+                        HistoryKind::InvalidResponse,
+                        step,
+                        Some(job.attempt),
+                        &msg,
+                    );
+                    finish_run(
+                        run,
+                        RunStatus::Failed,
+                        None,
+                        Some(json!({"name": "Error", "message": msg})),
+                        msg.clone(),
+                        now,
+                        actions,
+                    );
+                } else if job.is_discovery() {
+                    run.log(
+                        now,
+                        HistoryKind::InvalidResponse,
+                        step,
+                        Some(job.attempt),
+                        "206 with an empty op array: re-driving discovery",
+                    );
+                    actions.jobs.push((Job::new(&run.id, &job.step_id), None));
+                } else {
+                    let msg = "206 with an empty op array for a targeted step".to_owned();
+                    run.log(
+                        now,
+                        HistoryKind::InvalidResponse,
+                        step,
+                        Some(job.attempt),
+                        &msg,
+                    );
+                    let error = json!({"name": "Error", "message": msg});
+                    self.retry_or_fail(run, job, error, true, None, now, actions);
+                }
+            }
+            Outcome::Done(value) => {
+                run.log(
+                    now,
+                    HistoryKind::Response,
+                    step,
+                    Some(job.attempt),
+                    "200: the function returned",
+                );
+                finish_run(
+                    run,
+                    RunStatus::Completed,
+                    Some(value),
+                    None,
+                    "function completed".into(),
+                    now,
+                    actions,
+                );
+            }
+            Outcome::Failure {
+                error,
+                retriable,
+                retry_after,
+                kind,
+                reason,
+            } => {
+                run.log(now, kind, step, Some(job.attempt), reason);
+                self.retry_or_fail(run, job, error, retriable, retry_after, now, actions);
+            }
+        }
+    }
+
+    /// Retries the job if allowed and attempts remain; otherwise fails the run.
+    #[allow(clippy::too_many_arguments)]
+    fn retry_or_fail(
+        &self,
+        run: &mut Run,
+        job: &Job,
+        error: Value,
+        retriable: bool,
+        retry_after: Option<Duration>,
+        now: DateTime<Utc>,
+        actions: &mut Actions,
+    ) {
+        if !job.is_discovery() {
+            if let Some(s) = run.find_step(&job.step_id) {
+                s.attempts = job.attempt + 1;
+                s.error = Some(error.clone());
+            }
+        }
+        if retriable && job.attempt + 1 < run.max_attempts {
+            let delay = retry_after.unwrap_or_else(|| self.settings.backoff.delay(job.attempt));
+            run.log(
+                now,
+                HistoryKind::RetryScheduled,
+                Some(&job.step_id),
+                Some(job.attempt + 1),
+                format!(
+                    "attempt {} of {} in {}",
+                    job.attempt + 2,
+                    run.max_attempts,
+                    crate::timestr::format_go(delay)
+                ),
+            );
+            actions
+                .jobs
+                .push((job.retry(), Some(now + chrono_duration(delay))));
+        } else {
+            let why = if retriable {
+                format!(
+                    "attempts exhausted ({} of {})",
+                    job.attempt + 1,
+                    run.max_attempts
+                )
+            } else {
+                "not retriable".to_owned()
+            };
+            if !job.is_discovery() {
+                if let Some(s) = run.find_step(&job.step_id) {
+                    s.status = StepStatus::Failed;
+                    s.ended_at = Some(now);
+                }
+            }
+            finish_run(
+                run,
+                RunStatus::Failed,
+                None,
+                Some(error),
+                format!("function failed: {why}"),
+                now,
+                actions,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_ops(
+        &self,
+        run: &mut Run,
+        job: &Job,
+        mut ops: Vec<ParsedOp>,
+        no_retry: bool,
+        retry_after: Option<Duration>,
+        now: DateTime<Utc>,
+        actions: &mut Actions,
+    ) {
+        let discovery = job.is_discovery();
+        if discovery {
+            run.discovery_busy = false;
+        }
+        if ops.len() > 1 && !run.force_step_plan {
+            run.force_step_plan = true;
+        }
+        // WaitForEvent ops go first, so `[WaitForEvent, sendEvent]` patterns cannot miss.
+        ops.sort_by_key(|o| o.op.op != OpCode::WaitForEvent);
+        let mut completed = false;
+        let mut retry = false;
+        for p in ops {
+            if run.status != RunStatus::Running {
+                return;
+            }
+            let ParsedOp { op, name, action } = p;
+            let label = step_label(&op);
+            let duplicate = run.memo.contains_key(&op.id)
+                || run.planned.contains(&op.id)
+                || run.pending.contains_key(&op.id);
+            match action {
+                OpAction::Run(data) => {
+                    completed |= complete_step(
+                        run,
+                        job,
+                        &op.id,
+                        &label,
+                        json!({ "data": data }),
+                        StepStatus::Completed,
+                        now,
+                    );
+                }
+                OpAction::Error(err) => {
+                    if no_retry || job.attempt + 1 >= run.max_attempts {
+                        run.log(
+                            now,
+                            HistoryKind::StepFailed,
+                            Some(&op.id),
+                            Some(job.attempt),
+                            format!("step `{label}` errored on its final attempt: treated as StepFailed"),
+                        );
+                        completed |= complete_step(
+                            run,
+                            job,
+                            &op.id,
+                            &label,
+                            json!({ "error": err }),
+                            StepStatus::Failed,
+                            now,
+                        );
+                    } else {
+                        let s = run.step_mut(&op.id, &label, "StepRun", job.sent_at.unwrap_or(now));
+                        s.status = StepStatus::Running;
+                        s.attempts = job.attempt + 1;
+                        s.error = Some(err);
+                        run.log(
+                            now,
+                            HistoryKind::StepErrored,
+                            Some(&op.id),
+                            Some(job.attempt),
+                            format!("step `{label}` errored"),
+                        );
+                        retry = true;
+                    }
+                }
+                OpAction::Failed(err) => {
+                    completed |= complete_step(
+                        run,
+                        job,
+                        &op.id,
+                        &label,
+                        json!({ "error": err }),
+                        StepStatus::Failed,
+                        now,
+                    );
+                }
+                OpAction::Planned => {
+                    if duplicate {
+                        continue;
+                    }
+                    run.planned.insert(op.id.clone());
+                    let s = run.step_mut(&op.id, &label, "StepRun", now);
+                    s.status = StepStatus::Planned;
+                    run.log(
+                        now,
+                        HistoryKind::StepPlanned,
+                        Some(&op.id),
+                        None,
+                        format!("step `{label}` planned"),
+                    );
+                    actions.jobs.push((Job::new(&run.id, &op.id), None));
+                }
+                OpAction::Sleep(until) => {
+                    if duplicate {
+                        continue;
+                    }
+                    let msg = format!(
+                        "sleeping until {}",
+                        until.to_rfc3339_opts(SecondsFormat::Millis, true)
+                    );
+                    self.pause(
+                        run,
+                        &op,
+                        &label,
+                        "Sleep",
+                        PendingKind::Sleep,
+                        until,
+                        StepStatus::Sleeping,
+                        HistoryKind::Sleeping,
+                        msg,
+                        now,
+                        actions,
+                    );
+                }
+                OpAction::Wait { event, expr, until } => {
+                    if duplicate {
+                        continue;
+                    }
+                    let msg = format!(
+                        "waiting for `{event}`{} until {}",
+                        expr.as_ref()
+                            .map(|e| format!(" if `{e}`"))
+                            .unwrap_or_default(),
+                        until.to_rfc3339_opts(SecondsFormat::Millis, true)
+                    );
+                    self.pause(
+                        run,
+                        &op,
+                        &label,
+                        "WaitForEvent",
+                        PendingKind::Wait { event, expr },
+                        until,
+                        StepStatus::Waiting,
+                        HistoryKind::Waiting,
+                        msg,
+                        now,
+                        actions,
+                    );
+                }
+                OpAction::Invoke {
+                    function_id,
+                    payload,
+                    until,
+                } => {
+                    if duplicate {
+                        continue;
+                    }
+                    let correlation_id = format!("{}.{}", run.id, op.id);
+                    let mut data = payload
+                        .get("data")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    data.insert(
+                        "_inngest".into(),
+                        json!({
+                            "correlation_id": correlation_id,
+                            "expire": until.timestamp_millis(),
+                            "fn_id": function_id,
+                            "gid": random_uuid(),
+                            "name": label,
+                            "source_app_id": run.function.app_uuid,
+                            "source_fn_id": run.function.uuid,
+                            "source_fn_v": 1,
+                        }),
+                    );
+                    let mut ev = json!({
+                        "name": EVENT_INVOKED,
+                        "data": data,
+                        "id": new_ulid(now),
+                        "ts": now.timestamp_millis(),
+                        "user": payload.get("user").filter(|u| u.is_object()).cloned().unwrap_or_else(|| json!({})),
+                    });
+                    if let Some(v) = payload.get("v").and_then(Value::as_str) {
+                        ev["v"] = Value::String(v.to_owned());
+                    }
+                    let msg = format!("invoking `{function_id}`");
+                    self.pause(
+                        run,
+                        &op,
+                        &label,
+                        "InvokeFunction",
+                        PendingKind::Invoke { correlation_id },
+                        until,
+                        StepStatus::Invoking,
+                        HistoryKind::Invoking,
+                        msg,
+                        now,
+                        actions,
+                    );
+                    actions.events.push(ev);
+                }
+                OpAction::Complete(data) => {
+                    finish_run(
+                        run,
+                        RunStatus::Completed,
+                        Some(data),
+                        None,
+                        "function completed (RunComplete)".into(),
+                        now,
+                        actions,
+                    );
+                    return;
+                }
+                OpAction::Discovery => request_discovery(run, actions),
+                OpAction::Nothing => {}
+                OpAction::Unsupported => {
+                    let msg = format!("op `{name}` is not supported by the local executor");
+                    run.log(
+                        now,
+                        HistoryKind::UnsupportedOp,
+                        Some(&op.id),
+                        Some(job.attempt),
+                        &msg,
+                    );
+                    finish_run(
+                        run,
+                        RunStatus::Failed,
+                        None,
+                        Some(json!({"name": "Error", "message": msg})),
+                        msg.clone(),
+                        now,
+                        actions,
+                    );
+                    return;
+                }
+            }
+        }
+        if retry {
+            let delay = retry_after.unwrap_or_else(|| self.settings.backoff.delay(job.attempt));
+            run.log(
+                now,
+                HistoryKind::RetryScheduled,
+                Some(&job.step_id),
+                Some(job.attempt + 1),
+                format!(
+                    "attempt {} of {} in {}",
+                    job.attempt + 2,
+                    run.max_attempts,
+                    crate::timestr::format_go(delay)
+                ),
+            );
+            if discovery {
+                run.discovery_busy = true;
+            }
+            actions
+                .jobs
+                .push((job.retry(), Some(now + chrono_duration(delay))));
+            return;
+        }
+        if completed {
+            if discovery {
+                request_discovery(run, actions);
+            } else if run.version >= 2 && !run.planned.is_empty() {
+                // Version 2 coalescing: one discovery once the whole group has finished.
+            } else {
+                if run.version >= 2 {
+                    run.force_step_plan = false;
+                }
+                request_discovery(run, actions);
+            }
+        }
+        if discovery && run.discovery_again && !run.discovery_busy {
+            request_discovery(run, actions);
+        }
+    }
+
+    /// Registers a pending async op and its timer.
+    #[allow(clippy::too_many_arguments)]
+    fn pause(
+        &self,
+        run: &mut Run,
+        op: &Op,
+        label: &str,
+        op_name: &str,
+        kind: PendingKind,
+        until: DateTime<Utc>,
+        status: StepStatus,
+        hkind: HistoryKind,
+        msg: String,
+        now: DateTime<Utc>,
+        actions: &mut Actions,
+    ) {
+        let seq = self.next_seq();
+        run.pending.insert(op.id.clone(), Pending { kind, seq });
+        let s = run.step_mut(&op.id, label, op_name, now);
+        s.status = status;
+        run.log(now, hkind, Some(&op.id), None, msg);
+        actions.timers.push(Timer {
+            run_id: run.id.clone(),
+            step: op.id.clone(),
+            seq,
+            at: until,
+        });
+    }
+
+    fn fire_timer(self: &Arc<Self>, t: Timer) {
+        let now = self.now();
+        let mut actions = Actions::default();
+        {
+            let mut st = self.lock();
+            let Some(run) = st.runs.get_mut(&t.run_id) else {
+                return;
+            };
+            if run.status != RunStatus::Running {
+                return;
+            }
+            let Some(p) = run.pending.get(&t.step) else {
+                return;
+            };
+            if p.seq != t.seq {
+                return;
+            }
+            match p.kind {
+                PendingKind::Sleep => resolve_pending(
+                    run,
+                    &t.step,
+                    Value::Null,
+                    StepStatus::Completed,
+                    HistoryKind::Resumed,
+                    "sleep finished",
+                    now,
+                    &mut actions,
+                ),
+                PendingKind::Wait { .. } => resolve_pending(
+                    run,
+                    &t.step,
+                    Value::Null,
+                    StepStatus::TimedOut,
+                    HistoryKind::TimedOut,
+                    "wait for event timed out",
+                    now,
+                    &mut actions,
+                ),
+                PendingKind::Invoke { .. } => resolve_pending(
+                    run,
+                    &t.step,
+                    json!({"error": {
+                        "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete",
+                        "name": "InngestInvokeTimeoutError",
+                        "message": "Timed out waiting for invoked function to complete",
+                    }}),
+                    StepStatus::TimedOut,
+                    HistoryKind::TimedOut,
+                    "invoked function did not finish in time",
+                    now,
+                    &mut actions,
+                ),
+            }
+        }
+        self.perform(actions);
+    }
+
+    /// Cancels a running run. Returns whether it was running.
+    pub fn cancel(self: &Arc<Self>, run_id: &str, reason: &str) -> bool {
+        let now = self.now();
+        let mut actions = Actions::default();
+        let cancelled = {
+            let mut st = self.lock();
+            match st.runs.get_mut(run_id) {
+                Some(run) if run.status == RunStatus::Running => {
+                    let error = json!({"name": "Error", "message": format!("function cancelled: {reason}")});
+                    finish_run(
+                        run,
+                        RunStatus::Cancelled,
+                        None,
+                        Some(error),
+                        format!("cancelled: {reason}"),
+                        now,
+                        &mut actions,
+                    );
+                    true
+                }
+                _ => false,
+            }
+        };
+        self.perform(actions);
+        cancelled
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Sync
+    // ---------------------------------------------------------------------------------------
+
+    /// Validates and stores an app's functions (the `/fn/register` logic).
+    pub fn register(self: &Arc<Self>, payload: &Value) -> Result<(AppDef, bool), Vec<String>> {
+        let now = self.now();
+        let url = payload
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let parsed = registry::parse_app(payload, now);
+        let result = {
+            let mut st = self.lock();
+            match parsed {
+                Err(errors) => {
+                    st.syncs.push(SyncRecord {
+                        app: payload
+                            .get("appName")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        url,
+                        error: Some(errors.join("; ")),
+                    });
+                    Err(errors)
+                }
+                Ok(def) => {
+                    let modified = st
+                        .apps
+                        .get(&def.name)
+                        .map_or(true, |a| a.def.checksum != def.checksum);
+                    if modified {
+                        if let Some(old) = st.apps.remove(&def.name) {
+                            for c in old.crons {
+                                c.abort();
+                            }
+                            for f in &old.def.functions {
+                                st.functions.remove(&f.slug);
+                            }
+                        }
+                        let mut crons = Vec::new();
+                        for f in &def.functions {
+                            st.functions.insert(f.slug.clone(), f.clone());
+                            for sched in &f.crons {
+                                crons.push(self.spawn_cron(f.clone(), sched.clone(), now));
+                            }
+                        }
+                        st.apps.insert(
+                            def.name.clone(),
+                            AppEntry {
+                                def: def.clone(),
+                                crons,
+                            },
+                        );
+                        tracing::info!(app = %def.name, functions = def.functions.len(), "app synced");
+                    } else if let Some(a) = st.apps.get_mut(&def.name) {
+                        a.def.synced_at = now;
+                    }
+                    st.syncs.push(SyncRecord {
+                        app: Some(def.name.clone()),
+                        url,
+                        error: None,
+                    });
+                    Ok((def, modified))
+                }
+            }
+        };
+        self.notify();
+        result
+    }
+
+    fn spawn_cron(
+        self: &Arc<Self>,
+        f: Arc<FunctionDef>,
+        sched: CronSchedule,
+        now: DateTime<Utc>,
+    ) -> tokio::task::AbortHandle {
+        let weak = Arc::downgrade(self);
+        let clock = self.settings.clock.clone();
+        let first = sched.next_after(now);
+        tokio::spawn(async move {
+            let mut next = first;
+            while let Some(at) = next {
+                clock.sleep_until(at).await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                inner.fire_cron(&f, &sched, at);
+                next = sched.next_after(inner.now().max(at));
+            }
+        })
+        .abort_handle()
+    }
+
+    fn fire_cron(self: &Arc<Self>, f: &Arc<FunctionDef>, sched: &CronSchedule, at: DateTime<Utc>) {
+        let now = self.now();
+        let stamp = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let ev = json!({
+            "name": EVENT_CRON,
+            "data": {"cron": sched.source(), "scheduledAt": stamp, "fireAt": now.to_rfc3339_opts(SecondsFormat::Secs, true)},
+            "id": stamp,
+            "ts": at.timestamp_millis(),
+            "user": {},
+        });
+        let mut actions = Actions::default();
+        {
+            let mut st = self.lock();
+            if !st.functions.get(&f.slug).is_some_and(|g| Arc::ptr_eq(g, f)) {
+                return;
+            }
+            let internal_id = new_ulid(now);
+            let idx = st.events.len();
+            st.event_index.insert(internal_id.clone(), idx);
+            st.events.push(StoredEvent {
+                internal_id: internal_id.clone(),
+                event: ev.clone(),
+                received_at: now,
+            });
+            tracing::info!(function = %f.slug, at = %stamp, "cron fired");
+            self.start_run(
+                &mut st,
+                f.clone(),
+                ev,
+                &internal_id,
+                None,
+                now,
+                &mut actions,
+            );
+        }
+        self.perform(actions);
+    }
+
+    /// Syncs an app over HTTP: out-of-band (the app POSTs `/fn/register` back) or in-band.
+    pub async fn sync_app(self: &Arc<Self>, url: &str, in_band: bool) -> Result<AppDef, SyncError> {
+        let body = serde_json::to_vec(&json!({ "url": url })).unwrap_or_default();
+        let mut req = self
+            .http
+            .put(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(h::SERVER_KIND, "dev")
+            .timeout(self.settings.request_timeout);
+        if in_band {
+            req = req.header(h::SYNC_KIND, "in_band");
+        }
+        if let Some(key) = &self.settings.signing_key {
+            req = req.header(h::SIGNATURE, signature::sign_now(key, &body));
+        }
+        let before = self.lock().syncs.len();
+        let res = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SyncError::Unreachable {
+                url: url.to_owned(),
+                message: describe_reqwest(&e),
+            })?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.map_err(|e| SyncError::Unreachable {
+            url: url.to_owned(),
+            message: describe_reqwest(&e),
+        })?;
+        if !status.is_success() {
+            return Err(SyncError::Rejected {
+                status: status.as_u16(),
+                message: error_text(&bytes),
+            });
+        }
+        if in_band {
+            if let Some(key) = &self.settings.signing_key {
+                let sig = headers.get(h::SIGNATURE).and_then(|v| v.to_str().ok());
+                signature::verify(sig, &bytes, Some(key), None, Utc::now().timestamp())
+                    .map_err(|e| SyncError::InvalidResponse(format!("response signature: {e}")))?;
+            }
+            let v: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| SyncError::InvalidResponse(format!("body is not JSON: {e}")))?;
+            let payload = json!({
+                "appName": v.get("app_id").cloned().unwrap_or(Value::Null),
+                "url": v.get("url").cloned().unwrap_or_else(|| Value::String(url.to_owned())),
+                "functions": v.get("functions").cloned().unwrap_or_else(|| json!([])),
+                "sdk": v.get("sdk").cloned().unwrap_or(Value::Null),
+                "framework": v.get("framework").cloned().unwrap_or(Value::Null),
+            });
+            return self
+                .register(&payload)
+                .map(|(def, _)| def)
+                .map_err(|errors| SyncError::Invalid(errors.join("; ")));
+        }
+        let st = self.lock();
+        let recent = st.syncs.get(before..).unwrap_or_default();
+        let record = recent
+            .iter()
+            .rev()
+            .find(|r| same_app_url(&r.url, url))
+            .or_else(|| recent.last())
+            .cloned()
+            .ok_or(SyncError::NotRegistered)?;
+        if let Some(err) = record.error {
+            return Err(SyncError::Invalid(err));
+        }
+        record
+            .app
+            .and_then(|a| st.apps.get(&a).map(|e| e.def.clone()))
+            .ok_or(SyncError::NotRegistered)
+    }
+
+    /// Aborts cron tasks.
+    pub fn shutdown(&self) {
+        let mut st = self.lock();
+        for app in st.apps.values_mut() {
+            for c in app.crons.drain(..) {
+                c.abort();
+            }
+        }
+    }
+
+    /// Views of every run, oldest first.
+    pub fn run_views(&self) -> Vec<RunView> {
+        let st = self.lock();
+        st.run_order
+            .iter()
+            .filter_map(|id| st.runs.get(id).map(Run::view))
+            .collect()
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Run mutations that need no executor state
+// -------------------------------------------------------------------------------------------
+
+fn request_discovery(run: &mut Run, actions: &mut Actions) {
+    if run.status != RunStatus::Running {
+        return;
+    }
+    if run.discovery_busy {
+        run.discovery_again = true;
+        return;
+    }
+    run.discovery_busy = true;
+    run.discovery_again = false;
+    actions
+        .jobs
+        .push((Job::new(&run.id, wire::DISCOVERY_STEP_ID), None));
+}
+
+/// Memoizes a run step's result. Returns false for a step that was already memoized.
+fn complete_step(
+    run: &mut Run,
+    job: &Job,
+    id: &str,
+    label: &str,
+    memo: Value,
+    status: StepStatus,
+    now: DateTime<Utc>,
+) -> bool {
+    run.planned.remove(id);
+    if run.memo.contains_key(id) {
+        return false;
+    }
+    run.memo.insert(id.to_owned(), memo.clone());
+    run.stack.push(id.to_owned());
+    let s = run.step_mut(id, label, "StepRun", job.sent_at.unwrap_or(now));
+    s.status = status;
+    s.ended_at = Some(now);
+    s.attempts = job.attempt + 1;
+    if status == StepStatus::Failed {
+        s.error = memo.get("error").cloned();
+    }
+    s.output = Some(memo);
+    let (kind, verb) = if status == StepStatus::Failed {
+        (HistoryKind::StepFailed, "failed")
+    } else {
+        (HistoryKind::StepCompleted, "completed")
+    };
+    run.log(
+        now,
+        kind,
+        Some(id),
+        Some(job.attempt),
+        format!("step `{label}` {verb}"),
+    );
+    true
+}
+
+/// Resolves a pending async op with its memo and asks for discovery.
+#[allow(clippy::too_many_arguments)]
+fn resolve_pending(
+    run: &mut Run,
+    step: &str,
+    memo: Value,
+    status: StepStatus,
+    kind: HistoryKind,
+    message: impl Into<String>,
+    now: DateTime<Utc>,
+    actions: &mut Actions,
+) {
+    run.pending.remove(step);
+    run.memo.insert(step.to_owned(), memo.clone());
+    if !run.stack.iter().any(|s| s == step) {
+        run.stack.push(step.to_owned());
+    }
+    if let Some(s) = run.find_step(step) {
+        s.status = status;
+        s.ended_at = Some(now);
+        if status == StepStatus::Failed {
+            s.error = memo.get("error").cloned();
+        }
+        s.output = Some(memo);
+    }
+    run.log(now, kind, Some(step), None, message);
+    request_discovery(run, actions);
+}
+
+/// Ends a run and emits `inngest/function.finished` (and `.failed` / `.cancelled`).
+fn finish_run(
+    run: &mut Run,
+    status: RunStatus,
+    output: Option<Value>,
+    error: Option<Value>,
+    message: String,
+    now: DateTime<Utc>,
+    actions: &mut Actions,
+) {
+    if run.status != RunStatus::Running {
+        return;
+    }
+    run.status = status;
+    run.ended_at = Some(now);
+    run.output = output.clone();
+    run.error = error.clone();
+    run.pending.clear();
+    run.planned.clear();
+    run.discovery_busy = false;
+    run.discovery_again = false;
+    for s in &mut run.steps {
+        if matches!(
+            s.status,
+            StepStatus::Planned
+                | StepStatus::Running
+                | StepStatus::Sleeping
+                | StepStatus::Waiting
+                | StepStatus::Invoking
+        ) {
+            s.status = StepStatus::Cancelled;
+            s.ended_at = Some(now);
+        }
+    }
+    let kind = match status {
+        RunStatus::Completed => HistoryKind::Completed,
+        RunStatus::Failed => HistoryKind::Failed,
+        _ => HistoryKind::Cancelled,
+    };
+    run.log(now, kind, None, None, message);
+    tracing::info!(run_id = %run.id, function = %run.function.slug, status = status.as_str(), "run finished");
+
+    let ts = now.timestamp_millis();
+    let mut data = json!({
+        "function_id": run.function.slug,
+        "run_id": run.id,
+        "event": run.event,
+        "events": run.events,
+        "_inngest": {"status": status.as_str()},
+    });
+    if status == RunStatus::Completed {
+        data["result"] = output.unwrap_or(Value::Null);
+    } else {
+        data["error"] = normalize_error(error.clone());
+    }
+    if let Some(cid) = &run.correlation_id {
+        data["correlation_id"] = Value::String(cid.clone());
+    }
+    actions
+        .events
+        .push(json!({"name": EVENT_FINISHED, "data": data, "ts": ts}));
+    let extra = match status {
+        RunStatus::Failed => Some(EVENT_FAILED),
+        RunStatus::Cancelled => Some(EVENT_CANCELLED),
+        _ => None,
+    };
+    if let Some(name) = extra {
+        actions.events.push(json!({
+            "name": name,
+            "id": run.id,
+            "ts": ts,
+            "data": {
+                "function_id": run.function.slug,
+                "run_id": run.id,
+                "error": normalize_error(error),
+                "event": run.event,
+                "events": run.events,
+                "_inngest": {"status": status.as_str()},
+            },
+        }));
+    }
+}
+
+/// An error object with at least `name` and `message`.
+fn normalize_error(error: Option<Value>) -> Value {
+    match error {
+        Some(Value::Object(mut m)) => {
+            if !m.get("name").is_some_and(Value::is_string) {
+                m.insert("name".into(), "Error".into());
+            }
+            if !m.get("message").is_some_and(Value::is_string) {
+                let msg = m
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "unknown error".to_owned());
+                m.insert("message".into(), msg.into());
+            }
+            Value::Object(m)
+        }
+        Some(Value::String(s)) => json!({"name": "Error", "message": s}),
+        Some(other) => json!({"name": "Error", "message": other.to_string()}),
+        None => json!({"name": "Error", "message": "unknown error"}),
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Response classification
+// -------------------------------------------------------------------------------------------
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Reads an app's answer the way the real executor does.
+pub(crate) fn classify(mut raw: RawResponse, now: DateTime<Utc>) -> Outcome {
+    if raw.status == 201 {
+        match unwrap_stream(&raw) {
+            Ok(inner) => raw = inner,
+            Err(reason) => return invalid(reason),
+        }
+    }
+    let has_sdk = raw.headers.contains_key(h::SDK);
+    let no_retry =
+        header(&raw.headers, h::NO_RETRY).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let retry_after = header(&raw.headers, h::RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
+    if (200..300).contains(&raw.status) {
+        if !has_sdk {
+            return invalid(format!(
+                "HTTP {} without X-Inngest-SDK: the response did not come from an Inngest SDK",
+                raw.status
+            ));
+        }
+        if raw.status == 206 {
+            return match parse_ops(&raw.body, now) {
+                Ok(ops) if ops.is_empty() => Outcome::Empty,
+                Ok(ops) => Outcome::Ops {
+                    ops,
+                    version: header(&raw.headers, h::REQ_VERSION).and_then(|v| v.parse().ok()),
+                    no_retry,
+                    retry_after,
+                },
+                Err(reason) => invalid(reason),
+            };
+        }
+        return Outcome::Done(parse_output(&raw.body));
+    }
+    let error = if has_sdk {
+        match serde_json::from_slice::<Value>(&raw.body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(Value::String(s)) => json!({"name": "Error", "message": s}),
+            _ => {
+                json!({"name": "Error", "message": format!("HTTP {}: {}", raw.status, snippet(&raw.body))})
+            }
+        }
+    } else {
+        json!({"name": "Error", "message": format!("upstream error: HTTP {} from the app (not an SDK response)", raw.status)})
+    };
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    Outcome::Failure {
+        error,
+        retriable: !no_retry,
+        retry_after,
+        kind: HistoryKind::FunctionError,
+        reason: format!(
+            "HTTP {}{}: {message}",
+            raw.status,
+            if no_retry { " (no retry)" } else { "" }
+        ),
+    }
+}
+
+fn invalid(reason: String) -> Outcome {
+    Outcome::Failure {
+        error: json!({"name": "Error", "message": reason}),
+        retriable: true,
+        retry_after: None,
+        kind: HistoryKind::InvalidResponse,
+        reason,
+    }
+}
+
+/// A streamed (201) answer: keep-alive bytes, then `{"status", "headers", "body"}`.
+fn unwrap_stream(raw: &RawResponse) -> Result<RawResponse, String> {
+    let text = String::from_utf8_lossy(&raw.body);
+    let v: Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("streamed (201) response is not a JSON envelope: {e}"))?;
+    let status = v
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or("streamed (201) response has no `status`")?;
+    let mut headers = raw.headers.clone();
+    if let Some(hs) = v.get("headers").and_then(Value::as_object) {
+        for (k, val) in hs {
+            if let (Ok(n), Some(Ok(v))) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                val.as_str().map(HeaderValue::from_str),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+    }
+    let body = match v.get("body") {
+        Some(Value::String(s)) => Bytes::from(s.clone()),
+        Some(other) => Bytes::from(other.to_string()),
+        None => Bytes::new(),
+    };
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The function's output from a 200 body (a JSON string holding JSON is unwrapped).
+fn parse_output(body: &[u8]) -> Value {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+            Ok(inner @ (Value::Object(_) | Value::Array(_))) => inner,
+            _ => Value::String(s),
+        },
+        Ok(v) => v,
+        Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+const OP_NAMES: &[&str] = &[
+    "StepRun",
+    "StepError",
+    "StepFailed",
+    "StepPlanned",
+    "Sleep",
+    "WaitForEvent",
+    "InvokeFunction",
+    "RunComplete",
+    "Step",
+    "AIGateway",
+    "Gateway",
+    "WaitForSignal",
+    "DiscoveryRequest",
+    "None",
+];
+
+/// Parses a 206 body into ops, checking each one as the real executor would.
+pub(crate) fn parse_ops(body: &[u8], now: DateTime<Utc>) -> Result<Vec<ParsedOp>, String> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("malformed op array: the 206 body is not JSON ({e})"))?;
+    let items = match v {
+        Value::Array(a) => a,
+        obj @ Value::Object(_) => vec![obj],
+        _ => return Err("malformed op array: the 206 body must be a JSON array of ops".into()),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, mut item) in items.into_iter().enumerate() {
+        let Some(obj) = item.as_object_mut() else {
+            return Err(format!("malformed op array: op #{i} is not an object"));
+        };
+        let Some(given) = obj.get("op").and_then(Value::as_str).map(str::to_owned) else {
+            return Err(format!("malformed op array: op #{i} has no `op` name"));
+        };
+        let canonical = OP_NAMES
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(&given))
+            .copied();
+        let ignored = ["DeferAdd", "DeferAbort"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&given));
+        let unsupported = ["SyncRunComplete"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&given));
+        let name = match canonical {
+            Some(n) => n,
+            None if ignored || unsupported => "None",
+            None => return Err(format!("unknown op name `{given}` (op #{i})")),
+        };
+        obj.insert("op".into(), Value::String(name.to_owned()));
+        if !obj.contains_key("id") {
+            obj.insert("id".into(), Value::String(String::new()));
+        }
+        let op: Op = serde_json::from_value(item)
+            .map_err(|e| format!("malformed op #{i} (`{given}`): {e}"))?;
+        if op.id.is_empty() && name != "None" {
+            return Err(format!("malformed op #{i} (`{given}`): missing `id`"));
+        }
+        let opts = op.opts.clone().unwrap_or(Value::Null);
+        let opt_str = |k: &str| opts.get(k).and_then(Value::as_str).map(str::to_owned);
+        let data = op
+            .data
+            .as_ref()
+            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+            .unwrap_or(Value::Null);
+        let error = |op: &Op| -> Result<Value, String> {
+            op.error
+                .as_ref()
+                .map(error_memo)
+                .ok_or_else(|| format!("op #{i} `{given}` has no `error` object"))
+        };
+        let action =
+            if unsupported {
+                OpAction::Unsupported
+            } else if ignored {
+                OpAction::Nothing
+            } else {
+                match op.op {
+                    OpCode::StepRun | OpCode::Step => OpAction::Run(data),
+                    OpCode::StepError => OpAction::Error(error(&op)?),
+                    OpCode::StepFailed => OpAction::Failed(error(&op)?),
+                    OpCode::StepPlanned => OpAction::Planned,
+                    OpCode::Sleep => {
+                        let spec =
+                            opt_str("duration")
+                                .or_else(|| op.name.clone())
+                                .ok_or_else(|| {
+                                    format!(
+                                    "op #{i} `Sleep` has no duration (`opts.duration` or `name`)"
+                                )
+                                })?;
+                        let until = crate::timestr::parse_time_or_duration(&spec, now)
+                            .map_err(|e| format!("op #{i} `Sleep` duration `{spec}`: {e}"))?;
+                        OpAction::Sleep(until)
+                    }
+                    OpCode::WaitForEvent => {
+                        let event = opt_str("event").or_else(|| op.name.clone()).ok_or_else(|| {
+                        format!("op #{i} `WaitForEvent` has no event name (`opts.event` or `name`)")
+                    })?;
+                        let timeout = opt_str("timeout").unwrap_or_default();
+                        let until = if timeout.is_empty() {
+                            now
+                        } else {
+                            crate::timestr::parse_time_or_duration(&timeout, now).map_err(|e| {
+                                format!("op #{i} `WaitForEvent` timeout `{timeout}`: {e}")
+                            })?
+                        };
+                        let expr = match opt_str("if").filter(|s| !s.trim().is_empty()) {
+                            Some(src) => Some(Expr::compile(&src).map_err(|e| {
+                                format!("op #{i} `WaitForEvent` `if` expression: {e}")
+                            })?),
+                            None => None,
+                        };
+                        OpAction::Wait { event, expr, until }
+                    }
+                    OpCode::InvokeFunction => {
+                        let function_id = opt_str("function_id")
+                            .filter(|s| !s.is_empty())
+                            .ok_or_else(|| {
+                                format!("op #{i} `InvokeFunction` has no `opts.function_id`")
+                            })?;
+                        let payload = match opts.get("payload") {
+                            None | Some(Value::Null) => Map::new(),
+                            Some(Value::Object(m)) => m.clone(),
+                            Some(_) => {
+                                return Err(format!(
+                                    "op #{i} `InvokeFunction` `opts.payload` must be an object"
+                                ))
+                            }
+                        };
+                        let until = match opt_str("timeout").filter(|s| !s.is_empty()) {
+                            Some(t) => {
+                                crate::timestr::parse_time_or_duration(&t, now).map_err(|e| {
+                                    format!("op #{i} `InvokeFunction` timeout `{t}`: {e}")
+                                })?
+                            }
+                            None => now + chrono_duration(INVOKE_DEFAULT_TIMEOUT),
+                        };
+                        OpAction::Invoke {
+                            function_id,
+                            payload,
+                            until,
+                        }
+                    }
+                    OpCode::RunComplete => OpAction::Complete(data),
+                    OpCode::DiscoveryRequest => OpAction::Discovery,
+                    OpCode::None => OpAction::Nothing,
+                    _ => OpAction::Unsupported,
+                }
+            };
+        out.push(ParsedOp {
+            op,
+            name: if ignored || unsupported {
+                given
+            } else {
+                name.to_owned()
+            },
+            action,
+        });
+    }
+    Ok(out)
+}
+
+/// The memoized form of a step error: `name`, `message` and `stack` only.
+fn error_memo(e: &ErrorObject) -> Value {
+    serde_json::to_value(e).unwrap_or_else(|_| json!({"name": "Error", "message": ""}))
+}
+
+/// `Retry-After`: seconds (≤ 7 characters) or a date; clamped to [1 s, 24 h].
+pub(crate) fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let d = if v.len() <= 7 {
+        Duration::from_secs(v.parse::<u64>().ok()?)
+    } else {
+        let t = DateTime::parse_from_rfc3339(v)
+            .or_else(|_| DateTime::parse_from_rfc2822(v))
+            .ok()?
+            .with_timezone(&Utc);
+        (t - now).to_std().unwrap_or(Duration::ZERO)
+    };
+    Some(d.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER))
+}
+
+// -------------------------------------------------------------------------------------------
+// Helpers
+// -------------------------------------------------------------------------------------------
+
+/// Validates and normalizes an event: `name`, `data` (object), `ts`, `user`, optional `id`/`v`.
+fn normalize_event(e: Value, now: DateTime<Utc>, external: bool) -> Result<Value, String> {
+    let Value::Object(mut obj) = e else {
+        return Err("an event must be a JSON object".into());
+    };
+    let name = match obj.get("name") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => return Err("event `name` is required".into()),
+    };
+    if external && name.starts_with(crate::event::RESERVED_NAME_PREFIX) {
+        return Err(format!(
+            "event name `{name}` is reserved: names starting with `inngest/` cannot be sent"
+        ));
+    }
+    let mut data = match obj.remove("data") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err("event `data` must be an object".into()),
+    };
+    if external {
+        data.remove("_inngest");
+    }
+    let ts = match obj.get("ts") {
+        None | Some(Value::Null) => now.timestamp_millis(),
+        Some(v) => v
+            .as_i64()
+            .filter(|t| *t > 0)
+            .ok_or("event `ts` must be a positive integer (unix milliseconds)")?,
+    };
+    let mut out = Map::new();
+    out.insert("name".into(), Value::String(name));
+    out.insert("data".into(), Value::Object(data));
+    out.insert("ts".into(), ts.into());
+    match obj.get("id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::String(s)) => {
+            out.insert("id".into(), Value::String(s.clone()));
+        }
+        Some(_) => return Err("event `id` must be a string".into()),
+    }
+    out.insert(
+        "user".into(),
+        obj.get("user")
+            .filter(|u| u.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+    );
+    if let Some(Value::String(v)) = obj.get("v") {
+        out.insert("v".into(), Value::String(v.clone()));
+    }
+    Ok(Value::Object(out))
+}
+
+/// `X-Inngest-Event-Id-Seed: <ms>,<base64 of 10 bytes>` → (ms, 80-bit entropy).
+fn parse_seed(seed: &str) -> Option<(u64, u128)> {
+    let (ms, b64) = seed.split_once(',')?;
+    let ms: u64 = ms.trim().parse().ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    if bytes.len() != 10 {
+        return None;
+    }
+    let mut entropy = 0u128;
+    for b in bytes {
+        entropy = (entropy << 8) | u128::from(b);
+    }
+    Some((ms, entropy))
+}
+
+/// A ULID with the given time.
+pub(crate) fn new_ulid(now: DateTime<Utc>) -> String {
+    let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string()
+}
+
+/// A random UUID (version 4 layout).
+pub(crate) fn random_uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+/// A short base-36 job id like the real queue's.
+fn new_job_id() -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut n = rand::random::<u64>();
+    let mut out = Vec::new();
+    while n > 0 {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_else(|_| "0".into())
+}
+
+/// The body bytes, keys sorted (RFC 8785), as the real executor sends them.
+fn canonical<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json_canonicalizer::to_vec(v)
+        .or_else(|_| serde_json::to_vec(v))
+        .unwrap_or_default()
+}
+
+/// The registered step URL with `fnId` and `stepId` set.
+fn step_url(base: &url::Url, slug: &str, step_id: &str) -> url::Url {
+    let mut url = base.clone();
+    let mut pairs: Vec<(String, String)> = base
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for (key, value) in [(wire::QUERY_FN_ID, slug), (wire::QUERY_STEP_ID, step_id)] {
+        match pairs.iter_mut().find(|(k, _)| k == key) {
+            Some(p) => p.1 = value.to_owned(),
+            None => pairs.push((key.to_owned(), value.to_owned())),
+        }
+    }
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url
+}
+
+fn step_label(op: &Op) -> String {
+    op.userland
+        .as_ref()
+        .map(|u| u.id.clone())
+        .or_else(|| op.display_name.clone())
+        .or_else(|| op.name.clone())
+        .unwrap_or_else(|| op.id.clone())
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    if s.len() > 200 {
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The message of an error body (`message`, else `error`, else the text).
+pub(crate) fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v
+            .get("message")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .or_else(|| v.get("error").and_then(Value::as_str))
+            .map(str::to_owned)
+            .unwrap_or_else(|| snippet(body)),
+        Err(_) => snippet(body),
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// Whether two app URLs name the same endpoint (loopback host spellings are equal).
+fn same_app_url(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        url::Url::parse(s).ok().map(|u| {
+            let host = match u.host_str().unwrap_or("") {
+                "localhost" | "127.0.0.1" | "[::1]" | "::1" => "loopback".to_owned(),
+                other => other.to_owned(),
+            };
+            (host, u.port_or_known_default(), u.path().to_owned())
+        })
+    };
+    match (norm(a), norm(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> RawResponse {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        RawResponse {
+            status,
+            headers: map,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    const SDK: (&str, &str) = ("x-inngest-sdk", "inngest-js:v4.24.0");
+
+    #[test]
+    fn classifies_like_the_real_executor() {
+        let now = Utc::now();
+        assert!(matches!(
+            classify(raw(200, &[], "{}"), now),
+            Outcome::Failure {
+                kind: HistoryKind::InvalidResponse,
+                retriable: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(raw(206, &[SDK], "[]"), now),
+            Outcome::Empty
+        ));
+        match classify(raw(206, &[SDK], r#"[{"op":"Bogus","id":"x"}]"#), now) {
+            Outcome::Failure { reason, .. } => {
+                assert!(reason.contains("unknown op name `Bogus`"), "{reason}")
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(raw(206, &[SDK], r#"{"nope": 1"#), now) {
+            Outcome::Failure { reason, .. } => {
+                assert!(reason.contains("malformed op array"), "{reason}")
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(
+            raw(206, &[SDK], r#"[{"op":"StepError","id":"x","data":null}]"#),
+            now,
+        ) {
+            Outcome::Failure { reason, .. } => assert!(reason.contains("no `error`"), "{reason}"),
+            _ => panic!("expected failure"),
+        }
+        match classify(
+            raw(
+                206,
+                &[SDK, ("x-inngest-req-version", "2")],
+                r#"[{"op":"steprun","id":"x","data":{"a":1}}]"#,
+            ),
+            now,
+        ) {
+            Outcome::Ops { ops, version, .. } => {
+                assert_eq!(version, Some(2));
+                assert!(matches!(&ops[0].action, OpAction::Run(v) if v == &json!({"a": 1})));
+            }
+            _ => panic!("expected ops"),
+        }
+        match classify(raw(200, &[SDK], r#""{\"a\":1}""#), now) {
+            Outcome::Done(v) => assert_eq!(v, json!({"a": 1})),
+            _ => panic!("expected done"),
+        }
+        match classify(
+            raw(
+                400,
+                &[SDK, ("x-inngest-no-retry", "true")],
+                r#"{"name":"NonRetriableError","message":"no"}"#,
+            ),
+            now,
+        ) {
+            Outcome::Failure {
+                retriable, error, ..
+            } => {
+                assert!(!retriable);
+                assert_eq!(error["message"], "no");
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(raw(502, &[], "bad gateway"), now) {
+            Outcome::Failure {
+                retriable, error, ..
+            } => {
+                assert!(retriable);
+                assert!(error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("upstream error"));
+            }
+            _ => panic!("expected failure"),
+        }
+    }
+
+    #[test]
+    fn streamed_responses_are_unwrapped() {
+        let now = Utc::now();
+        let body = r#"   {"status":206,"headers":{"x-inngest-req-version":"2"},"body":"[{\"op\":\"StepRun\",\"id\":\"a\",\"data\":1}]"}"#;
+        match classify(raw(201, &[SDK], body), now) {
+            Outcome::Ops { ops, version, .. } => {
+                assert_eq!(version, Some(2));
+                assert_eq!(ops.len(), 1);
+            }
+            _ => panic!("expected ops"),
+        }
+    }
+
+    #[test]
+    fn op_options_are_parsed_up_front() {
+        let now = Utc::now();
+        let ops = parse_ops(
+            br#"[{"op":"Sleep","id":"a","name":"2s","opts":{}},
+                 {"op":"Sleep","id":"b","name":"b","opts":{"duration":"2024-06-10T09:00:00Z"}},
+                 {"op":"WaitForEvent","id":"c","name":"x/y","opts":{"timeout":"1m","if":"async.data.id == event.data.id"}},
+                 {"op":"InvokeFunction","id":"d","opts":{"function_id":"app-child","payload":{"data":{"n":1}}}}]"#,
+            now,
+        )
+        .unwrap();
+        assert!(
+            matches!(ops[0].action, OpAction::Sleep(t) if t == now + chrono::Duration::seconds(2))
+        );
+        assert!(
+            matches!(ops[1].action, OpAction::Sleep(t) if t.to_rfc3339() == "2024-06-10T09:00:00+00:00")
+        );
+        assert!(
+            matches!(&ops[2].action, OpAction::Wait { event, expr: Some(_), until } if event == "x/y" && *until == now + chrono::Duration::minutes(1))
+        );
+        assert!(
+            matches!(&ops[3].action, OpAction::Invoke { function_id, .. } if function_id == "app-child")
+        );
+        let err = parse_ops(br#"[{"op":"WaitForEvent","id":"c","name":"x","opts":{"timeout":"1m","if":"async.data.id =="}}]"#, now).err().unwrap();
+        assert!(err.contains("`if` expression"), "{err}");
+        let err = parse_ops(br#"[{"op":"Sleep","id":"a","name":"soon"}]"#, now)
+            .err()
+            .unwrap();
+        assert!(err.contains("Sleep"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let now = Utc::now();
+        assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(parse_retry_after("0", now), Some(Duration::from_secs(1)));
+        assert_eq!(parse_retry_after("9999999", now), Some(MAX_RETRY_AFTER));
+        let later = (now + chrono::Duration::seconds(30)).to_rfc3339();
+        let d = parse_retry_after(&later, now).unwrap();
+        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(29));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn seeds_and_ids() {
+        let (ms, e) = parse_seed("1795843709734,zohWT3KnyYgFjg==").unwrap();
+        assert_eq!(ms, 1795843709734);
+        let id = ulid::Ulid::from_parts(ms, e);
+        assert_eq!(id.timestamp_ms(), ms);
+        assert!(parse_seed("x,y").is_none());
+        assert_eq!(random_uuid().len(), 36);
+        assert!(!new_job_id().is_empty());
+    }
+
+    #[test]
+    fn step_urls_keep_other_params() {
+        let base = url::Url::parse("http://h/api/inngest?fnId=app-f&stepId=step&x=1").unwrap();
+        assert_eq!(
+            step_url(&base, "app-f", "abc").as_str(),
+            "http://h/api/inngest?fnId=app-f&stepId=abc&x=1"
+        );
+        let base = url::Url::parse("http://h/api/inngest").unwrap();
+        assert_eq!(
+            step_url(&base, "app-f", "step").as_str(),
+            "http://h/api/inngest?fnId=app-f&stepId=step"
+        );
+    }
+
+    #[test]
+    fn events_are_normalized() {
+        let now = Utc::now();
+        let e = normalize_event(
+            json!({"name": "a/b", "data": {"_inngest": 1, "x": 2}}),
+            now,
+            true,
+        )
+        .unwrap();
+        assert_eq!(e["data"], json!({"x": 2}));
+        assert_eq!(e["user"], json!({}));
+        assert_eq!(e["ts"], now.timestamp_millis());
+        assert!(normalize_event(json!({"name": "inngest/function.failed"}), now, true).is_err());
+        assert!(normalize_event(json!({"name": "inngest/function.failed"}), now, false).is_ok());
+        assert!(normalize_event(json!({"name": ""}), now, true).is_err());
+        assert!(normalize_event(json!({"name": "a", "data": 1}), now, true).is_err());
+    }
+
+    #[test]
+    fn backoff_kinds() {
+        assert_eq!(
+            Backoff::Fixed(Duration::from_secs(1)).delay(7),
+            Duration::from_secs(1)
+        );
+        let e = Backoff::Exponential {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
+        assert_eq!(e.delay(0), Duration::from_secs(1));
+        assert_eq!(e.delay(2), Duration::from_secs(4));
+        assert_eq!(e.delay(30), Duration::from_secs(10));
+    }
+}
