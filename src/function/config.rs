@@ -497,6 +497,15 @@ impl FunctionConfig {
         Ok(())
     }
 
+    /// The registered name: the configured one unless blank (the server refuses an empty
+    /// name), else the id.
+    fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(&self.id)
+    }
+
     /// The function object of the register payload.
     pub fn to_register_json(&self, app_id: &str, app_url: &str) -> Value {
         let slug = format!("{app_id}-{}", self.id);
@@ -504,7 +513,7 @@ impl FunctionConfig {
         f.insert("id".into(), slug.clone().into());
         f.insert(
             "name".into(),
-            self.name.clone().unwrap_or_else(|| self.id.clone()).into(),
+            self.display_name().to_owned().into(),
         );
         f.insert(
             "triggers".into(),
@@ -618,7 +627,7 @@ impl FunctionConfig {
     pub fn failure_register_json(&self, app_id: &str, app_url: &str) -> Value {
         let main_slug = format!("{app_id}-{}", self.id);
         let slug = format!("{main_slug}-failure");
-        let name = format!("{} (failure)", self.name.as_deref().unwrap_or(&self.id));
+        let name = format!("{} (failure)", self.display_name());
         let expression = format!(
             "event.data.function_id == {}",
             crate::expr::literal(&Value::String(main_slug))
