@@ -558,22 +558,31 @@ async fn non_step_io_before_and_inside_a_step() {
     assert!(resp.ops()[0]["timing"]["b"].as_u64().unwrap() >= 20_000_000);
 }
 
-/// Known SDK defect (reported, not fixed here): a step called inside another step's body never
-/// resolves, so the request hangs instead of failing with a clear error.
+/// A step called inside another step's body fails the outer step for good with a clear error
+/// (it used to hang the request).
 #[tokio::test]
-#[ignore = "SDK bug: nested step hangs the request (see the test report)"]
 async fn nested_step_fails_clearly_instead_of_hanging() {
     let server = app().await;
     let resp = tokio::time::timeout(Duration::from_secs(5), call("nested").post(&server))
         .await
         .expect("a nested step must not hang the request");
-    assert_ne!(resp.status, 200);
+    assert_eq!(resp.status, 206);
+    assert_eq!(resp.header("x-inngest-no-retry").as_deref(), Some("true"));
+    let ops = resp.json();
+    assert_eq!(ops.as_array().map(Vec::len), Some(1), "{ops}");
+    assert_eq!(ops[0]["op"], "StepFailed");
+    assert_eq!(ops[0]["name"], "x");
+    assert_eq!(ops[0]["error"]["name"], "NestedStepError");
+    let msg = ops[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("step `y`") && msg.contains("cannot be nested"),
+        "{msg}"
+    );
 }
 
-/// Known SDK defect (reported, not fixed here): a step future polled by another tokio task is
-/// found after the handler's quiescence check, and nothing wakes the call again.
+/// A step future polled by another tokio task wakes the call when it registers (it used to be
+/// found after the handler's quiescence check, hanging the request).
 #[tokio::test]
-#[ignore = "SDK bug: a step awaited on a spawned task hangs the request (see the test report)"]
 async fn step_on_a_spawned_task_is_reported() {
     let server = app().await;
     let resp = tokio::time::timeout(Duration::from_secs(5), call("spawned").post(&server))

@@ -284,6 +284,7 @@ async fn drive(
 ) -> Outcome {
     let mut idle_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     poll_fn(move |cx| {
+        call.set_driver(cx.waker());
         let flag = Arc::new(FlagWaker {
             woken: AtomicBool::new(false),
             inner: cx.waker().clone(),

@@ -96,13 +96,28 @@ impl Step {
             op.name = Some(name.to_owned());
         }
         op.opts = opts;
-        self.call.discover(op.clone(), true).await;
+        if self.call.discover(op.clone(), true).await.is_err() {
+            return Err(nested_error(&sid.user));
+        }
 
         self.call.begin(&sid.hash);
         let started = SystemTime::now();
-        let outcome = std::panic::AssertUnwindSafe(f()).catch_unwind().await;
+        // Poll the body with the "inside a step" marker set, so a step tool called from the body
+        // (a nested step) is told apart from a parallel branch discovered meanwhile.
+        let mut body = std::pin::pin!(std::panic::AssertUnwindSafe(f()).catch_unwind());
+        let outcome = std::future::poll_fn(|cx| {
+            self.call.set_in_body(Some(&sid.hash));
+            let polled = body.as_mut().poll(cx);
+            self.call.set_in_body(None);
+            polled
+        })
+        .await;
         let timing = timing_since(started);
+        let nested = self.call.take_nested();
         let result: Result<Box<RawValue>, Error> = match outcome {
+            _ if nested.is_some() => Err(Error::msg(nested.unwrap_or_default())
+                .with_name("NestedStepError")
+                .non_retriable()),
             Ok(Ok(value)) => serde_json::value::to_raw_value(&value).map_err(|e| {
                 Error::msg(format!("step output could not be serialized: {e}")).non_retriable()
             }),
@@ -265,7 +280,10 @@ impl Step {
         }
         let mut op = step_op(&sid, code, None);
         op.opts = Some(opts);
-        self.call.discover(op, false).await;
+        if self.call.discover(op, false).await.is_err() {
+            // Called inside another step: that step fails with a clear error (see `run_op`).
+            return bytes::Bytes::from_static(b"null");
+        }
         // An async op is never granted: the executor resolves it.
         std::future::pending().await
     }
@@ -384,6 +402,16 @@ fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
         }
         // `{"data": null}` deserializes `data` as absent.
         (None, None) => serde_json::from_str("null").map_err(|e| decode_error("step output", &e)),
+    }
+}
+
+fn nested_error(id: &str) -> StepError {
+    StepError {
+        name: "NestedStepError".to_owned(),
+        message: format!(
+            "step `{id}` was called inside another step's body; steps cannot be nested"
+        ),
+        stack: None,
     }
 }
 

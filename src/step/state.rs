@@ -75,6 +75,13 @@ struct Inner {
     next_pos: usize,
     order_waiters: Vec<Waker>,
     relaxed: bool,
+    /// The waker of the task driving the call (the serve handler), woken when a step polled on
+    /// another task changes the state.
+    driver: Option<Waker>,
+    /// Set when a step tool was called inside another step's body.
+    nested: Option<String>,
+    /// The hash of the step whose body is being polled right now.
+    in_body: Option<String>,
 }
 
 /// Shared state of one execution call.
@@ -169,7 +176,8 @@ impl CallState {
     }
 
     /// Registers a new step and resolves when it may run. Never resolves for a step that is not
-    /// granted, which suspends the function at that step.
+    /// granted, which suspends the function at that step. Resolves at once with `Err(Nested)`
+    /// when called inside another step's body.
     pub fn discover(&self, op: Op, runnable: bool) -> Discover<'_> {
         Discover {
             state: self,
@@ -191,6 +199,28 @@ impl CallState {
         let mut inner = self.lock();
         inner.executing = None;
         inner.executed = Some(executed);
+        if let Some(driver) = &inner.driver {
+            driver.wake_by_ref();
+        }
+    }
+
+    /// Marks the start (`Some`) or end (`None`) of polling a step's body.
+    pub fn set_in_body(&self, hash: Option<&str>) {
+        self.lock().in_body = hash.map(str::to_owned);
+    }
+
+    /// The nesting violation recorded while the current step ran, if any.
+    pub fn take_nested(&self) -> Option<String> {
+        self.lock().nested.take()
+    }
+
+    /// Remembers the waker of the task driving the call.
+    pub fn set_driver(&self, waker: &Waker) {
+        let mut inner = self.lock();
+        match &inner.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => inner.driver = Some(waker.clone()),
+        }
     }
 
     /// Found steps, for diagnostics (targeted call that never reached its step).
@@ -286,17 +316,29 @@ pub(crate) struct Discover<'a> {
     index: Option<usize>,
 }
 
+/// A step tool was called inside another step's body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Nested;
+
 impl Future for Discover<'_> {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    type Output = Result<(), Nested>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let mut inner = this.state.lock();
         if let Some(op) = this.op.take() {
             this.hash = op.id.clone();
+            if let Some(outer) = inner.in_body.clone() {
+                let name = op.name.clone().unwrap_or_default();
+                inner.nested = Some(format!(
+                    "step `{name}` was called inside the body of another step ({outer}); \
+                     steps cannot be nested"
+                ));
+                return Poll::Ready(Err(Nested));
+            }
             if let CallMode::Targeted(target) = &this.state.mode {
-                if *target == this.hash && this.runnable && inner.executing.is_none() {
+                if *target == this.hash && this.runnable {
                     inner.granted = None;
-                    return Poll::Ready(());
+                    return Poll::Ready(Ok(()));
                 }
             }
             this.index = Some(inner.found.len());
@@ -305,11 +347,14 @@ impl Future for Discover<'_> {
                 runnable: this.runnable,
                 waker: Some(cx.waker().clone()),
             });
+            if let Some(driver) = &inner.driver {
+                driver.wake_by_ref();
+            }
             return Poll::Pending;
         }
         if inner.granted.as_deref() == Some(this.hash.as_str()) {
             inner.granted = None;
-            return Poll::Ready(());
+            return Poll::Ready(Ok(()));
         }
         if let Some(found) = this.index.and_then(|i| inner.found.get_mut(i)) {
             found.waker = Some(cx.waker().clone());
