@@ -255,3 +255,97 @@ async fn trust_probe_is_signed_in_cloud_and_401_unsigned() {
     let resp = send(support::http().post(&url).body("")).await;
     assert_eq!(resp.status, 401);
 }
+
+/// `use_api: true`: the state was too big to send inline, the SDK loads it from
+/// `/v0/runs/{run_id}/actions` and `/batch` with its bearer token.
+#[tokio::test]
+async fn use_api_loads_memos_and_events_from_the_api() {
+    // The second request of the captured hello run, with its state moved to the fake API.
+    let ex = support::run_exchanges("signed", "hello")[1].clone();
+    let mut body = ex["request"]["json"].clone();
+    let run_id = body["ctx"]["run_id"].as_str().unwrap().to_owned();
+    let steps = body["steps"].clone();
+    let events = body["events"].clone();
+    body["steps"] = json!({});
+    body["events"] = json!([]);
+    body["use_api"] = json!(true);
+    body["ctx"]["use_api"] = json!(true);
+    let (actions_path, batch_path) = (
+        format!("/v0/runs/{run_id}/actions"),
+        format!("/v0/runs/{run_id}/batch"),
+    );
+    let (a, b) = (actions_path.clone(), batch_path.clone());
+    let fake = FakeApi::with(Arc::new(move |rec: &support::Recorded, i| {
+        if rec.path == a {
+            (200, steps.to_string())
+        } else if rec.path == b {
+            (200, events.to_string())
+        } else {
+            support::default_reply(rec, i)
+        }
+    }))
+    .await;
+    let server = serve_app(
+        &support::cloud_client(js_app::APP_ID, &fake),
+        js_app::functions(),
+    )
+    .await;
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let resp = send(
+        support::http()
+            .post(server.endpoint("fnId=js-capture-app-hello&stepId=step"))
+            .header("x-inngest-signature", support::sign_now(&bytes))
+            .body(bytes),
+    )
+    .await;
+    // Same answer as with inline state: the Sleep after the memoized step `a`.
+    assert_eq!(resp.status, 206, "{}", resp.text());
+    assert_eq!(resp.ops()[0]["op"], "Sleep");
+    support::assert_signed_response(&resp);
+    for path in [&actions_path, &batch_path] {
+        let reqs = fake.requests_to(path);
+        assert_eq!(reqs.len(), 1, "{path}");
+        assert_eq!(reqs[0].method, "GET");
+        assert_eq!(
+            reqs[0].header("authorization"),
+            Some(support::SIGNING_KEY_BEARER)
+        );
+    }
+}
+
+#[tokio::test]
+async fn use_api_failure_is_a_retriable_500() {
+    let ex = support::run_exchanges("signed", "hello")[1].clone();
+    let mut body = ex["request"]["json"].clone();
+    body["steps"] = json!({});
+    body["use_api"] = json!(true);
+    body["ctx"]["use_api"] = json!(true);
+    // The Dev Server answers 410 when the state is gone.
+    let fake = FakeApi::with(Arc::new(|_r: &support::Recorded, _i| {
+        (
+            410,
+            json!({"error": "run state not found", "status": 410}).to_string(),
+        )
+    }))
+    .await;
+    let server = serve_app(
+        &support::cloud_client(js_app::APP_ID, &fake),
+        js_app::functions(),
+    )
+    .await;
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let resp = send(
+        support::http()
+            .post(server.endpoint("fnId=js-capture-app-hello&stepId=step"))
+            .header("x-inngest-signature", support::sign_now(&bytes))
+            .body(bytes),
+    )
+    .await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    resp.assert_sdk_headers();
+    resp.assert_no_retry(Some("false"));
+    assert!(resp.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("run state not found"));
+}

@@ -584,3 +584,29 @@ async fn other_methods_are_405_with_sdk_headers() {
     assert_eq!(resp.status, 405);
     resp.assert_sdk_headers();
 }
+
+#[tokio::test]
+async fn in_band_url_honours_the_serve_origin_override() {
+    let fake = FakeApi::start().await;
+    let client = Inngest::builder(js_app::APP_ID)
+        .dev(true)
+        .api_base_url(fake.origin())
+        .serve_origin("https://fns.example.com")
+        .build()
+        .unwrap();
+    let server = serve_app(&client, js_app::functions()).await;
+    let resp = put(
+        &server,
+        "",
+        &[("x-inngest-sync-kind", "in_band")],
+        PING_BODY,
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let config = resp.json();
+    assert_eq!(config["url"], "https://fns.example.com/api/inngest");
+    assert_eq!(
+        config["functions"][0]["steps"]["step"]["runtime"]["url"],
+        "https://fns.example.com/api/inngest?fnId=js-capture-app-hello&stepId=step"
+    );
+}
