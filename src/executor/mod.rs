@@ -448,6 +448,32 @@ impl Executor {
             })
     }
 
+    /// Waits (real time) until at least `count` runs of a function (composite id) exist and have
+    /// all ended; returns them oldest first. Handy for cron and `on_failure` runs.
+    pub async fn wait_for_runs_of_function(
+        &self,
+        function_id: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RunView>, ExecutorError> {
+        self.inner
+            .wait_until(timeout, |st| {
+                let runs: Vec<_> = st
+                    .run_order
+                    .iter()
+                    .filter_map(|id| st.runs.get(id))
+                    .filter(|r| r.function.slug == function_id)
+                    .collect();
+                (runs.len() >= count && runs.iter().all(|r| r.status.is_terminal()))
+                    .then(|| runs.into_iter().map(|r| r.view()).collect())
+            })
+            .await
+            .ok_or_else(|| ExecutorError::Timeout {
+                what: format!("{count} run(s) of function `{function_id}`"),
+                timeout,
+            })
+    }
+
     /// Cancels a running run. Returns whether it was running.
     pub fn cancel_run(&self, run_id: &str) -> bool {
         self.inner.cancel(run_id, "cancelled through the API")
