@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use inngest_sdk::{Ctx, Error, Function, NonRetriable, RetryAfter, Step, Trigger};
+use inngest_sdk::{Ctx, Error, Function, FunctionFailed, NonRetriable, RetryAfter, Step, Trigger};
 use serde_json::{json, Value};
 use support::{event, op_core, serve_app, Call, FakeApi, Resp, Server};
 
@@ -107,6 +107,20 @@ fn functions() -> Vec<Function> {
             Ok::<_, Error>(0)
         }),
         f("typed").handler(|c: Ctx<Order>, _s: Step| async move { Ok::<_, Error>(c.event.data.amount) }),
+        f("with-failure")
+            .retries(0)
+            .on_failure(|c: Ctx<FunctionFailed<Order>>, step: Step| async move {
+                let failed = c.event.data;
+                let note: String = step
+                    .run("notify", || async move {
+                        Ok::<_, Error>(format!("{} failed: {}", failed.event.data.sku, failed.error.message))
+                    })
+                    .await?;
+                Ok::<_, Error>(json!({ "note": note, "function_id": failed.function_id, "run_id": failed.run_id }))
+            })
+            .handler(|_c: Ctx<Order>, _s: Step| async move {
+                Err::<Value, Error>(Error::msg("card declined"))
+            }),
         f("attempts").handler(|c: Ctx<Value>, _s: Step| async move {
             Ok::<_, Error>(json!({ "attempt": c.attempt, "max": c.max_attempts, "final": c.is_final_attempt() }))
         }),
@@ -389,4 +403,86 @@ async fn unknown_and_missing_function_ids() {
     .await;
     assert_eq!(resp.status, 400);
     resp.assert_sdk_headers();
+}
+
+// ------------------------------------------------------------------------------------------------
+// on_failure
+
+#[tokio::test]
+async fn on_failure_is_registered_and_receives_the_failure() {
+    let server = app().await;
+    // Registered as the companion function `<slug>-failure`.
+    let resp = support::send(
+        support::http()
+            .put(server.endpoint(""))
+            .header("x-inngest-sync-kind", "in_band")
+            .body(r#"{"url":"http://localhost:3939/api/inngest"}"#),
+    )
+    .await;
+    let functions = resp.json()["functions"].as_array().unwrap().clone();
+    let main = functions
+        .iter()
+        .find(|f| f["id"] == "errors-app-with-failure")
+        .unwrap();
+    assert_eq!(main["steps"]["step"]["retries"], json!({"attempts": 0}));
+    let failure = functions
+        .iter()
+        .find(|f| f["id"] == "errors-app-with-failure-failure")
+        .expect("failure companion registered");
+    assert_eq!(failure["name"], "with-failure (failure)");
+    let trigger = &failure["triggers"][0];
+    assert_eq!(trigger["event"], "inngest/function.failed");
+    let expr = trigger["expression"].as_str().unwrap();
+    assert!(
+        expr.starts_with("event.data.function_id == ")
+            && expr.contains("'errors-app-with-failure'")
+            || expr.contains("\"errors-app-with-failure\""),
+        "{expr}"
+    );
+    assert_eq!(
+        failure["steps"]["step"]["runtime"]["url"],
+        "http://localhost:3939/api/inngest?fnId=errors-app-with-failure-failure&stepId=step"
+    );
+
+    // The main function fails (no retries configured: the executor fails the run).
+    let order = json!({"sku": "sku-1", "amount": 5});
+    let resp = Call::new("errors-app-with-failure", event("app/t", order.clone()))
+        .attempt(0, 1)
+        .post(&server)
+        .await;
+    assert_error_response(&resp, 500, "false", "Error", "card declined");
+
+    // The executor then calls the companion with `inngest/function.failed`.
+    let failed = json!({
+        "data": {
+            "function_id": "errors-app-with-failure",
+            "run_id": "01M8GA0PM60JRWWJY8ZEE4VE6V",
+            "error": {"name": "Error", "message": "card declined", "stack": ""},
+            "event": event("app/t", order),
+            "events": [],
+            "_inngest": {"status": "Failed"}
+        },
+        "id": "01M8GA0PM60JRWWJY8ZEE4VE6V",
+        "name": "inngest/function.failed",
+        "ts": 1795843719481i64,
+        "user": {}
+    });
+    let c = Call::new("errors-app-with-failure-failure", failed);
+    let resp = c.post(&server).await;
+    let note = "sku-1 failed: card declined";
+    assert_eq!(only_op(&resp)["data"], note);
+    // sha1("notify"), computed with Python's hashlib.
+    let resp = c
+        .memo(
+            "4f08301dcb7bf7ec8486798a9d2a1d43f508c8aa",
+            json!({"data": note}),
+        )
+        .post(&server)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json(),
+        json!({"note": note, "function_id": "errors-app-with-failure",
+               "run_id": "01M8GA0PM60JRWWJY8ZEE4VE6V"})
+    );
 }
