@@ -591,7 +591,7 @@ async fn nested_step_fails_clearly_instead_of_hanging() {
         .await
         .expect("a nested step must not hang the request");
     assert_eq!(resp.status, 206);
-    assert_eq!(resp.header("x-inngest-no-retry").as_deref(), Some("true"));
+    resp.assert_no_retry(Some("true"));
     let ops = resp.json();
     assert_eq!(ops.as_array().map(Vec::len), Some(1), "{ops}");
     assert_eq!(ops[0]["op"], "StepFailed");
