@@ -347,7 +347,11 @@ impl Inner {
                 .map(|(i, ev)| {
                     let id = match seed {
                         Some((ms, entropy)) => {
-                            ulid::Ulid::from_parts(ms, entropy.wrapping_add(i as u128)).to_string()
+                            // The real server adds the event's index + 1 to the entropy (the
+                            // captured seed `1795843709734,zohWT3KnyYgFjg==` gave
+                            // `01M8GA0PS6ST45CKVJMZ4RG1CF` for the first event).
+                            ulid::Ulid::from_parts(ms, entropy.wrapping_add(i as u128 + 1))
+                                .to_string()
                         }
                         None => new_ulid(now),
                     };

@@ -50,7 +50,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use super::clock::VirtualClock;
-use super::{AppView, Executor, ExecutorError, RunView, SyncError};
+use super::{AppView, Executor, ExecutorBuilder, ExecutorError, RunView, SyncError};
 use crate::client::{Inngest, SendError};
 use crate::config::ConfigError;
 use crate::event::Event;
@@ -98,7 +98,10 @@ pub struct TestHarnessBuilder {
     app_path: String,
     router: Option<RouterFn>,
     mocks: Vec<(String, String, Value)>,
+    configure: Option<ConfigureFn>,
 }
+
+type ConfigureFn = Box<dyn FnOnce(ExecutorBuilder) -> ExecutorBuilder + Send>;
 
 impl std::fmt::Debug for TestHarnessBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,6 +180,16 @@ impl TestHarnessBuilder {
         self
     }
 
+    /// Adjusts the executor's options (applied after the harness's own: clock, keys, retry
+    /// interval), e.g. `|b| b.max_inline_state_bytes(1024)`.
+    pub fn configure_executor(
+        mut self,
+        f: impl FnOnce(ExecutorBuilder) -> ExecutorBuilder + Send + 'static,
+    ) -> Self {
+        self.configure = Some(Box::new(f));
+        self
+    }
+
     /// Mocks a step of a function (its own id, without the app prefix) for every run.
     pub fn mock_step(mut self, function: &str, step_id: &str, output: impl Serialize) -> Self {
         let v = serde_json::to_value(output).unwrap_or(Value::Null);
@@ -197,12 +210,15 @@ impl TestHarnessBuilder {
             (None, Some(_)) => Some(TEST_EVENT_KEY.to_owned()),
             (None, None) => None,
         };
-        let executor = Executor::builder()
+        let mut builder = Executor::builder()
             .clock(Arc::new(clock.clone()))
             .signing_key(self.signing_key.clone())
             .event_key(event_key.clone())
-            .retry_interval(self.retry_interval)
-            .build()?;
+            .retry_interval(self.retry_interval);
+        if let Some(f) = self.configure {
+            builder = f(builder);
+        }
+        let executor = builder.build()?;
         let mut tasks = Vec::new();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -303,6 +319,7 @@ impl TestHarness {
             app_path: crate::serve::axum::DEFAULT_PATH.to_owned(),
             router: None,
             mocks: Vec::new(),
+            configure: None,
         }
     }
 
