@@ -149,3 +149,31 @@ async fn parallel_steps_are_planned_then_targeted() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v, json!(45));
 }
+
+#[tokio::test]
+async fn targeted_call_for_a_memoized_step_never_reruns_it() {
+    let f = Function::new("par2")
+        .trigger(Trigger::event("t/par2"))
+        .handler(|_ctx: Ctx<Value>, step: Step| async move {
+            let (a, b) = futures::try_join!(
+                step.run("a", || async { Ok::<_, Error>(1) }),
+                step.run("b", || async { Ok::<_, Error>(2) }),
+            )?;
+            Ok::<_, Error>(a + b)
+        });
+    let h = ServeHandler::new(&client(), [f])
+        .unwrap()
+        .step_not_found_timeout(Duration::from_secs(30));
+    let a = inngest_sdk::step::hash_id("a");
+    let b = inngest_sdk::step::hash_id("b");
+    let mut req = body(json!({ a.clone(): {"data": 1} }), &[a.as_str()]);
+    req["ctx"]["disable_immediate_execution"] = json!(true);
+    let started = std::time::Instant::now();
+    let (s, v, _) = call(&h, &format!("fnId=js-capture-app-par2&stepId={a}"), req).await;
+    // Answered at once (not after the 30 s not-found wait), reporting only what is left to do.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(s, 206, "{v}");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v[0]["op"], "StepPlanned");
+    assert_eq!(v[0]["id"], b.as_str());
+}

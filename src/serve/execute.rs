@@ -123,10 +123,16 @@ impl ServeHandler {
             }
         };
 
+        let already_done = state.steps.iter().any(|(k, _)| **k == *step_id);
         let mode = if step_id == wire::DISCOVERY_STEP_ID {
             CallMode::Discovery {
                 immediate: !req.ctx.disable_immediate_execution,
             }
+        } else if already_done {
+            // A targeted call for a step that already has a result (a duplicate delivery): never
+            // run it again; replay as a discovery that only reports what is still to do.
+            tracing::info!(step = %step_id, "targeted step is already memoized; replaying as discovery");
+            CallMode::Discovery { immediate: false }
         } else {
             CallMode::Targeted(step_id.clone())
         };
