@@ -88,6 +88,11 @@ impl std::fmt::Debug for Backoff {
     }
 }
 
+type PlainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<Bytes>,
+>;
+
 /// Executor settings.
 pub(crate) struct Settings {
     pub clock: Arc<dyn Clock>,
@@ -101,7 +106,10 @@ pub(crate) struct Settings {
 /// Shared executor state.
 pub(crate) struct Inner {
     pub settings: Settings,
+    /// For `https` apps (adds `Accept: */*` to every request).
     pub http: reqwest::Client,
+    /// For `http` apps: sends exactly the headers given (plus `Host` and `Content-Length`).
+    plain: PlainClient,
     state: Mutex<State>,
     changes: tokio::sync::watch::Sender<u64>,
     seq: AtomicU64,
@@ -277,9 +285,16 @@ enum OpAction {
 
 impl Inner {
     pub fn new(settings: Settings, http: reqwest::Client) -> Inner {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.set_nodelay(true);
+        let plain =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
         Inner {
             settings,
             http,
+            plain,
             state: Mutex::new(State::default()),
             changes: tokio::sync::watch::channel(0).0,
             seq: AtomicU64::new(1),
@@ -894,41 +909,99 @@ impl Inner {
     }
 
     async fn send(&self, p: Prepared) -> Result<RawResponse, String> {
-        let res = self
-            .http
-            .post(p.url)
-            .headers(p.headers)
-            .body(p.body)
-            .timeout(self.settings.request_timeout)
-            .send()
+        self.call(http::Method::POST, p.url, p.headers, p.body)
             .await
-            .map_err(|e| format!("request to the app failed: {}", describe_reqwest(&e)))?;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        if res
-            .content_length()
-            .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
-        {
-            return Err(format!(
-                "response body over the {MAX_RESPONSE_BYTES}-byte limit"
-            ));
+            .map_err(|e| format!("request to the app failed: {e}"))
+    }
+
+    /// One HTTP exchange with an app. Plain `http` goes through hyper so the request carries
+    /// exactly `headers` (plus `Host`, `Content-Length` and `Accept-Encoding: gzip`, like the
+    /// real server's Go client); `https` goes through reqwest.
+    async fn call(
+        &self,
+        method: http::Method,
+        url: url::Url,
+        mut headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<RawResponse, String> {
+        let timeout = self.settings.request_timeout;
+        let too_big = || format!("response body over the {MAX_RESPONSE_BYTES}-byte limit");
+        if url.scheme() != "http" {
+            let res = self
+                .http
+                .request(method, url)
+                .headers(headers)
+                .body(body)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| describe_error(&e))?;
+            let status = res.status().as_u16();
+            let headers = res.headers().clone();
+            if res
+                .content_length()
+                .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
+            {
+                return Err(too_big());
+            }
+            let body = res.bytes().await.map_err(|e| describe_error(&e))?;
+            if body.len() > MAX_RESPONSE_BYTES {
+                return Err(too_big());
+            }
+            return Ok(RawResponse {
+                status,
+                headers,
+                body,
+            });
         }
-        let body = res.bytes().await.map_err(|e| {
-            format!(
-                "could not read the app's response: {}",
-                describe_reqwest(&e)
-            )
-        })?;
-        if body.len() > MAX_RESPONSE_BYTES {
-            return Err(format!(
-                "response body over the {MAX_RESPONSE_BYTES}-byte limit"
-            ));
-        }
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-        })
+        use http_body_util::BodyExt as _;
+        let uri: http::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        let mut req = http::Request::new(http_body_util::Full::new(Bytes::from(body)));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let exchange = async {
+            let res = self
+                .plain
+                .request(req)
+                .await
+                .map_err(|e| describe_error(&e))?;
+            let (parts, body) = res.into_parts();
+            let collected = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        too_big()
+                    } else {
+                        format!("could not read the response: {e}")
+                    }
+                })?;
+            let mut body = collected.to_bytes();
+            let gzipped = parts
+                .headers
+                .get(http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+            if gzipped {
+                body = gunzip(&body)?;
+            }
+            Ok(RawResponse {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("no response within {}", crate::timestr::format_go(timeout)))?
     }
 
     /// Applies an answer to its run.
@@ -1650,33 +1723,33 @@ impl Inner {
     /// Syncs an app over HTTP: out-of-band (the app POSTs `/fn/register` back) or in-band.
     pub async fn sync_app(self: &Arc<Self>, url: &str, in_band: bool) -> Result<AppDef, SyncError> {
         let body = serde_json::to_vec(&json!({ "url": url })).unwrap_or_default();
-        let mut req = self
-            .http
-            .put(url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(h::SERVER_KIND, "dev")
-            .timeout(self.settings.request_timeout);
+        let target = url::Url::parse(url).map_err(|e| SyncError::Unreachable {
+            url: url.to_owned(),
+            message: format!("invalid URL: {e}"),
+        })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(h::SERVER_KIND, HeaderValue::from_static("dev"));
         if in_band {
-            req = req.header(h::SYNC_KIND, "in_band");
+            headers.insert(h::SYNC_KIND, HeaderValue::from_static("in_band"));
         }
         if let Some(key) = &self.settings.signing_key {
-            req = req.header(h::SIGNATURE, signature::sign_now(key, &body));
+            if let Ok(v) = HeaderValue::from_str(&signature::sign_now(key, &body)) {
+                headers.insert(h::SIGNATURE, v);
+            }
         }
         let before = self.lock().syncs.len();
-        let res = req
-            .body(body)
-            .send()
+        let res = self
+            .call(http::Method::PUT, target, headers, body)
             .await
-            .map_err(|e| SyncError::Unreachable {
+            .map_err(|message| SyncError::Unreachable {
                 url: url.to_owned(),
-                message: describe_reqwest(&e),
+                message,
             })?;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.bytes().await.map_err(|e| SyncError::Unreachable {
-            url: url.to_owned(),
-            message: describe_reqwest(&e),
-        })?;
+        let status = http::StatusCode::from_u16(res.status)
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = res.headers;
+        let bytes = res.body;
         if !status.is_success() {
             return Err(SyncError::Rejected {
                 status: status.as_u16(),
@@ -2422,7 +2495,24 @@ pub(crate) fn error_text(body: &[u8]) -> String {
     }
 }
 
-fn describe_reqwest(e: &reqwest::Error) -> String {
+/// Decompresses a gzip body.
+fn gunzip(body: &[u8]) -> Result<Bytes, String> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_RESPONSE_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("invalid gzip body: {e}"))?;
+    if out.len() > MAX_RESPONSE_BYTES {
+        return Err(format!(
+            "response body over the {MAX_RESPONSE_BYTES}-byte limit"
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// An error and its sources, on one line.
+fn describe_error(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
