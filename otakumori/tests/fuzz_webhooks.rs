@@ -164,7 +164,7 @@ fn campaign(name: &str, mut case: impl FnMut(&mut Gen, usize)) {
     let base_seed: u64 = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5EED_0F_F00D);
+        .unwrap_or(0x005E_ED0F_F00D);
     let started = Instant::now();
     let mut total = 0usize;
     let mut batch = 0u64;
