@@ -13,6 +13,7 @@
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod functions;
 pub mod sandbox;
 pub mod services;
 pub mod webhooks;

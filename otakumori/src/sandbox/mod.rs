@@ -108,7 +108,8 @@ pub struct Fault {
     /// Error message for the body.
     #[serde(default)]
     pub message: Option<String>,
-    /// Only requests whose path contains this.
+    /// Only requests whose path contains this (for the fake Printify: path and query, e.g.
+    /// `page=2`).
     #[serde(default)]
     pub path_contains: Option<String>,
     /// Only requests with this method.

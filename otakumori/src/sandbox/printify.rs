@@ -268,7 +268,13 @@ fn control(inner: &Inner, method: &Method, path: &str, body: &Bytes) -> Response
 
 fn serve(inner: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
     let path = uri.path();
-    if let Some(r) = inner.core.take_fault(method, path, ErrorStyle::Message) {
+    // Faults match on the path *and* query here, so a test can target one page of the listing
+    // (`Fault::…on_path("page=2")`).
+    let target = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Some(r) = inner.core.take_fault(method, &target, ErrorStyle::Message) {
         return r;
     }
     let mut st = lock(&inner.state);

@@ -1,0 +1,65 @@
+//! The fan-out crons (spec §4.5 dailyInventorySync, §4.6 weeklyProductUpdate).
+
+use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
+use serde_json::{json, Value};
+
+use super::{
+    event_time, rfc3339, Deps, CRON_DAILY_INVENTORY_SYNC, CRON_WEEKLY_PRODUCT_UPDATE,
+    EVENT_INVENTORY_SYNC, EVENT_PRINTIFY_PRODUCTS_UPDATE, FN_DAILY_INVENTORY_SYNC,
+    FN_WEEKLY_PRODUCT_UPDATE,
+};
+
+/// **dailyInventorySync** (`daily-inventory-sync`, spec §4.5): every day at 02:00 UTC
+/// (`0 2 * * *`), one `step.send_event` (`send-inventory-sync`) of `inventory/sync {}` — a
+/// send-event step, so a retry never sends twice; the event id is derived from the firing time,
+/// so a duplicate firing is deduplicated too. `sync-inventory` does the work.
+/// Returns `{success, timestamp, sentEventIds}`.
+pub fn daily_inventory_sync(_d: &Deps) -> Function {
+    Function::new(FN_DAILY_INVENTORY_SYNC)
+        .name("Daily inventory sync")
+        .trigger(Trigger::cron(CRON_DAILY_INVENTORY_SYNC))
+        .handler(|ctx: Ctx<Value>, step: Step| async move {
+            let at = event_time(&ctx.event);
+            let ids = step
+                .send_event(
+                    "send-inventory-sync",
+                    vec![Event::new(EVENT_INVENTORY_SYNC, json!({}))
+                        .with_id(format!("inventory-sync-{}", at.timestamp_millis()))],
+                )
+                .await?;
+            tracing::info!(events = ids.len(), "daily inventory sync requested");
+            Ok::<_, Error>(json!({
+                "success": true,
+                "timestamp": rfc3339(at),
+                "sentEventIds": ids,
+            }))
+        })
+}
+
+/// **weeklyProductUpdate** (`weekly-product-update`, spec §4.6): Mondays at 03:00 UTC
+/// (`0 3 * * 1`), one `step.send_event` (`send-products-update`) of
+/// `printify/products.update {reason: "cron"}` — a full catalog sync by
+/// `update-printify-products`. Returns `{success, timestamp, sentEventIds}`.
+pub fn weekly_product_update(_d: &Deps) -> Function {
+    Function::new(FN_WEEKLY_PRODUCT_UPDATE)
+        .name("Weekly product update")
+        .trigger(Trigger::cron(CRON_WEEKLY_PRODUCT_UPDATE))
+        .handler(|ctx: Ctx<Value>, step: Step| async move {
+            let at = event_time(&ctx.event);
+            let ids = step
+                .send_event(
+                    "send-products-update",
+                    vec![
+                        Event::new(EVENT_PRINTIFY_PRODUCTS_UPDATE, json!({"reason": "cron"}))
+                            .with_id(format!("products-update-{}", at.timestamp_millis())),
+                    ],
+                )
+                .await?;
+            tracing::info!(events = ids.len(), "weekly catalog sync requested");
+            Ok::<_, Error>(json!({
+                "success": true,
+                "timestamp": rfc3339(at),
+                "sentEventIds": ids,
+            }))
+        })
+}

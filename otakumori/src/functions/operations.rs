@@ -1,0 +1,372 @@
+//! The retry ledger: `on_failure` handlers record failed operations, and
+//! `retry-failed-operation` retries them with exponential backoff before dead-lettering
+//! (spec §4.10).
+
+use inngest_sdk::{
+    Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step, Trigger,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{
+    catalog, db_err, now_utc, opt_str, opt_str_list, orders, req_uuid, Deps,
+    EVENT_OPERATION_FAILED, EVENT_ORDER_CONFIRMATION_SENT, FN_RETRY_FAILED_OPERATION,
+    OP_EMAIL_ORDER_CONFIRMATION, OP_ORDER_PROCESS, OP_PRINTIFY_SYNC,
+};
+use crate::db::{FailedOperation, NewFailedOperation, OperationStatus};
+
+/// What an `on_failure` handler returns (and the data of the `operation/failed` it emits).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Recorded {
+    operation_id: Uuid,
+    status: OperationStatus,
+    retry_count: i32,
+}
+
+/// The shared `on_failure` body: upsert the `failed_operations` row for `(op_type, dedupe_key)`
+/// (status `pending`, payload = the failed run's event data, `last_error`), then emit
+/// `operation/failed {operationId, type, payload, retryCount, error}` with a `step.send_event`
+/// keyed by the failed run, so a replayed handler emits once. A row that is already `dead`
+/// stays dead and nothing is emitted.
+pub(crate) async fn record_failure(
+    d: &Deps,
+    step: &Step,
+    failed: &FunctionFailed<Value>,
+    op_type: &str,
+    dedupe_key: Option<String>,
+) -> Result<Value, Error> {
+    let payload = failed.event.data.clone();
+    let error = failed.error.message.clone();
+    let rec: Recorded = step
+        .run("record-failed-operation", || async {
+            let op = d
+                .app
+                .db
+                .record_failed_operation(
+                    &NewFailedOperation {
+                        op_type: op_type.to_string(),
+                        dedupe_key: dedupe_key.clone(),
+                        payload: payload.clone(),
+                        error: error.clone(),
+                    },
+                    now_utc(),
+                )
+                .await
+                .map_err(db_err)?;
+            tracing::warn!(
+                operation_id = %op.id,
+                op_type,
+                failed_function = %failed.function_id,
+                failed_run = %failed.run_id,
+                "operation failed; recorded for retry"
+            );
+            Ok::<_, Error>(Recorded {
+                operation_id: op.id,
+                status: op.status,
+                retry_count: op.retry_count,
+            })
+        })
+        .await?;
+    if rec.status == OperationStatus::Dead {
+        return Ok(json!({
+            "operationId": rec.operation_id,
+            "deadLettered": true,
+            "emitted": [],
+        }));
+    }
+    let ids = step
+        .send_event(
+            "emit-operation-failed",
+            vec![Event::new(
+                EVENT_OPERATION_FAILED,
+                json!({
+                    "operationId": rec.operation_id,
+                    "type": op_type,
+                    "payload": payload,
+                    "retryCount": rec.retry_count,
+                    "error": error,
+                }),
+            )
+            .with_id(format!("operation-failed-{}", failed.run_id))],
+        )
+        .await?;
+    Ok(json!({
+        "operationId": rec.operation_id,
+        "deadLettered": false,
+        "emitted": ids,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Loaded {
+    op_type: String,
+    payload: Value,
+    retry_count: i32,
+    status: OperationStatus,
+    dead_lettered: bool,
+}
+
+/// One retry attempt, reported as data (not thrown) so the explicit backoff loop decides what
+/// happens next.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Attempt {
+    ok: bool,
+    result: Option<Value>,
+    error: Option<String>,
+    retry_count: i32,
+    dead: bool,
+}
+
+/// Re-run one operation directly (spec §4.10 `retry-operation`).
+async fn run_operation(d: &Deps, op_type: &str, payload: &Value) -> Result<Value, Error> {
+    match op_type {
+        OP_ORDER_PROCESS => {
+            let order_id = req_uuid(OP_ORDER_PROCESS, payload, "orderId")?;
+            let out = orders::fulfil_paid_order(d, order_id).await?;
+            Ok(serde_json::to_value(out)?)
+        }
+        OP_EMAIL_ORDER_CONFIRMATION => {
+            let order_id = req_uuid(OP_EMAIL_ORDER_CONFIRMATION, payload, "orderId")?;
+            let email = opt_str(OP_EMAIL_ORDER_CONFIRMATION, payload, "email")?;
+            let sent = orders::deliver_confirmation(d, order_id, email).await?;
+            Ok(json!({
+                "orderId": order_id,
+                "emailId": sent.provider_message_id,
+                "alreadySent": sent.already_sent,
+            }))
+        }
+        OP_PRINTIFY_SYNC => {
+            let ids = opt_str_list(OP_PRINTIFY_SYNC, payload, "productIds")?;
+            let out = catalog::sync_now(d, ids.filter(|v| !v.is_empty())).await?;
+            Ok(out)
+        }
+        other => Err(NonRetriable::new(format!("unknown operation type `{other}`")).into()),
+    }
+}
+
+/// **retryFailedOperation** (`retry-failed-operation`, spec §4.10): the retry and dead-letter
+/// queue behind the `on_failure` handlers.
+///
+/// * Trigger `operation/failed {operationId, type, payload, retryCount, error}`; concurrency 1
+///   per `event.data.operationId`; retries 3 (Inngest's own retries cover transient errors of a
+///   step); `on_failure` dead-letters the row.
+/// * Step `load-operation`: reads `failed_operations`; a row already `succeeded`/`dead`, or with
+///   `retry_count >= 3`, ends the run (the latter is set `dead`).
+/// * Then, for each remaining attempt `n`: step `backoff-{n}` is a durable `step.sleep` of
+///   `min(30 s · 2^n, 1 h)`, and step `retry-operation-{n}` marks the row `retrying` and re-runs
+///   the operation directly — the Printify order POST (`order.process`), the confirmation email
+///   (`email.order_confirmation`) or a catalog sync (`printify.sync`). A failed attempt bumps
+///   `retry_count` (the row goes back to `pending`, or `dead` after the 3rd).
+/// * Success: step `mark-succeeded` (`status='succeeded'`, `retry_count+1`); for a recovered
+///   order also `send-confirmation` (`order/confirmation.sent`) and `clear-cart`.
+/// * After the last failure: step `dead-letter` makes sure the row is `dead`.
+/// * Returns `{success, operationType, retryCount, deadLettered}`.
+pub fn retry_failed_operation(d: &Deps) -> Function {
+    let d_fail = d.clone();
+    let d = d.clone();
+    Function::new(FN_RETRY_FAILED_OPERATION)
+        .name("Retry failed operation")
+        .trigger(Trigger::event(EVENT_OPERATION_FAILED))
+        .concurrency(Concurrency::new(1).key("event.data.operationId"))
+        .retries(3)
+        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
+            let d = d_fail.clone();
+            async move {
+                let failed = &ctx.event.data;
+                let Ok(op_id) = req_uuid(EVENT_OPERATION_FAILED, &failed.event.data, "operationId")
+                else {
+                    return Ok::<_, Error>(json!({"deadLettered": false, "reason": "no operationId"}));
+                };
+                let message = failed.error.message.clone();
+                let op: FailedOperation = step
+                    .run("dead-letter", || async {
+                        d.app
+                            .db
+                            .mark_operation_dead(op_id, Some(&message), now_utc())
+                            .await
+                            .map_err(db_err)
+                    })
+                    .await?;
+                tracing::error!(operation_id = %op_id, "retry run failed; operation dead-lettered");
+                Ok(json!({"deadLettered": true, "operationId": op.id, "status": op.status}))
+            }
+        })
+        .handler(move |ctx: Ctx<Value>, step: Step| {
+            let d = d.clone();
+            async move {
+                let data = &ctx.event.data;
+                let op_id = req_uuid(EVENT_OPERATION_FAILED, data, "operationId")?;
+                let max = d.options.max_operation_retries;
+                let loaded: Loaded = step
+                    .run("load-operation", || async {
+                        let op = d
+                            .app
+                            .db
+                            .get_failed_operation(op_id)
+                            .await
+                            .map_err(db_err)?
+                            .ok_or_else(|| {
+                                Error::from(NonRetriable::new(format!(
+                                    "failed operation {op_id} not found"
+                                )))
+                            })?;
+                        let mut status = op.status;
+                        let terminal =
+                            matches!(status, OperationStatus::Succeeded | OperationStatus::Dead);
+                        if !terminal && op.retry_count >= max {
+                            status = d
+                                .app
+                                .db
+                                .mark_operation_dead(op_id, None, now_utc())
+                                .await
+                                .map_err(db_err)?
+                                .status;
+                        }
+                        Ok::<_, Error>(Loaded {
+                            dead_lettered: status == OperationStatus::Dead,
+                            op_type: op.op_type,
+                            payload: op.payload,
+                            retry_count: op.retry_count,
+                            status,
+                        })
+                    })
+                    .await?;
+                if matches!(
+                    loaded.status,
+                    OperationStatus::Succeeded | OperationStatus::Dead
+                ) {
+                    return Ok::<_, Error>(json!({
+                        "success": loaded.status == OperationStatus::Succeeded,
+                        "operationId": op_id,
+                        "operationType": loaded.op_type,
+                        "retryCount": loaded.retry_count,
+                        "deadLettered": loaded.dead_lettered,
+                        "skipped": true,
+                    }));
+                }
+
+                let mut retry_count = loaded.retry_count;
+                let mut last_error = None;
+                for n in loaded.retry_count..max {
+                    step.sleep(&format!("backoff-{n}"), d.options.backoff(n)).await;
+                    let attempt: Attempt = step
+                        .run(&format!("retry-operation-{n}"), || async {
+                            let db = &d.app.db;
+                            db.mark_operation_retrying(op_id, None, now_utc())
+                                .await
+                                .map_err(db_err)?;
+                            match run_operation(&d, &loaded.op_type, &loaded.payload).await {
+                                Ok(result) => Ok::<_, Error>(Attempt {
+                                    ok: true,
+                                    result: Some(result),
+                                    error: None,
+                                    retry_count: n,
+                                    dead: false,
+                                }),
+                                Err(e) => {
+                                    let next = now_utc()
+                                        + chrono::Duration::from_std(d.options.backoff(n + 1))
+                                            .unwrap_or_default();
+                                    let row = db
+                                        .record_operation_attempt_failed(
+                                            op_id,
+                                            e.message(),
+                                            max,
+                                            Some(next),
+                                            now_utc(),
+                                        )
+                                        .await
+                                        .map_err(db_err)?;
+                                    tracing::warn!(operation_id = %op_id, attempt = n + 1, dead = row.status == OperationStatus::Dead, "retry attempt failed");
+                                    Ok(Attempt {
+                                        ok: false,
+                                        result: None,
+                                        error: Some(e.message().to_string()),
+                                        retry_count: row.retry_count,
+                                        dead: row.status == OperationStatus::Dead,
+                                    })
+                                }
+                            }
+                        })
+                        .await?;
+                    if attempt.ok {
+                        let op: FailedOperation = step
+                            .run("mark-succeeded", || async {
+                                d.app
+                                    .db
+                                    .mark_operation_succeeded(op_id, now_utc())
+                                    .await
+                                    .map_err(db_err)
+                            })
+                            .await?;
+                        let result = attempt.result.unwrap_or(Value::Null);
+                        if loaded.op_type == OP_ORDER_PROCESS {
+                            recovered_order_follow_ups(&d, &step, &result).await?;
+                        }
+                        tracing::info!(operation_id = %op_id, attempts = n + 1, "operation succeeded on retry");
+                        return Ok(json!({
+                            "success": true,
+                            "operationId": op_id,
+                            "operationType": loaded.op_type,
+                            "retryCount": op.retry_count,
+                            "deadLettered": false,
+                            "result": result,
+                        }));
+                    }
+                    retry_count = attempt.retry_count;
+                    last_error = attempt.error;
+                    if attempt.dead {
+                        break;
+                    }
+                }
+                let op: FailedOperation = step
+                    .run("dead-letter", || async {
+                        d.app
+                            .db
+                            .mark_operation_dead(op_id, None, now_utc())
+                            .await
+                            .map_err(db_err)
+                    })
+                    .await?;
+                tracing::error!(operation_id = %op_id, retries = op.retry_count, "operation dead-lettered");
+                Ok(json!({
+                    "success": false,
+                    "operationId": op_id,
+                    "operationType": loaded.op_type,
+                    "retryCount": op.retry_count.max(retry_count),
+                    "deadLettered": true,
+                    "lastError": last_error,
+                }))
+            }
+        })
+}
+
+/// After a recovered `order.process`: the confirmation email (through its own function, like
+/// `process-order` does) and the cart.
+async fn recovered_order_follow_ups(d: &Deps, step: &Step, result: &Value) -> Result<(), Error> {
+    let order_id = req_uuid(OP_ORDER_PROCESS, result, "orderId")?;
+    let user_id = req_uuid(OP_ORDER_PROCESS, result, "userId")?;
+    step.send_event(
+        "send-confirmation",
+        vec![Event::new(
+            EVENT_ORDER_CONFIRMATION_SENT,
+            json!({ "orderId": order_id }),
+        )
+        .with_id(orders::confirmation_event_id(order_id))],
+    )
+    .await?;
+    let _cleared: u64 = step
+        .run("clear-cart", || async {
+            d.app
+                .db
+                .clear_cart(user_id, now_utc())
+                .await
+                .map_err(db_err)
+        })
+        .await?;
+    Ok(())
+}

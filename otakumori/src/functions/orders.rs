@@ -1,0 +1,606 @@
+//! Order fulfilment (spec §4.7 processOrder) and the confirmation email (§4.8
+//! sendOrderConfirmation).
+
+use inngest_sdk::{
+    Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step, Trigger,
+    WaitForEvent,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::operations::record_failure;
+use super::{
+    api_err, db_err, email_err, now_utc, opt_str, req_uuid, Deps, EVENT_ORDER_CONFIRMATION_SENT,
+    EVENT_ORDER_CREATED, EVENT_STRIPE_WEBHOOK, FN_PROCESS_ORDER, FN_SEND_ORDER_CONFIRMATION,
+    OP_EMAIL_ORDER_CONFIRMATION, OP_ORDER_PROCESS,
+};
+use crate::db::{OrderStatus, PrintifySyncStatus};
+use crate::services::email::templates::{self, OrderEmailView};
+use crate::services::email::{EmailOutcome, EmailRequest};
+use crate::services::printify::CreateOrderRequest;
+
+/// Inngest event id of the `order/created` event for an order: one per order, so the checkout
+/// and the payment webhook emitting it for the same order start one run.
+pub fn order_created_event_id(order_id: Uuid) -> String {
+    format!("order-created-{order_id}")
+}
+
+/// Inngest event id of the `order/confirmation.sent` event for an order (one email per order).
+pub fn confirmation_event_id(order_id: Uuid) -> String {
+    format!("order-confirmation-{order_id}")
+}
+
+/// `email_log` / provider idempotency key of an order's confirmation email.
+pub fn confirmation_email_key(order_id: Uuid) -> String {
+    format!("order-confirmation:{order_id}")
+}
+
+/// One order line as `validate-order` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatedItem {
+    pub variant_id: Option<Uuid>,
+    pub printify_product_id: Option<String>,
+    pub printify_variant_id: Option<i64>,
+    pub quantity: i32,
+}
+
+/// Output of `validate-order`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    pub stripe_session_id: Option<String>,
+    pub printify_order_id: Option<String>,
+    pub already_processed: bool,
+    pub items: Vec<ValidatedItem>,
+}
+
+/// Output of `process-payment`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub paid: bool,
+    /// `webhook` (already confirmed by `process-payment-webhook`) or `stripe` (verified here).
+    pub verified_by: Option<String>,
+    pub payment_intent_id: Option<String>,
+    pub payment_status: Option<String>,
+    /// The order was cancelled because payment never arrived.
+    pub cancelled: bool,
+}
+
+/// Output of `check-inventory`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    pub eligible: bool,
+    pub items: usize,
+    pub problems: Vec<String>,
+}
+
+/// Output of `create-printify-order` (and of a recovered `order.process` retry).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Submitted {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub printify_order_id: String,
+    /// `true` when `printify_order_sync` already had a synced order (no POST was made).
+    pub reused: bool,
+}
+
+/// Create the Printify order for a paid, eligible order — idempotently:
+///
+/// 1. a `synced` `printify_order_sync` row means it exists: re-assert `in_production`, no POST;
+/// 2. otherwise build the body (`external_id` = order id, `label` = `Order #<n>`, Printify's
+///    `line_items[{product_id, variant_id, quantity}]`, the stored shipping address with no
+///    placeholders) and `POST /shops/{shop}/orders.json`;
+/// 3. success: `orders.printify_order_id`, status `in_production`, sync row `synced`;
+///    a permanent refusal (4xx, or an incomplete address) records sync row `failed` with the
+///    error and is non-retriable; 429 is retry-after; 5xx/transport errors are retried.
+pub async fn submit_printify_order(d: &Deps, order_id: Uuid) -> Result<Submitted, Error> {
+    let db = &d.app.db;
+    let order = db
+        .get_order(order_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+    if let Some(sync) = db.get_printify_order_sync(order_id).await.map_err(db_err)? {
+        if let (PrintifySyncStatus::Synced, Some(pid)) = (sync.status, sync.printify_order_id) {
+            db.record_printify_order_created(order_id, &pid, now_utc())
+                .await
+                .map_err(db_err)?;
+            return Ok(Submitted {
+                order_id,
+                user_id: order.user_id,
+                printify_order_id: pid,
+                reused: true,
+            });
+        }
+    }
+    let items = db.order_fulfillment_check(order_id).await.map_err(db_err)?;
+    let body = match CreateOrderRequest::for_order(&order, &items) {
+        Ok(b) => b,
+        Err(msg) => {
+            db.record_printify_order_failed(order_id, &msg, now_utc())
+                .await
+                .map_err(db_err)?;
+            return Err(NonRetriable::new(format!("order {order_id}: {msg}")).into());
+        }
+    };
+    match d.printify.create_order(&body).await {
+        Ok(created) => {
+            db.record_printify_order_created(order_id, &created.id, now_utc())
+                .await
+                .map_err(db_err)?;
+            tracing::info!(%order_id, printify_order_id = %created.id, "order sent to Printify");
+            Ok(Submitted {
+                order_id,
+                user_id: order.user_id,
+                printify_order_id: created.id,
+                reused: false,
+            })
+        }
+        Err(e) => {
+            if e.is_permanent() {
+                tracing::warn!(%order_id, status = ?e.status(), "Printify refused the order");
+                db.record_printify_order_failed(order_id, &e.to_string(), now_utc())
+                    .await
+                    .map_err(db_err)?;
+            }
+            Err(api_err(e))
+        }
+    }
+}
+
+/// The `order.process` retry (spec §4.10): fulfil an order that is paid (or waiting for a
+/// mapping fix) by re-checking eligibility and creating the Printify order.
+pub async fn fulfil_paid_order(d: &Deps, order_id: Uuid) -> Result<Submitted, Error> {
+    let db = &d.app.db;
+    let order = db
+        .get_order(order_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+    if !order.status.is_fulfilled()
+        && !matches!(
+            order.status,
+            OrderStatus::Paid | OrderStatus::PendingMapping
+        )
+    {
+        return Err(
+            NonRetriable::new(format!("order {order_id} is {}, not paid", order.status)).into(),
+        );
+    }
+    if !order.status.is_fulfilled() {
+        let bad: Vec<String> = db
+            .order_fulfillment_check(order_id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .filter(|i| !i.eligible)
+            .map(|i| format!("{} ({})", i.name, i.reason.unwrap_or_default()))
+            .collect();
+        if !bad.is_empty() {
+            return Err(NonRetriable::new(format!(
+                "order {order_id}: items not fulfillable: {}",
+                bad.join(", ")
+            ))
+            .into());
+        }
+    }
+    submit_printify_order(d, order_id).await
+}
+
+/// Load the confirmation view of an order: recipient = `email` (the event's), else the order's
+/// shipping email, else the user's email — never a placeholder.
+pub async fn confirmation_view(
+    d: &Deps,
+    order_id: Uuid,
+    email: Option<String>,
+) -> Result<OrderEmailView, Error> {
+    let detail = d
+        .app
+        .db
+        .get_order_detail(order_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+    let mut view = OrderEmailView::from_detail(&detail);
+    if let Some(e) = email.filter(|e| e.contains('@')) {
+        view.recipient = e;
+    }
+    if !view.recipient.contains('@') {
+        return Err(NonRetriable::new(format!("order {order_id} has no recipient email")).into());
+    }
+    Ok(view)
+}
+
+/// Send the confirmation for a loaded view, at most once per order
+/// ([`Mailer::send_once`](crate::services::email::Mailer::send_once) writes the `email_log` row).
+pub async fn send_confirmation(d: &Deps, view: &OrderEmailView) -> Result<EmailOutcome, Error> {
+    let r = templates::order_confirmation(view);
+    let out = d
+        .app
+        .mailer
+        .send_once(&EmailRequest {
+            idempotency_key: confirmation_email_key(view.order_id),
+            template: templates::ORDER_CONFIRMATION.to_string(),
+            to: vec![view.recipient.clone()],
+            subject: r.subject,
+            html: Some(r.html),
+            text: Some(r.text),
+            order_id: Some(view.order_id),
+            user_id: Some(view.user_id),
+        })
+        .await
+        .map_err(email_err)?;
+    tracing::info!(order_id = %view.order_id, already_sent = out.already_sent, "order confirmation handled");
+    Ok(out)
+}
+
+/// [`confirmation_view`] + [`send_confirmation`] (the `email.order_confirmation` retry).
+pub async fn deliver_confirmation(
+    d: &Deps,
+    order_id: Uuid,
+    email: Option<String>,
+) -> Result<EmailOutcome, Error> {
+    let view = confirmation_view(d, order_id, email).await?;
+    send_confirmation(d, &view).await
+}
+
+fn order_id_of(failed: &FunctionFailed<Value>) -> Option<String> {
+    failed
+        .event
+        .data
+        .get("orderId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// **processOrder** (`process-order`, spec §4.7): fulfil a paid order end to end.
+///
+/// * Trigger `order/created {orderId, userId?, stripeSessionId?}` — emitted by
+///   `process-payment-webhook` once Stripe confirmed the payment, or by a checkout before payment
+///   (then the run waits for it). Idempotency `event.data.orderId` (one run per order per 24 h),
+///   concurrency 1 per `event.data.orderId`, retries 3, `on_failure` → `failed_operations`
+///   (`order.process`) + `operation/failed`.
+/// * Steps:
+///   1. `validate-order`: order + items + user; missing order or a user mismatch is
+///      non-retriable; an order already `in_production` (or later) ends the run
+///      (`alreadyProcessed`), a cancelled/failed one ends it with `success:false`.
+///   2. `wait-for-payment` (only for a `pending` order): `step.wait_for_event` on
+///      `stripe/webhook` with `async.data.type == 'checkout.session.completed' &&
+///      async.data.object.id == <session id>`, timeout 1 h.
+///   3. `process-payment`: an order the webhook already marked paid needs no call; otherwise
+///      verify with Stripe (`GET /v1/checkout/sessions/{id}`, `payment_status == 'paid'`) and
+///      mark it `paid` (intent, total, currency, shipping). Not paid: `cancelled` after a wait
+///      timeout, else `payment_failed`; the run ends with `success:false`.
+///   4. `check-inventory`: every line needs an enabled, in-stock, mapped variant; otherwise the
+///      order becomes `pending_mapping` (sync row `mapping_failed`) and the run ends normally —
+///      no Printify call.
+///   5. `create-printify-order`: [`submit_printify_order`] (idempotent; 4xx → non-retriable).
+///   6. `send-confirmation`: `step.send_event` of `order/confirmation.sent {orderId}` (event id
+///      `order-confirmation-<id>`), handled by `send-order-confirmation`.
+///   7. `clear-cart`: deletes the user's `cart_items`.
+///
+///   Payment is verified before the eligibility check (the spec lists them the other way round)
+///   so that an order parked in `pending_mapping` is always a paid one.
+/// * Returns `{success, orderId, printifyOrderId, status, steps:{validation, inventory, payment}}`.
+pub fn process_order(d: &Deps) -> Function {
+    let d_fail = d.clone();
+    let d = d.clone();
+    Function::new(FN_PROCESS_ORDER)
+        .name("Process order")
+        .trigger(Trigger::event(EVENT_ORDER_CREATED))
+        .idempotency("event.data.orderId")
+        .concurrency(Concurrency::new(1).key("event.data.orderId"))
+        .retries(3)
+        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
+            let d = d_fail.clone();
+            async move {
+                let key = order_id_of(&ctx.event.data);
+                record_failure(&d, &step, &ctx.event.data, OP_ORDER_PROCESS, key).await
+            }
+        })
+        .handler(move |ctx: Ctx<Value>, step: Step| {
+            let d = d.clone();
+            async move {
+                let ev = EVENT_ORDER_CREATED;
+                let data = &ctx.event.data;
+                let order_id = req_uuid(ev, data, "orderId")?;
+                let claimed_user = opt_str(ev, data, "userId")?;
+                let event_session = opt_str(ev, data, "stripeSessionId")?;
+                let db = &d.app.db;
+
+                let v: Validation = step
+                    .run("validate-order", || async {
+                        let detail = db
+                            .get_order_detail(order_id)
+                            .await
+                            .map_err(db_err)?
+                            .ok_or_else(|| {
+                                Error::from(NonRetriable::new(format!(
+                                    "order {order_id} not found"
+                                )))
+                            })?;
+                        if let Some(u) = &claimed_user {
+                            if *u != detail.user.id.to_string() && *u != detail.user.clerk_id {
+                                return Err(NonRetriable::new(format!(
+                                    "order {order_id} does not belong to the user in `data.userId`"
+                                ))
+                                .into());
+                            }
+                        }
+                        if let (Some(s), Some(o)) = (&event_session, &detail.order.stripe_session_id)
+                        {
+                            if s != o {
+                                tracing::warn!(%order_id, "event stripeSessionId differs from the order's");
+                            }
+                        }
+                        Ok::<_, Error>(Validation {
+                            order_id,
+                            user_id: detail.order.user_id,
+                            status: detail.order.status,
+                            stripe_session_id: detail.order.stripe_session_id.clone(),
+                            printify_order_id: detail.order.printify_order_id.clone(),
+                            already_processed: detail.order.status.is_fulfilled(),
+                            items: detail
+                                .items
+                                .iter()
+                                .map(|i| ValidatedItem {
+                                    variant_id: i.variant_id,
+                                    printify_product_id: i.printify_product_id.clone(),
+                                    printify_variant_id: i.printify_variant_id,
+                                    quantity: i.quantity,
+                                })
+                                .collect(),
+                        })
+                    })
+                    .await?;
+                if v.already_processed {
+                    return Ok::<_, Error>(json!({
+                        "success": true,
+                        "orderId": order_id,
+                        "alreadyProcessed": true,
+                        "printifyOrderId": v.printify_order_id,
+                        "status": v.status,
+                    }));
+                }
+                if matches!(v.status, OrderStatus::Cancelled | OrderStatus::PaymentFailed) {
+                    return Ok(json!({
+                        "success": false,
+                        "orderId": order_id,
+                        "status": v.status,
+                        "reason": format!("order is {}", v.status),
+                        "steps": {"validation": v},
+                    }));
+                }
+
+                // 2. An order created at checkout waits for its payment.
+                let mut waited: Option<bool> = None;
+                if v.status == OrderStatus::Pending {
+                    let session = v.stripe_session_id.clone().ok_or_else(|| {
+                        Error::from(NonRetriable::new(format!(
+                            "order {order_id} has no stripe_session_id to wait for"
+                        )))
+                    })?;
+                    let expr = format!(
+                        "async.data.type == 'checkout.session.completed' && {}",
+                        inngest_sdk::expr::async_equals("data.object.id", &json!(session))
+                    );
+                    let got: Option<Event<Value>> = step
+                        .wait_for_event(
+                            "wait-for-payment",
+                            WaitForEvent::new(EVENT_STRIPE_WEBHOOK, d.options.payment_wait_timeout)
+                                .if_expr(expr),
+                        )
+                        .await?;
+                    waited = Some(got.is_some());
+                }
+
+                // 3. Verify the payment (Stripe is the source of truth).
+                let payment: Payment = step
+                    .run("process-payment", || async {
+                        let order = db.get_order(order_id).await.map_err(db_err)?.ok_or_else(|| {
+                            Error::from(NonRetriable::new(format!("order {order_id} not found")))
+                        })?;
+                        if order.status.is_fulfilled()
+                            || (matches!(order.status, OrderStatus::Paid | OrderStatus::PendingMapping)
+                                && order.paid_at.is_some())
+                        {
+                            return Ok::<_, Error>(Payment {
+                                paid: true,
+                                verified_by: Some("webhook".into()),
+                                payment_intent_id: order.payment_intent_id,
+                                payment_status: Some("paid".into()),
+                                cancelled: false,
+                            });
+                        }
+                        let session_id = order.stripe_session_id.clone().ok_or_else(|| {
+                            Error::from(NonRetriable::new(format!(
+                                "order {order_id} has no stripe_session_id"
+                            )))
+                        })?;
+                        let session = d
+                            .app
+                            .stripe
+                            .retrieve_checkout_session(&session_id)
+                            .await
+                            .map_err(api_err)?;
+                        if session.is_paid() {
+                            db.mark_order_paid(order_id, &session.payment_update(), now_utc())
+                                .await
+                                .map_err(db_err)?;
+                            tracing::info!(%order_id, "payment verified with Stripe");
+                            return Ok(Payment {
+                                paid: true,
+                                verified_by: Some("stripe".into()),
+                                payment_intent_id: session.payment_intent,
+                                payment_status: Some(session.payment_status),
+                                cancelled: false,
+                            });
+                        }
+                        let cancelled = waited == Some(false);
+                        if cancelled {
+                            db.transition_order(order_id, OrderStatus::Cancelled, now_utc())
+                                .await
+                                .map_err(db_err)?;
+                        } else {
+                            db.mark_order_payment_failed(order_id, now_utc())
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        tracing::warn!(%order_id, cancelled, "checkout session is not paid");
+                        Ok(Payment {
+                            paid: false,
+                            verified_by: Some("stripe".into()),
+                            payment_intent_id: session.payment_intent,
+                            payment_status: Some(session.payment_status),
+                            cancelled,
+                        })
+                    })
+                    .await?;
+                if !payment.paid {
+                    let status = if payment.cancelled {
+                        OrderStatus::Cancelled
+                    } else {
+                        OrderStatus::PaymentFailed
+                    };
+                    return Ok(json!({
+                        "success": false,
+                        "orderId": order_id,
+                        "status": status,
+                        "reason": if payment.cancelled { "payment not received in time" } else { "checkout session is not paid" },
+                        "steps": {"validation": v, "payment": payment},
+                    }));
+                }
+
+                // 4. Fulfilment eligibility.
+                let inventory: Inventory = step
+                    .run("check-inventory", || async {
+                        let items = db.order_fulfillment_check(order_id).await.map_err(db_err)?;
+                        let mut problems: Vec<String> = items
+                            .iter()
+                            .filter(|i| !i.eligible)
+                            .map(|i| {
+                                format!("{} ({})", i.name, i.reason.as_deref().unwrap_or("ineligible"))
+                            })
+                            .collect();
+                        if items.is_empty() {
+                            problems.push("order has no items".into());
+                        }
+                        if !problems.is_empty() {
+                            let msg = format!("items not fulfillable: {}", problems.join(", "));
+                            db.mark_order_pending_mapping(order_id, &msg, now_utc())
+                                .await
+                                .map_err(db_err)?;
+                            tracing::warn!(%order_id, problems = problems.len(), "order needs mapping");
+                        }
+                        Ok::<_, Error>(Inventory {
+                            eligible: problems.is_empty(),
+                            items: items.len(),
+                            problems,
+                        })
+                    })
+                    .await?;
+                if !inventory.eligible {
+                    return Ok(json!({
+                        "success": false,
+                        "orderId": order_id,
+                        "printifyOrderId": null,
+                        "status": OrderStatus::PendingMapping,
+                        "steps": {"validation": v, "inventory": inventory, "payment": payment},
+                    }));
+                }
+
+                // 5. Printify.
+                let submitted: Submitted = step
+                    .run("create-printify-order", || submit_printify_order(&d, order_id))
+                    .await?;
+
+                // 6. Confirmation email (fan-out to send-order-confirmation).
+                let email_events = step
+                    .send_event(
+                        "send-confirmation",
+                        vec![Event::new(
+                            EVENT_ORDER_CONFIRMATION_SENT,
+                            json!({ "orderId": order_id }),
+                        )
+                        .with_id(confirmation_event_id(order_id))],
+                    )
+                    .await?;
+
+                // 7. Cart.
+                let cleared: u64 = step
+                    .run("clear-cart", || async {
+                        db.clear_cart(v.user_id, now_utc()).await.map_err(db_err)
+                    })
+                    .await?;
+
+                Ok(json!({
+                    "success": true,
+                    "orderId": order_id,
+                    "printifyOrderId": submitted.printify_order_id,
+                    "status": OrderStatus::InProduction,
+                    "cartItemsCleared": cleared,
+                    "confirmationEventIds": email_events,
+                    "steps": {"validation": v, "inventory": inventory, "payment": payment},
+                }))
+            }
+        })
+}
+
+/// **sendOrderConfirmation** (`send-order-confirmation`, spec §4.8): the order confirmation
+/// email, at most once per order.
+///
+/// * Trigger `order/confirmation.sent {orderId, email?}`; idempotency `event.data.orderId`;
+///   retries default (errors throw, so Inngest retries — unlike the original, which swallowed
+///   them); `on_failure` → `failed_operations` (`email.order_confirmation`) + `operation/failed`.
+/// * Step `load-order`: a compact view (lines, amounts in cents, the real shipping address);
+///   recipient = `data.email`, else the order's shipping email, else the user's email.
+/// * Step `send-email`: `Mailer::send_once` keyed `order-confirmation:<orderId>` — skipped when
+///   `email_log` already has the `sent` row; otherwise sends (`Order Confirmation #<n>`) and
+///   writes the `email_log` row (the spec's `record-email-log`, done atomically by the mailer).
+/// * Returns `{success, orderId, emailSent, emailId, alreadySent}`.
+pub fn send_order_confirmation(d: &Deps) -> Function {
+    let d_fail = d.clone();
+    let d = d.clone();
+    Function::new(FN_SEND_ORDER_CONFIRMATION)
+        .name("Send order confirmation")
+        .trigger(Trigger::event(EVENT_ORDER_CONFIRMATION_SENT))
+        .idempotency("event.data.orderId")
+        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
+            let d = d_fail.clone();
+            async move {
+                let key = order_id_of(&ctx.event.data);
+                record_failure(&d, &step, &ctx.event.data, OP_EMAIL_ORDER_CONFIRMATION, key).await
+            }
+        })
+        .handler(move |ctx: Ctx<Value>, step: Step| {
+            let d = d.clone();
+            async move {
+                let ev = EVENT_ORDER_CONFIRMATION_SENT;
+                let order_id = req_uuid(ev, &ctx.event.data, "orderId")?;
+                let email = opt_str(ev, &ctx.event.data, "email")?;
+                let view: OrderEmailView = step
+                    .run("load-order", || confirmation_view(&d, order_id, email))
+                    .await?;
+                let sent: EmailOutcome = step
+                    .run("send-email", || send_confirmation(&d, &view))
+                    .await?;
+                Ok::<_, Error>(json!({
+                    "success": true,
+                    "orderId": order_id,
+                    "orderNumber": view.order_number,
+                    "emailSent": true,
+                    "emailId": sent.provider_message_id,
+                    "emailLogId": sent.log_id,
+                    "alreadySent": sent.already_sent,
+                }))
+            }
+        })
+}

@@ -1,0 +1,311 @@
+//! Clerk users → `users` (spec §4.1 syncUserToSupabase, §4.2 userProfileUpdate).
+
+use inngest_sdk::{Concurrency, Ctx, Error, Function, Step, Trigger};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{
+    db_err, now_utc, opt_str, req_str, Deps, EVENT_CLERK_USER_CREATED, EVENT_CLERK_USER_DELETED,
+    EVENT_CLERK_USER_UPDATED, FN_SYNC_USER_TO_SUPABASE, FN_USER_PROFILE_UPDATE,
+};
+use crate::db::users::derive_username;
+use crate::db::{Db, DbError, ProfileUpdate, Upserted, User, UserProfile};
+
+/// The fields of a Clerk user object the app stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClerkUser {
+    /// Clerk id (`user_…`).
+    pub id: String,
+    /// The `email_addresses` entry whose `id` is `primary_email_address_id`, else the first
+    /// entry, else empty (phone-only signups; counted by the monthly audit).
+    pub email: String,
+    /// Clerk `username`, if set.
+    pub username: Option<String>,
+    /// `first_name last_name`, if any.
+    pub display_name: Option<String>,
+    /// `image_url`.
+    pub avatar_url: Option<String>,
+}
+
+impl ClerkUser {
+    /// Parse the `data` of a `clerk/user.*` event. A missing `data.id` (or a field of the wrong
+    /// type) is a non-retriable error naming the field.
+    pub fn parse(event: &str, data: &Value) -> Result<ClerkUser, Error> {
+        let id = req_str(event, data, "id")?;
+        let primary = opt_str(event, data, "primary_email_address_id")?;
+        let addresses = match data.get("email_addresses") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                return Err(super::bad_payload(
+                    event,
+                    "email_addresses",
+                    "must be an array",
+                ))
+            }
+        };
+        let address_of = |v: &Value| {
+            v.get("email_address")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let email = primary
+            .as_deref()
+            .and_then(|p| {
+                addresses
+                    .iter()
+                    .find(|a| a.get("id").and_then(Value::as_str) == Some(p))
+                    .and_then(address_of)
+            })
+            .or_else(|| addresses.iter().find_map(address_of))
+            .unwrap_or_default();
+        let first = opt_str(event, data, "first_name")?;
+        let last = opt_str(event, data, "last_name")?;
+        let display_name = [first, last]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(ClerkUser {
+            id,
+            email,
+            username: opt_str(event, data, "username")?,
+            display_name: Some(display_name).filter(|s| !s.is_empty()),
+            avatar_url: opt_str(event, data, "image_url")?,
+        })
+    }
+
+    /// The slug username used when Clerk sends none (see [`derive_username`]).
+    pub fn derived_username(&self) -> String {
+        derive_username(
+            &self.id,
+            Some(self.email.as_str()).filter(|e| !e.is_empty()),
+            self.display_name.as_deref(),
+        )
+    }
+
+    fn profile(&self, username: Option<String>) -> UserProfile {
+        UserProfile {
+            clerk_id: self.id.clone(),
+            email: self.email.clone(),
+            username,
+            display_name: self.display_name.clone(),
+            avatar_url: self.avatar_url.clone(),
+        }
+    }
+}
+
+/// A Clerk username can collide with another user's (unique index): fall back to the derived
+/// slug, which carries part of the Clerk id.
+async fn upsert_with_fallback(
+    db: &Db,
+    user: &ClerkUser,
+    username: String,
+) -> Result<Upserted<User>, Error> {
+    match db
+        .upsert_user(&user.profile(Some(username.clone())), now_utc())
+        .await
+    {
+        Err(e) if e.is_unique_violation() && username != user.derived_username() => {
+            tracing::warn!(clerk_id = %user.id, "username taken; using the derived one");
+            db.upsert_user(&user.profile(Some(user.derived_username())), now_utc())
+                .await
+                .map_err(db_err)
+        }
+        other => other.map_err(db_err),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpsertOut {
+    db_user_id: Uuid,
+    created: bool,
+}
+
+/// **syncUserToSupabase** (`sync-user-to-supabase`, spec §4.1): a Clerk signup becomes a
+/// `users` row.
+///
+/// * Trigger `clerk/user.created` (data = the Clerk user object, event id = `svix-id`).
+/// * Concurrency 1 per Clerk id (`event.data.id`), so it never races `user-profile-update` for
+///   the same user; idempotency on the event id (`event.id`, the svix message id), so a Clerk
+///   redelivery runs once.
+/// * Step `upsert-user`: `INSERT … ON CONFLICT (clerk_id) DO UPDATE` with the primary email,
+///   the Clerk username (else a slug + part of the Clerk id), display name and avatar.
+/// * Returns `{success, userId, dbUserId, created}`. A missing `data.id` is non-retriable.
+pub fn sync_user_to_supabase(d: &Deps) -> Function {
+    let d = d.clone();
+    Function::new(FN_SYNC_USER_TO_SUPABASE)
+        .name("Sync Clerk user to the database")
+        .trigger(Trigger::event(EVENT_CLERK_USER_CREATED))
+        .concurrency(Concurrency::new(1).key("event.data.id"))
+        .idempotency("event.id")
+        .handler(move |ctx: Ctx<Value>, step: Step| {
+            let d = d.clone();
+            async move {
+                let user = ClerkUser::parse(EVENT_CLERK_USER_CREATED, &ctx.event.data)?;
+                let out: UpsertOut = step
+                    .run("upsert-user", || async {
+                        let username = user
+                            .username
+                            .clone()
+                            .unwrap_or_else(|| user.derived_username());
+                        let up = upsert_with_fallback(&d.app.db, &user, username).await?;
+                        tracing::info!(clerk_id = %user.id, created = up.created, "user synced");
+                        Ok::<_, Error>(UpsertOut {
+                            db_user_id: up.row.id,
+                            created: up.created,
+                        })
+                    })
+                    .await?;
+                Ok::<_, Error>(json!({
+                    "success": true,
+                    "userId": user.id,
+                    "dbUserId": out.db_user_id,
+                    "created": out.created,
+                }))
+            }
+        })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoadOut {
+    db_user_id: Uuid,
+    username: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateOut {
+    db_user_id: Uuid,
+    created: bool,
+    changed_fields: Vec<String>,
+}
+
+impl From<ProfileUpdate> for UpdateOut {
+    fn from(p: ProfileUpdate) -> Self {
+        UpdateOut {
+            db_user_id: p.user.id,
+            created: p.created,
+            changed_fields: p.changed_fields,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteOut {
+    found: bool,
+    db_user_id: Option<Uuid>,
+}
+
+/// **userProfileUpdate** (`user-profile-update`, spec §4.2; guide-only in the original):
+/// profile changes and deletions from Clerk.
+///
+/// * Triggers `clerk/user.updated` and `clerk/user.deleted`; concurrency 1 per Clerk id
+///   (`event.data.id`), shared key space with `sync-user-to-supabase`; idempotency on `event.id`.
+/// * Updated: step `load-user` reads the row by `clerk_id`; step `update-profile` updates email,
+///   display name, avatar and (only when Clerk sent one) username, **upserting** the row when the
+///   update arrived before the create. Returns `{success, userId, changedFields, created}`.
+/// * Deleted: step `soft-delete-user` sets `deleted_at` and `visibility='private'`. Returns
+///   `{success, userId, deleted: true, found}`.
+pub fn user_profile_update(d: &Deps) -> Function {
+    let d = d.clone();
+    Function::new(FN_USER_PROFILE_UPDATE)
+        .name("Update user profile from Clerk")
+        .trigger(Trigger::event(EVENT_CLERK_USER_UPDATED))
+        .trigger(Trigger::event(EVENT_CLERK_USER_DELETED))
+        .concurrency(Concurrency::new(1).key("event.data.id"))
+        .idempotency("event.id")
+        .handler(move |ctx: Ctx<Value>, step: Step| {
+            let d = d.clone();
+            async move {
+                if ctx.event.name == EVENT_CLERK_USER_DELETED {
+                    let clerk_id = req_str(EVENT_CLERK_USER_DELETED, &ctx.event.data, "id")?;
+                    let out: DeleteOut = step
+                        .run("soft-delete-user", || async {
+                            let user = d
+                                .app
+                                .db
+                                .soft_delete_user(&clerk_id, now_utc())
+                                .await
+                                .map_err(db_err)?;
+                            tracing::info!(clerk_id = %clerk_id, found = user.is_some(), "user soft-deleted");
+                            Ok::<_, Error>(DeleteOut {
+                                found: user.is_some(),
+                                db_user_id: user.map(|u| u.id),
+                            })
+                        })
+                        .await?;
+                    return Ok::<_, Error>(json!({
+                        "success": true,
+                        "userId": clerk_id,
+                        "deleted": true,
+                        "found": out.found,
+                        "dbUserId": out.db_user_id,
+                    }));
+                }
+                let user = ClerkUser::parse(EVENT_CLERK_USER_UPDATED, &ctx.event.data)?;
+                let existing: Option<LoadOut> = step
+                    .run("load-user", || async {
+                        let u = d
+                            .app
+                            .db
+                            .get_user_by_clerk_id(&user.id)
+                            .await
+                            .map_err(db_err)?;
+                        Ok::<_, Error>(u.map(|u| LoadOut {
+                            db_user_id: u.id,
+                            username: u.username,
+                        }))
+                    })
+                    .await?;
+                let out: UpdateOut = step
+                    .run("update-profile", || async {
+                        // Only a username Clerk sent replaces the stored one; a brand-new row
+                        // gets the derived slug.
+                        let username = match (&user.username, &existing) {
+                            (Some(u), _) => Some(u.clone()),
+                            (None, None) => Some(user.derived_username()),
+                            (None, Some(_)) => None,
+                        };
+                        let profile = user.profile(username);
+                        let res = d.app.db.update_user_profile(&profile, now_utc()).await;
+                        let res = match res {
+                            Err(e) if e.is_unique_violation() && user.username.is_some() => {
+                                tracing::warn!(clerk_id = %user.id, "username taken; keeping the stored one");
+                                let keep = if existing.is_some() {
+                                    None
+                                } else {
+                                    Some(user.derived_username())
+                                };
+                                d.app
+                                    .db
+                                    .update_user_profile(&user.profile(keep), now_utc())
+                                    .await
+                            }
+                            other => other,
+                        };
+                        let up = res.map_err(|e: DbError| db_err(e))?;
+                        tracing::info!(clerk_id = %user.id, created = up.created, changed = up.changed_fields.len(), "user profile updated");
+                        Ok::<_, Error>(UpdateOut::from(up))
+                    })
+                    .await?;
+                if existing.is_none() && !out.created {
+                    // Someone inserted the row between the two steps: still fine (upsert).
+                    tracing::debug!(clerk_id = %user.id, "row appeared between load and update");
+                }
+                Ok(json!({
+                    "success": true,
+                    "userId": user.id,
+                    "dbUserId": out.db_user_id,
+                    "changedFields": out.changed_fields,
+                    "created": out.created,
+                }))
+            }
+        })
+}
