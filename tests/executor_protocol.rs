@@ -916,3 +916,60 @@ async fn functions_run_once_per_trigger_match_and_expressions_filter() {
     );
     assert_eq!(counter.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn checkpointed_steps_are_memoized() {
+    // An app in checkpointing mode: it runs step `a` inline, reports it to
+    // `/v1/checkpoint/{run}/async`, then answers the request with `RunComplete`.
+    let executor = Executor::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = executor.clone();
+    let _task = tokio::spawn(async move { server.serve(listener).await });
+    let checkpoint_base = base.clone();
+    let app = Router::new().route(
+        "/api/inngest",
+        any(move |body: Bytes| {
+            let base = checkpoint_base.clone();
+            async move {
+                let req: Value = serde_json::from_slice(&body).unwrap();
+                let run_id = req["ctx"]["run_id"].as_str().unwrap().to_owned();
+                let res = reqwest::Client::new()
+                    .post(format!("{base}/v1/checkpoint/{run_id}/async"))
+                    .json(&json!({"run_id": run_id, "fn_id": req["ctx"]["fn_id"], "steps": [
+                        {"id": "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8", "op": "StepRun", "name": "a",
+                         "displayName": "a", "userland": {"id": "a"}, "mode": "sync", "data": {"fromA": 1}}
+                    ], "ts": 1}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                sdk(
+                    206,
+                    r#"[{"op":"RunComplete","id":"0737c22d3bfae812339732d14d8c7dbd6dc4e09c","data":{"done":true}}]"#,
+                )
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/inngest", l.local_addr().unwrap());
+    let _app = tokio::spawn(async move { axum::serve(l, app).await });
+    executor
+        .register(&json!({"appName": "cp", "url": url, "functions": [function_json(&url, "cp")]}))
+        .unwrap();
+    let id = executor.send(json!({"name": "bad/cp"})).await.unwrap();
+    let run = executor.runs_for_event(&id).remove(0);
+    let run = executor.wait_for_run(&run.id, WAIT).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
+    assert_eq!(run.output, Some(json!({"done": true})));
+    let a = run.step("a").unwrap();
+    assert_eq!(a.output, Some(json!({"data": {"fromA": 1}})));
+    assert_eq!(run.requests, 1);
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/checkpoint/nope/async"))
+        .json(&json!({"steps": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

@@ -1560,6 +1560,62 @@ impl Inner {
         self.perform(actions);
     }
 
+    /// Applies a checkpoint (`POST /v1/checkpoint/{run_id}/async`): steps an SDK ran inline and
+    /// reports before answering its request. They are memoized and stacked exactly as if a `206`
+    /// had reported them, without asking for discovery (the SDK is still running the function).
+    pub fn checkpoint(self: &Arc<Self>, run_id: &str, body: &Value) -> Result<usize, String> {
+        let now = self.now();
+        let steps = body
+            .get("steps")
+            .and_then(Value::as_array)
+            .ok_or("checkpoint body has no `steps` array")?;
+        let raw = serde_json::to_vec(steps).map_err(|e| e.to_string())?;
+        let ops = parse_ops(&raw, now)?;
+        let mut st = self.lock();
+        let run = st.runs.get_mut(run_id).ok_or("run not found")?;
+        if run.status != RunStatus::Running {
+            return Err(format!("run is {}", run.status.as_str()));
+        }
+        let job = Job {
+            sent_at: Some(now),
+            ..Job::new(run_id, wire::DISCOVERY_STEP_ID)
+        };
+        let mut applied = 0;
+        for p in ops {
+            let label = step_label(&p.op);
+            let (memo, status) = match p.action {
+                OpAction::Run(data) => (json!({ "data": data }), StepStatus::Completed),
+                OpAction::Failed(err) => (json!({ "error": err }), StepStatus::Failed),
+                _ => {
+                    run.log(
+                        now,
+                        HistoryKind::InvalidResponse,
+                        Some(&p.op.id),
+                        None,
+                        format!(
+                            "checkpointed op `{}` ignored (only StepRun/StepFailed)",
+                            p.name
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if complete_step(run, &job, &p.op.id, &label, memo, status, now) {
+                applied += 1;
+            }
+        }
+        run.log(
+            now,
+            HistoryKind::Response,
+            None,
+            None,
+            format!("checkpoint with {applied} step(s)"),
+        );
+        drop(st);
+        self.notify();
+        Ok(applied)
+    }
+
     /// Cancels a running run. Returns whether it was running.
     pub fn cancel(self: &Arc<Self>, run_id: &str, reason: &str) -> bool {
         let now = self.now();

@@ -27,6 +27,7 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/e/{key}", post(post_events))
         .route("/fn/register", post(register))
         .route("/invoke/{function}", post(invoke))
+        .route("/v1/checkpoint/{id}/async", post(checkpoint))
         .route("/v0/runs/{id}/actions", get(v0_actions))
         .route("/v0/runs/{id}/batch", get(v0_batch))
         .route("/v1/events", get(v1_events))
@@ -236,6 +237,31 @@ async fn invoke(
             StatusCode::BAD_REQUEST,
             json!({"status": 400, "error": e.to_string()}),
         ),
+    }
+}
+
+async fn checkpoint(
+    State(inner): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(res) = unauthorized(&inner, &headers) {
+        return res;
+    }
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_status(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("the body is not JSON: {e}"), "status": 400}),
+            )
+        }
+    };
+    match inner.checkpoint(&id, &payload) {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) if e == "run not found" => not_found("run"),
+        Err(e) => json_status(StatusCode::BAD_REQUEST, json!({"error": e, "status": 400})),
     }
 }
 

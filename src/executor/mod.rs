@@ -299,6 +299,7 @@ impl Executor {
     /// | `GET /v1/runs/{id}/steps`, `GET /v1/runs/{id}/history` | steps with timings, history |
     /// | `GET /v1/apps`, `GET /v1/apps/{app}/functions` | synced apps and functions |
     /// | `POST /invoke/{function id}` | invoke a function directly |
+    /// | `POST /v1/checkpoint/{run id}/async` | steps an SDK ran inline (checkpointing) |
     /// | `GET /health` | health check |
     pub fn router(&self) -> axum::Router {
         http::router(self.inner.clone())
