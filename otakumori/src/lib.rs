@@ -10,6 +10,7 @@
 //! * [`context`]: wires config, database, sandbox fakes and clients into one [`context::AppContext`].
 //! * [`webhooks`]: inbound webhook routes (Clerk, Stripe, Printify) that emit Inngest events.
 
+pub mod app;
 pub mod config;
 pub mod context;
 pub mod db;
