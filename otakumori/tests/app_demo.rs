@@ -189,3 +189,68 @@ async fn demo_can_run_again_on_the_same_database() {
     assert_eq!(rows(&second, "email_outbox"), (1, 2));
     assert_eq!(second.printify_orders.len(), 1, "a fresh sandbox per run");
 }
+
+/// The demo on PostgreSQL (`DATABASE_URL=postgres://…`), in a fresh schema of the local server's
+/// `test` database. Skipped, with a printed reason, only when nothing answers on 127.0.0.1:5432.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn demo_runs_on_postgres() {
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    use otakumori::db::DbOptions;
+
+    const HOST: &str = "127.0.0.1:5432";
+    let addr: SocketAddr = HOST.parse().unwrap();
+    if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+        eprintln!("SKIP demo_runs_on_postgres: no PostgreSQL server answers on {HOST}");
+        return;
+    }
+    let schema = format!(
+        "om_app_demo_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut setup = None;
+    for user in ["postgres", "root"] {
+        let url = format!("postgres://{user}@{HOST}/test");
+        let opts = DbOptions {
+            pg_schema: Some(schema.clone()),
+            max_connections: 1,
+            ..DbOptions::new(url.clone())
+        };
+        if let Ok(db) = Db::connect_with(opts).await {
+            setup = Some((db, url));
+            break;
+        }
+    }
+    let (admin, base) =
+        setup.expect("PostgreSQL answers but neither postgres nor root can connect to test");
+    let url = format!("{base}?options[search_path]={schema}");
+
+    let mut opts = DemoOptions::new(Env::from_pairs([("DATABASE_URL", url.as_str())]));
+    opts.print = false;
+    let result = run_demo(opts).await;
+    let counts = (
+        admin.count_rows("users").await.unwrap(),
+        admin.count_rows("orders").await.unwrap(),
+        admin.count_rows("printify_order_sync").await.unwrap(),
+        admin.count_rows("email_outbox").await.unwrap(),
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(admin.pg_pool().unwrap())
+    .await
+    .unwrap();
+    admin.close().await;
+
+    let report = unwrap_report(result);
+    assert!(report.all_completed(), "{}", report.render());
+    assert!(
+        report.database.starts_with("postgres://"),
+        "{}",
+        report.database
+    );
+    assert_eq!(report.printify_orders.len(), 1);
+    assert_eq!(report.emails.len(), 1);
+    assert_eq!(counts, (1, 1, 1, 1), "rows in the demo's schema");
+}
