@@ -120,28 +120,149 @@ pub struct CallCtx {
     pub use_api: bool,
 }
 
-/// An execution request as parsed by the SDK: borrowed from the body, so memoized step values are
-/// never copied (see [`crate::step`]).
+/// An execution request as parsed by the SDK: borrowed from the body, so memoized step values,
+/// step ids and strings are never copied (see [`crate::step`]).
 #[derive(Debug, Deserialize)]
 pub struct ExecRequestRef<'a> {
     /// Call context.
-    #[serde(default)]
-    pub ctx: CallCtx,
+    #[serde(borrow, default)]
+    pub ctx: CallCtxRef<'a>,
     /// Triggering event (first of a batch).
     #[serde(borrow, default)]
     pub event: Option<&'a RawValue>,
     /// All events.
     #[serde(borrow, default)]
     pub events: Option<&'a RawValue>,
-    /// Memoized step values keyed by hashed id.
-    #[serde(borrow, default)]
-    pub steps: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+    /// Memoized step values keyed by hashed id, in body order (a repeated key appears twice; the
+    /// later one wins).
+    #[serde(borrow, default, deserialize_with = "steps_in_order")]
+    pub steps: Option<StepsRef<'a>>,
     /// Request version (`-1`, `1`, `2`; `0` is rejected).
     #[serde(default)]
     pub version: Option<i64>,
     /// Deprecated duplicate of `ctx.use_api`.
     #[serde(default)]
     pub use_api: Option<bool>,
+}
+
+/// Memoized steps as `(hashed id, raw value)` pairs in body order.
+pub type StepsRef<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// [`CallCtx`] borrowed from the body: same fields, same types, strings not copied.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct CallCtxRef<'a> {
+    /// 0-based attempt of the current step (resets after each completed step).
+    #[serde(default)]
+    pub attempt: u32,
+    /// When true, new run steps must be planned, never executed inline.
+    #[serde(default)]
+    pub disable_immediate_execution: bool,
+    /// Environment name (may be empty).
+    #[serde(borrow, default)]
+    pub env: Cow<'a, str>,
+    /// The server's function UUID (not the slug).
+    #[serde(borrow, default)]
+    pub fn_id: Cow<'a, str>,
+    /// Dispatch generation (opaque).
+    #[serde(default)]
+    pub generation_id: u64,
+    /// Queue job id (opaque).
+    #[serde(borrow, default)]
+    pub job_id: Cow<'a, str>,
+    /// Retries + 1.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Queue item id (opaque).
+    #[serde(borrow, default)]
+    pub qi_id: Cow<'a, str>,
+    /// Request id (opaque).
+    #[serde(borrow, default)]
+    pub request_id: Cow<'a, str>,
+    /// Run ULID.
+    #[serde(borrow, default)]
+    pub run_id: Cow<'a, str>,
+    /// Completed steps in order.
+    #[serde(borrow, default)]
+    pub stack: StackRef<'a>,
+    /// Registered step id, `"step"`.
+    #[serde(borrow, default)]
+    pub step_id: Cow<'a, str>,
+    /// When true the state must be fetched from the API.
+    #[serde(default)]
+    pub use_api: bool,
+}
+
+/// [`Stack`] borrowed from the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct StackRef<'a> {
+    /// 1-based position of the step whose completion scheduled this request (0 at first).
+    #[serde(default)]
+    pub current: u32,
+    /// Hashed ids of completed steps, in completion order.
+    #[serde(borrow, default)]
+    pub stack: Vec<Cow<'a, str>>,
+}
+
+/// Reads a JSON object (or `null`) as its `(key, raw value)` pairs in order, without building a map.
+fn steps_in_order<'de, D>(de: D) -> Result<Option<StepsRef<'de>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Option<StepsRef<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(
+            self,
+            de: D2,
+        ) -> Result<Self::Value, D2::Error> {
+            de.deserialize_map(Pairs)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(key) = map.next_key::<BorrowedKey<'de>>()? {
+                out.push((key.0, map.next_value()?));
+            }
+            Ok(Some(out))
+        }
+    }
+    de.deserialize_option(Pairs)
+}
+
+/// A map key borrowed from the body when it has no escapes.
+struct BorrowedKey<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for BorrowedKey<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = BorrowedKey<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Owned(v)))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
 }
 
 /// An execution request as built by the executor (owned; serializes with sorted keys).

@@ -1,7 +1,7 @@
 //! POST: execution calls. Parse the request once, run the function until it finishes, runs one
 //! step, or discovers new steps, and answer `200`, `206` or an error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use super::{
 use crate::error::{Error, ErrorKind};
 use crate::function::CallInput;
 use crate::signature::SigningKey;
-use crate::step::state::{CallMode, CallState, Decision, Executed, MemoEntry};
+use crate::step::state::{CallMode, CallState, Decision, Executed, Memo};
 use crate::step::{panic_message, Step};
 use crate::wire::{self, headers as h, ExecRequestRef, Op, OpCode};
 
@@ -109,21 +109,22 @@ impl ServeHandler {
             step = %step_id,
         );
         let use_api = req.ctx.use_api || req.use_api.unwrap_or(false);
+        let stack = req.ctx.stack.stack.iter().map(|id| id.as_ref());
         let state = if use_api {
-            match self.fetch_state(&req.ctx.run_id).await {
+            match self.fetch_state(&req.ctx.run_id, stack).await {
                 Ok(s) => s,
                 Err(msg) => {
                     return error_response(StatusCode::INTERNAL_SERVER_ERROR, &msg, false, key)
                 }
             }
         } else {
-            match inline_state(&body, &req) {
+            match inline_state(&body, &req, stack) {
                 Ok(s) => s,
                 Err(msg) => return error_response(StatusCode::BAD_REQUEST, &msg, true, key),
             }
         };
 
-        let already_done = state.steps.iter().any(|(k, _)| **k == *step_id);
+        let already_done = state.memo.get(&step_id).is_some();
         let mode = if step_id == wire::DISCOVERY_STEP_ID {
             CallMode::Discovery {
                 immediate: !req.ctx.disable_immediate_execution,
@@ -138,25 +139,8 @@ impl ServeHandler {
         };
         let targeted = matches!(mode, CallMode::Targeted(_));
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
-        let positions: HashMap<&str, usize> = req
-            .ctx
-            .stack
-            .stack
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
-            .collect();
-        let memo = state
-            .steps
-            .into_iter()
-            .map(|(k, value)| {
-                let pos = positions.get(k.as_ref()).copied();
-                (k, MemoEntry { value, pos })
-            })
-            .collect();
         let call = Arc::new(CallState::new(
-            memo,
-            req.ctx.stack.stack.clone(),
+            state.memo,
             mode,
             req.ctx.attempt,
             max_attempts,
@@ -181,7 +165,7 @@ impl ServeHandler {
         let input = CallInput {
             event: state.event,
             events: state.events,
-            run_id: req.ctx.run_id.clone(),
+            run_id: req.ctx.run_id.to_string(),
             attempt: req.ctx.attempt,
             max_attempts,
             step,
@@ -206,7 +190,11 @@ impl ServeHandler {
     }
 
     /// `use_api`: the state was too large to send inline; fetch it from the API.
-    async fn fetch_state(&self, run_id: &str) -> Result<State, String> {
+    async fn fetch_state<'s>(
+        &self,
+        run_id: &str,
+        stack: impl IntoIterator<Item = &'s str> + Clone,
+    ) -> Result<State, String> {
         let client = &self.inner.client;
         let get = |path: String| async move {
             client
@@ -220,45 +208,49 @@ impl ServeHandler {
         let steps: BTreeMap<std::borrow::Cow<'_, str>, &RawValue> =
             serde_json::from_slice(&actions)
                 .map_err(|e| format!("invalid run actions from the Inngest API: {e}"))?;
-        let steps = steps
-            .into_iter()
-            .map(|(k, v)| (Box::from(k.as_ref()), actions.slice_ref(v.get().as_bytes())))
-            .collect();
+        let memo = Memo::new(
+            steps
+                .iter()
+                .map(|(k, v)| (k.as_ref(), actions.slice_ref(v.get().as_bytes()))),
+            stack,
+        );
         let events: Vec<&RawValue> = serde_json::from_slice(&batch)
             .map_err(|e| format!("invalid run events from the Inngest API: {e}"))?;
         let first = events
             .first()
             .ok_or_else(|| "the Inngest API returned no events for this run".to_owned())?;
         Ok(State {
-            steps,
+            memo,
             event: batch.slice_ref(first.get().as_bytes()),
             events: Some(batch.clone()),
         })
     }
 }
 
-/// The memo, event and events of a call, as slices of the buffers they arrived in.
+/// The memo, event and events of a call; values are slices of the buffers they arrived in.
 struct State {
-    steps: Vec<(Box<str>, Bytes)>,
+    memo: Memo,
     event: Bytes,
     events: Option<Bytes>,
 }
 
-fn inline_state(body: &Bytes, req: &ExecRequestRef<'_>) -> Result<State, String> {
+fn inline_state<'s>(
+    body: &Bytes,
+    req: &ExecRequestRef<'_>,
+    stack: impl IntoIterator<Item = &'s str> + Clone,
+) -> Result<State, String> {
     let event = req
         .event
         .ok_or_else(|| "execution request has no `event`".to_owned())?;
-    let steps = req
-        .steps
-        .as_ref()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (Box::from(k.as_ref()), body.slice_ref(v.get().as_bytes())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let steps = req.steps.as_deref().unwrap_or_default();
+    let memo = Memo::new(
+        steps
+            .iter()
+            .map(|(k, v)| (k.as_ref(), body.slice_ref(v.get().as_bytes()))),
+        stack,
+    );
     Ok(State {
-        steps,
+        memo,
         event: body.slice_ref(event.get().as_bytes()),
         events: req.events.map(|e| body.slice_ref(e.get().as_bytes())),
     })

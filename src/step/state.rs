@@ -13,7 +13,9 @@
 //! # Memo values without copies
 //! The request body is parsed once, borrowing; each memo value is kept as a [`Bytes`] slice of the
 //! body (a reference count, not a copy) and decoded into the user's type only when its step is
-//! reached.
+//! reached. The hashed ids (memo keys and the stack) are copied once into one string; the memo is
+//! a vector sorted by id (the executor sends keys sorted, so sorting is usually a check) searched
+//! by bisection: no per-key allocation and no hashing of attacker-chosen keys.
 //!
 //! # Stack order
 //! A memoized step resolves only after every step before it in `ctx.stack` has resolved, so
@@ -21,7 +23,6 @@
 //! longer asks for an earlier step (it changed, or is not deterministic), the handler notices the
 //! deadlock at quiescence, logs a warning naming the steps, and releases the ordering.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
@@ -47,6 +48,109 @@ pub(crate) enum CallMode {
 pub(crate) struct MemoEntry {
     pub value: Bytes,
     pub pos: Option<usize>,
+}
+
+/// A range of [`Memo::ids`].
+#[derive(Debug, Clone, Copy)]
+struct IdSpan {
+    start: usize,
+    end: usize,
+}
+
+/// The memoized steps of a call and its stack, keyed by hashed id.
+#[derive(Debug, Default)]
+pub(crate) struct Memo {
+    /// Every memo key, then every stack id, concatenated.
+    ids: String,
+    /// Sorted by id, ids unique (the last value wins, like a JSON object read into a map).
+    entries: Vec<(IdSpan, MemoEntry)>,
+    /// `ctx.stack`, in completion order.
+    stack: Vec<IdSpan>,
+}
+
+impl Memo {
+    /// Builds the memo from `(hashed id, value)` pairs in body order and the stack.
+    pub fn new<'k, 's>(
+        steps: impl IntoIterator<Item = (&'k str, Bytes)>,
+        stack: impl IntoIterator<Item = &'s str> + Clone,
+    ) -> Memo {
+        let steps = steps.into_iter();
+        let stack_len: usize = stack.clone().into_iter().map(str::len).sum();
+        let mut memo = Memo {
+            ids: String::with_capacity(stack_len + steps.size_hint().0 * 40),
+            entries: Vec::with_capacity(steps.size_hint().0),
+            stack: Vec::new(),
+        };
+        for (id, value) in steps {
+            let span = memo.push_id(id);
+            memo.entries.push((span, MemoEntry { value, pos: None }));
+        }
+        let ids = &memo.ids;
+        let sorted = memo
+            .entries
+            .windows(2)
+            .all(|w| ids[w[0].0.start..w[0].0.end] < ids[w[1].0.start..w[1].0.end]);
+        if !sorted {
+            // Stable, so equal ids stay in body order; keep the last of each run.
+            memo.entries
+                .sort_by(|a, b| ids[a.0.start..a.0.end].cmp(&ids[b.0.start..b.0.end]));
+            let mut unique: Vec<(IdSpan, MemoEntry)> = Vec::with_capacity(memo.entries.len());
+            for entry in memo.entries.drain(..) {
+                match unique.last_mut() {
+                    Some(last)
+                        if ids[last.0.start..last.0.end] == ids[entry.0.start..entry.0.end] =>
+                    {
+                        *last = entry;
+                    }
+                    _ => unique.push(entry),
+                }
+            }
+            memo.entries = unique;
+        }
+        for (pos, id) in stack.into_iter().enumerate() {
+            let span = memo.push_id(id);
+            memo.stack.push(span);
+            if let Some(i) = memo.find(id) {
+                // A repeated stack id keeps its last position, as before.
+                memo.entries[i].1.pos = Some(pos);
+            }
+        }
+        memo
+    }
+
+    fn push_id(&mut self, id: &str) -> IdSpan {
+        let start = self.ids.len();
+        self.ids.push_str(id);
+        IdSpan {
+            start,
+            end: self.ids.len(),
+        }
+    }
+
+    fn id(&self, span: IdSpan) -> &str {
+        &self.ids[span.start..span.end]
+    }
+
+    fn find(&self, hash: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|(span, _)| self.id(*span).cmp(hash))
+            .ok()
+    }
+
+    /// The memoized value of a step, if any.
+    pub fn get(&self, hash: &str) -> Option<&MemoEntry> {
+        self.find(hash).map(|i| &self.entries[i].1)
+    }
+
+    /// Length of `ctx.stack`.
+    pub fn stack_len(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// The `pos`-th id of the stack.
+    pub fn stack_id(&self, pos: usize) -> Option<&str> {
+        self.stack.get(pos).map(|s| self.id(*s))
+    }
 }
 
 /// What the one executed step produced.
@@ -87,8 +191,7 @@ struct Inner {
 /// Shared state of one execution call.
 #[derive(Debug)]
 pub(crate) struct CallState {
-    memo: HashMap<Box<str>, MemoEntry>,
-    stack: Vec<String>,
+    memo: Memo,
     mode: CallMode,
     pub attempt: u32,
     pub max_attempts: u32,
@@ -109,20 +212,13 @@ pub(crate) enum Decision {
 }
 
 impl CallState {
-    pub fn new(
-        memo: HashMap<Box<str>, MemoEntry>,
-        stack: Vec<String>,
-        mode: CallMode,
-        attempt: u32,
-        max_attempts: u32,
-    ) -> Self {
+    pub fn new(memo: Memo, mode: CallMode, attempt: u32, max_attempts: u32) -> Self {
         let inner = Inner {
-            resolved: vec![false; stack.len()],
+            resolved: vec![false; memo.stack_len()],
             ..Default::default()
         };
         CallState {
             memo,
-            stack,
             mode,
             attempt,
             max_attempts,
@@ -141,7 +237,7 @@ impl CallState {
     }
 
     /// The id of the next step named `user`, in code order.
-    pub fn next_id(&self, user: &str) -> StepId {
+    pub fn next_id<'u>(&self, user: &'u str) -> StepId<'u> {
         self.lock().ids.next(user)
     }
 
@@ -258,11 +354,7 @@ impl CallState {
             }
         }
         if !inner.order_waiters.is_empty() && !inner.relaxed {
-            let expected = self
-                .stack
-                .get(inner.next_pos)
-                .map(String::as_str)
-                .unwrap_or("?");
+            let expected = self.memo.stack_id(inner.next_pos).unwrap_or("?");
             tracing::warn!(
                 expected_step = expected,
                 waiting_steps = inner.order_waiters.len(),
@@ -364,19 +456,70 @@ impl Future for Discover<'_> {
 }
 
 /// Builds the op describing a step (its executed/planned form is set by the caller).
-pub(crate) fn step_op(id: &StepId, op: OpCode, display_name: Option<&str>) -> Op {
+pub(crate) fn step_op(id: &StepId<'_>, op: OpCode, display_name: Option<&str>) -> Op {
     Op {
-        id: id.hash.clone(),
+        id: id.hash.as_str().to_owned(),
         op,
-        name: Some(id.user.clone()),
-        display_name: Some(display_name.unwrap_or(&id.user).to_owned()),
+        name: Some(id.user.0.to_owned()),
+        display_name: Some(display_name.unwrap_or(id.user.0).to_owned()),
         opts: None,
         data: None,
         error: None,
         userland: Some(Userland {
-            id: id.user.clone(),
+            id: id.user.0.to_owned(),
             index: id.index,
         }),
         timing: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memo(steps: &[(&str, &str)], stack: &[&str]) -> Memo {
+        Memo::new(
+            steps
+                .iter()
+                .map(|(k, v)| (*k, Bytes::copy_from_slice(v.as_bytes()))),
+            stack.iter().copied(),
+        )
+    }
+
+    #[test]
+    fn memo_finds_sorted_and_unsorted_keys() {
+        for steps in [
+            vec![("a", "1"), ("b", "2"), ("c", "3")],
+            vec![("c", "3"), ("a", "1"), ("b", "2")],
+        ] {
+            let m = memo(&steps, &["b", "c"]);
+            assert_eq!(
+                m.get("a").map(|e| (&e.value[..], e.pos)),
+                Some((&b"1"[..], None))
+            );
+            assert_eq!(
+                m.get("b").map(|e| (&e.value[..], e.pos)),
+                Some((&b"2"[..], Some(0)))
+            );
+            assert_eq!(
+                m.get("c").map(|e| (&e.value[..], e.pos)),
+                Some((&b"3"[..], Some(1)))
+            );
+            assert!(m.get("d").is_none());
+            assert_eq!(m.stack_len(), 2);
+            assert_eq!(m.stack_id(1), Some("c"));
+            assert_eq!(m.stack_id(2), None);
+        }
+    }
+
+    #[test]
+    fn memo_repeated_keys_keep_the_last_value_and_stack_position() {
+        let m = memo(&[("b", "1"), ("a", "x"), ("b", "2")], &["b", "a", "b"]);
+        let b = m.get("b").unwrap();
+        assert_eq!((&b.value[..], b.pos), (&b"2"[..], Some(2)));
+        assert_eq!(m.get("a").unwrap().pos, Some(1));
+        let empty = memo(&[], &[]);
+        assert!(empty.get("a").is_none());
+        assert_eq!(empty.stack_len(), 0);
     }
 }
