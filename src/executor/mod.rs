@@ -22,7 +22,7 @@
 //! * It keeps a history of every run (status, output, error, steps with timings, every request and
 //!   protocol violation) and serves it over HTTP in the dev server's REST shape
 //!   (`GET /v1/events/{id}/runs`, `GET /v1/runs/{id}`), see [`Executor::router`].
-//! * Time comes from a [`Clock`](clock::Clock): real by default, virtual in tests so
+//! * Time comes from a [`Clock`]: real by default, virtual in tests so
 //!   `sleep("1d")` takes milliseconds ([`clock::VirtualClock`]).
 //!
 //! [`testing::TestHarness`] wires an executor and an app together in-process for tests.

@@ -4,14 +4,15 @@
 //! server does, and gives you events in, runs out — with a [`VirtualClock`] for time skipping
 //! and step mocks.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use inngest_sdk::executor::testing::TestHarness;
 //! use inngest_sdk::executor::RunStatus;
 //! use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
 //! use serde_json::{json, Value};
 //!
-//! # async fn demo() {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! let greet = Function::new("greet")
 //!     .trigger(Trigger::event("demo/hello"))
 //!     .handler(|ctx: Ctx<Value>, step: Step| async move {
