@@ -698,3 +698,111 @@ async fn step_mocks_replace_a_step() {
     assert_eq!(calls.load(Ordering::SeqCst), 0, "the mocked step never ran");
     assert_eq!(run.step("fetch-price").unwrap().status, StepStatus::Mocked);
 }
+
+#[tokio::test]
+async fn a_run_step_and_a_sleep_in_parallel() {
+    let f = Function::new("mixed")
+        .trigger(Trigger::event("test/mixed"))
+        .handler(|_ctx: Ctx<Value>, step: Step| async move {
+            let (a, ()) = futures::join!(
+                step.run("a", || async { Ok::<_, Error>(1) }),
+                step.sleep("s", HOUR)
+            );
+            let a: u32 = a?;
+            Ok::<_, Error>(a)
+        });
+    let h = TestHarness::start("app", [f]).await.unwrap();
+    let id = h.send(Event::new("test/mixed", json!({}))).await;
+    let run = h
+        .wait_until(&h.first_run_of(&id).await.id, "to run `a` and sleep", |r| {
+            r.is_paused()
+                && r.step("a")
+                    .is_some_and(|s| s.status == StepStatus::Completed)
+        })
+        .await;
+    h.advance(HOUR);
+    let run = h.wait_for_run(&run.id).await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
+    assert_eq!(run.output, Some(json!(1)));
+    assert_eq!(
+        run.history_of(HistoryKind::Sleeping).count(),
+        1,
+        "the re-reported sleep is not restarted"
+    );
+}
+
+#[tokio::test]
+async fn a_race_between_an_event_and_a_sleep() {
+    let f = Function::new("race")
+        .trigger(Trigger::event("test/race"))
+        .handler(|_ctx: Ctx<Value>, step: Step| async move {
+            let wait = step.wait_for_event::<Value>(
+                "approval",
+                WaitForEvent::new("test/approved", DAY).matching("data.id"),
+            );
+            let nap = step.sleep("deadline", HOUR);
+            futures::pin_mut!(wait, nap);
+            let winner = match futures::future::select(wait, nap).await {
+                futures::future::Either::Left((ev, _)) => json!({"approved": ev?.is_some()}),
+                futures::future::Either::Right(((), _)) => {
+                    json!({"approved": false, "timeout": true})
+                }
+            };
+            Ok::<_, Error>(winner)
+        });
+    let h = TestHarness::start("app", [f]).await.unwrap();
+    // The event wins.
+    let id = h.send(Event::new("test/race", json!({"id": 1}))).await;
+    let run = h.wait_for_paused_run_of(&id).await;
+    h.send(Event::new("test/approved", json!({"id": 1}))).await;
+    let run = h.wait_for_run(&run.id).await;
+    assert_eq!(run.output, Some(json!({"approved": true})), "{run:#?}");
+    assert_eq!(run.step("deadline").unwrap().status, StepStatus::Cancelled);
+    // The sleep wins.
+    let id = h.send(Event::new("test/race", json!({"id": 2}))).await;
+    let run = h.wait_for_paused_run_of(&id).await;
+    h.advance(HOUR);
+    let run = h.wait_for_run(&run.id).await;
+    assert_eq!(
+        run.output,
+        Some(json!({"approved": false, "timeout": true}))
+    );
+}
+
+#[tokio::test]
+async fn invoke_times_out() {
+    let slow = Function::new("slow")
+        .trigger(Trigger::event("test/slow"))
+        .handler(|_ctx: Ctx<Value>, step: Step| async move {
+            step.sleep("forever", DAY).await;
+            Ok::<_, Error>("late")
+        });
+    let caller = Function::new("caller")
+        .trigger(Trigger::event("test/caller"))
+        .handler(|_ctx: Ctx<Value>, step: Step| async move {
+            let r: Result<Value, _> = step
+                .invoke(
+                    "call-slow",
+                    Invoke::new(InvokeTarget::Local("slow".into()), json!({}))
+                        .timeout(Duration::from_secs(60)),
+                )
+                .await;
+            Ok::<_, Error>(match r {
+                Ok(v) => json!({"ok": v}),
+                Err(e) => json!({"name": e.name, "message": e.message}),
+            })
+        });
+    let h = TestHarness::start("app", [caller, slow]).await.unwrap();
+    let id = h.send(Event::new("test/caller", json!({}))).await;
+    let run = h.wait_for_paused_run_of(&id).await;
+    assert_eq!(run.step("call-slow").unwrap().status, StepStatus::Invoking);
+    h.advance(Duration::from_secs(60));
+    let run = h.wait_for_run(&run.id).await;
+    assert_eq!(
+        run.output,
+        Some(
+            json!({"name": "InngestInvokeTimeoutError", "message": "Timed out waiting for invoked function to complete"})
+        )
+    );
+    assert_eq!(run.step("call-slow").unwrap().status, StepStatus::TimedOut);
+}
