@@ -110,7 +110,7 @@ mod tests {
         t.row(["a", "1"]).row(["long name", "100"]);
         assert_eq!(
             t.render(),
-            "  name        n\n  ---------  ---\n  a            1\n  long name  100"
+            "  name         n\n  ---------  ---\n  a            1\n  long name  100"
         );
         assert_eq!(t.len(), 2);
     }
