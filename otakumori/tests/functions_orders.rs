@@ -442,10 +442,7 @@ async fn a_printify_400_fails_the_order_into_the_dead_letter_path() {
 
     // retry-failed-operation: 30 s, 60 s, 120 s of backoff (virtual clock), each retry is
     // refused again, then the row is dead.
-    let retry = app
-        .h
-        .first_run_of(&emitted[0]["id"].as_str().unwrap().to_string())
-        .await;
+    let retry = app.h.first_run_of(emitted[0]["id"].as_str().unwrap()).await;
     assert_eq!(retry.function_id, app.fid(FN_RETRY_FAILED_OPERATION));
     for (n, secs) in [(0, 30u64), (1, 60), (2, 120)] {
         let name = format!("backoff-{n}");

@@ -356,7 +356,7 @@ pub(crate) fn opt_str_list(
 pub fn event_time<T>(event: &Event<T>) -> DateTime<Utc> {
     event
         .ts
-        .and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms))
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
         .unwrap_or_else(now_utc)
 }
 

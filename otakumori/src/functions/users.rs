@@ -10,7 +10,7 @@ use super::{
     EVENT_CLERK_USER_UPDATED, FN_SYNC_USER_TO_SUPABASE, FN_USER_PROFILE_UPDATE,
 };
 use crate::db::users::derive_username;
-use crate::db::{Db, DbError, ProfileUpdate, Upserted, User, UserProfile};
+use crate::db::{Db, ProfileUpdate, Upserted, User, UserProfile};
 
 /// The fields of a Clerk user object the app stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,7 +290,7 @@ pub fn user_profile_update(d: &Deps) -> Function {
                             }
                             other => other,
                         };
-                        let up = res.map_err(|e: DbError| db_err(e))?;
+                        let up = res.map_err(db_err)?;
                         tracing::info!(clerk_id = %user.id, created = up.created, changed = up.changed_fields.len(), "user profile updated");
                         Ok::<_, Error>(UpdateOut::from(up))
                     })

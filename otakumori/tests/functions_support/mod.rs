@@ -92,22 +92,12 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
 }
 
 /// Harness options.
+#[derive(Default)]
 pub struct Opts {
     pub start: Option<DateTime<Utc>>,
     pub auto_advance: bool,
     pub functions: FunctionOptions,
     pub env: Vec<(&'static str, &'static str)>,
-}
-
-impl Default for Opts {
-    fn default() -> Self {
-        Opts {
-            start: None,
-            auto_advance: false,
-            functions: FunctionOptions::default(),
-            env: Vec::new(),
-        }
-    }
 }
 
 /// One app under test.
