@@ -605,3 +605,60 @@ async fn a_bad_order_event_fails_without_retry_naming_the_field() {
     assert_eq!(failure[0].status, RunStatus::Completed);
     assert_eq!(app.db.list_operations(None).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn payment_intent_events_mark_failures_and_are_recorded() {
+    let app = TestApp::sqlite().await;
+    app.seed_catalog().await;
+    let user = app.user("user_declined", "gendo@nerv.example").await;
+    let mug = app.variant(MUG, 40_201).await;
+    let order = app
+        .order(&user, "cs_test_declined", &[(Some(&mug), 1)])
+        .await;
+    let hooks = app.webhooks().await;
+    let pi_event = |id: &str, kind: &str, pi: &str| {
+        json!({
+            "id": id, "object": "event", "type": kind, "livemode": false,
+            "created": otakumori::webhooks::unix_now(),
+            "data": {"object": {"id": pi, "object": "payment_intent",
+                                "metadata": {"order_id": order.id.to_string()}}}
+        })
+    };
+
+    let (status, _) = hooks
+        .stripe(&pi_event(
+            "evt_pi_failed",
+            "payment_intent.payment_failed",
+            "pi_declined_1",
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let run = app.h.wait_for_run_of("evt_pi_failed").await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
+    let out = run.output.clone().unwrap();
+    assert_eq!(out["webhookType"], "payment_intent.payment_failed");
+    assert_eq!(out["orderId"], order.id.to_string());
+    assert_eq!(out["result"]["changed"], true);
+    assert!(run.step("mark-order-failed").is_some());
+    assert_eq!(
+        order_row(&app, &order).await.status,
+        OrderStatus::PaymentFailed
+    );
+    assert!(app.events_named(EVENT_ORDER_CREATED).is_empty());
+
+    // An intent the shop does not know: recorded and processed, nothing changes.
+    hooks
+        .stripe(&pi_event(
+            "evt_pi_ok",
+            "payment_intent.succeeded",
+            "pi_unknown_2",
+        ))
+        .await;
+    let run = app.h.wait_for_run_of("evt_pi_ok").await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.output.as_ref().unwrap()["result"]["ordersUpdated"], 0);
+    assert_eq!(app.db.count_rows("webhook_events").await.unwrap(), 2);
+    // Neither needed the Stripe API nor Printify.
+    assert!(app.stripe().requests().is_empty());
+    assert!(order_posts(&app).is_empty());
+}
