@@ -53,12 +53,14 @@ async fn every_function_is_registered_with_its_triggers_and_flow_control() {
         (
             "sync-user-to-supabase",
             json!({"triggers": [{"event": "clerk/user.created"}],
-            "concurrency": [{"key": "event.data.id", "limit": 1}], "idempotency": "event.id"}),
+            "concurrency": [{"key": "'clerk-user:' + event.data.id", "limit": 1, "scope": "env"}],
+            "idempotency": "event.id"}),
         ),
         (
             "user-profile-update",
             json!({"triggers": [{"event": "clerk/user.updated"}, {"event": "clerk/user.deleted"}],
-            "concurrency": [{"key": "event.data.id", "limit": 1}], "idempotency": "event.id"}),
+            "concurrency": [{"key": "'clerk-user:' + event.data.id", "limit": 1, "scope": "env"}],
+            "idempotency": "event.id"}),
         ),
         (
             "update-printify-products",

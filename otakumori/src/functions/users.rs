@@ -1,6 +1,6 @@
 //! Clerk users → `users` (spec §4.1 syncUserToSupabase, §4.2 userProfileUpdate).
 
-use inngest_sdk::{Concurrency, Ctx, Error, Function, Step, Trigger};
+use inngest_sdk::{Concurrency, ConcurrencyScope, Ctx, Error, Function, Step, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -119,6 +119,16 @@ async fn upsert_with_fallback(
     }
 }
 
+/// One step at a time per Clerk user, shared by both user functions (environment scope with
+/// the same key), so a create and an update for the same user never interleave.
+pub const USER_CONCURRENCY_KEY: &str = "'clerk-user:' + event.data.id";
+
+fn per_user() -> Concurrency {
+    Concurrency::new(1)
+        .key(USER_CONCURRENCY_KEY)
+        .scope(ConcurrencyScope::Env)
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UpsertOut {
@@ -130,8 +140,8 @@ struct UpsertOut {
 /// `users` row.
 ///
 /// * Trigger `clerk/user.created` (data = the Clerk user object, event id = `svix-id`).
-/// * Concurrency 1 per Clerk id (`event.data.id`), so it never races `user-profile-update` for
-///   the same user; idempotency on the event id (`event.id`, the svix message id), so a Clerk
+/// * Concurrency 1 per Clerk id (env-scoped key `'clerk-user:' + event.data.id`, shared with
+///   `user-profile-update`, so the two never race for the same user); idempotency on the event id (`event.id`, the svix message id), so a Clerk
 ///   redelivery runs once.
 /// * Step `upsert-user`: `INSERT … ON CONFLICT (clerk_id) DO UPDATE` with the primary email,
 ///   the Clerk username (else a slug + part of the Clerk id), display name and avatar.
@@ -141,7 +151,7 @@ pub fn sync_user_to_supabase(d: &Deps) -> Function {
     Function::new(FN_SYNC_USER_TO_SUPABASE)
         .name("Sync Clerk user to the database")
         .trigger(Trigger::event(EVENT_CLERK_USER_CREATED))
-        .concurrency(Concurrency::new(1).key("event.data.id"))
+        .concurrency(per_user())
         .idempotency("event.id")
         .handler(move |ctx: Ctx<Value>, step: Step| {
             let d = d.clone();
@@ -207,7 +217,7 @@ struct DeleteOut {
 /// profile changes and deletions from Clerk.
 ///
 /// * Triggers `clerk/user.updated` and `clerk/user.deleted`; concurrency 1 per Clerk id
-///   (`event.data.id`), shared key space with `sync-user-to-supabase`; idempotency on `event.id`.
+///   (the env-scoped key shared with `sync-user-to-supabase`); idempotency on `event.id`.
 /// * Updated: step `load-user` reads the row by `clerk_id`; step `update-profile` updates email,
 ///   display name, avatar and (only when Clerk sent one) username, **upserting** the row when the
 ///   update arrived before the create. Returns `{success, userId, changedFields, created}`.
@@ -219,7 +229,7 @@ pub fn user_profile_update(d: &Deps) -> Function {
         .name("Update user profile from Clerk")
         .trigger(Trigger::event(EVENT_CLERK_USER_UPDATED))
         .trigger(Trigger::event(EVENT_CLERK_USER_DELETED))
-        .concurrency(Concurrency::new(1).key("event.data.id"))
+        .concurrency(per_user())
         .idempotency("event.id")
         .handler(move |ctx: Ctx<Value>, step: Step| {
             let d = d.clone();
