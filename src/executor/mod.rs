@@ -58,6 +58,7 @@ pub mod expr;
 mod engine;
 mod http;
 mod registry;
+mod response;
 mod state;
 pub mod testing;
 

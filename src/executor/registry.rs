@@ -34,8 +34,8 @@ impl EventTrigger {
             None => true,
             Some(expr) => match expr.eval_bool(&Vars::new().with_event(event)) {
                 Ok(b) => b,
-                Err(e) => {
-                    tracing::debug!(error = %e, "trigger expression failed; no match");
+                Err(_) => {
+                    tracing::debug!(expression = %expr, "trigger expression could not be evaluated; no match");
                     false
                 }
             },

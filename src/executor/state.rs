@@ -299,7 +299,8 @@ impl Run {
         message: impl Into<String>,
     ) {
         let message = message.into();
-        tracing::debug!(run_id = %self.id, ?kind, step = step_id.unwrap_or(""), %message, "run history");
+        // The message may quote app errors; only the kind goes to the log.
+        tracing::debug!(run_id = %self.id, ?kind, step = step_id.unwrap_or(""), "run history");
         self.history.push(HistoryEntry {
             at,
             kind,
