@@ -973,3 +973,29 @@ async fn checkpointed_steps_are_memoized() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn runs_follow_an_app_that_moved() {
+    let before = Recorder::default();
+    let h = TestHarness::builder("app")
+        .function(steps_fn())
+        .app_router("/api/inngest", recording_router(before.clone()))
+        .start()
+        .await
+        .unwrap();
+    let id = h.send(Event::new("test/steps", json!({}))).await;
+    let run = h.wait_for_paused_run_of(&id).await;
+    // The same app restarts on another port and syncs again.
+    let after = Recorder::default();
+    let router = recording_router(after.clone())(h.client(), vec![steps_fn()]).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/inngest", l.local_addr().unwrap());
+    let _app = tokio::spawn(async move { axum::serve(l, router).await });
+    let app = h.executor().register_app(&url).await.unwrap();
+    assert!(app.functions[0].url.starts_with(&url));
+    h.advance(Duration::from_secs(1));
+    let run = h.wait_for_run(&run.id).await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
+    assert_eq!(before.posts_for_run(&run.id).len(), 2);
+    assert_eq!(after.posts_for_run(&run.id).len(), 2);
+}

@@ -713,11 +713,23 @@ impl Inner {
         let now = self.now();
         let prepared = {
             let mut st = self.lock();
+            // A re-synced app may have moved (e.g. restarted on another port): call the current
+            // registration of the function when there is one.
+            let current = st
+                .runs
+                .get(&job.run_id)
+                .and_then(|r| st.functions.get(&r.function.slug))
+                .cloned();
             let Some(run) = st.runs.get_mut(&job.run_id) else {
                 return;
             };
             if run.status != RunStatus::Running {
                 return;
+            }
+            if let Some(f) = current {
+                if !Arc::ptr_eq(&f, &run.function) {
+                    run.function = f;
+                }
             }
             job.sent_at = Some(now);
             self.prepare(run, &job, now)

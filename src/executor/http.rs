@@ -20,6 +20,9 @@ use crate::wire::headers as h;
 /// The environment id the dev server reports.
 const ENVIRONMENT_ID: &str = "00000000-0000-4000-b000-000000000000";
 
+/// Largest request body accepted (event batches, register payloads, checkpoints).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 type Shared = Arc<Inner>;
 
 pub(crate) fn router(inner: Shared) -> Router {
@@ -40,6 +43,7 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/v1/apps", get(v1_apps))
         .route("/v1/apps/{app}/functions", get(v1_app_functions))
         .route("/health", get(health))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(server_kind))
         .with_state(inner)
 }
