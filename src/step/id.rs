@@ -151,6 +151,13 @@ pub(crate) struct StepId<'a> {
 }
 
 impl IdCounter {
+    /// A counter expecting about `n` distinct ids.
+    pub fn with_capacity(n: usize) -> Self {
+        IdCounter {
+            seen: HashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+
     /// The id of the next occurrence of `user` in code order.
     pub fn next<'a>(&mut self, user: &'a str) -> StepId<'a> {
         let digest: [u8; 20] = Sha1::digest(user.as_bytes()).into();

@@ -13,9 +13,9 @@
 //! # Memo values without copies
 //! The request body is parsed once, borrowing; each memo value is kept as a [`Bytes`] slice of the
 //! body (a reference count, not a copy) and decoded into the user's type only when its step is
-//! reached. The hashed ids (memo keys and the stack) are copied once into one string; the memo is
-//! a vector sorted by id (the executor sends keys sorted, so sorting is usually a check) searched
-//! by bisection: no per-key allocation and no hashing of attacker-chosen keys.
+//! reached. The hashed ids (memo keys and the stack) are copied once into one string and indexed
+//! by a small open-addressing table of `u32`s (keyed SipHash, as the request body chooses the
+//! keys): no per-key allocation, one hash per key and per lookup.
 //!
 //! # Stack order
 //! A memoized step resolves only after every step before it in `ctx.stack` has resolved, so
@@ -23,7 +23,9 @@
 //! longer asks for an earlier step (it changed, or is not deterministic), the handler notices the
 //! deadlock at quiescence, logs a warning naming the steps, and releases the ordering.
 
+use std::collections::hash_map::RandomState;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -62,11 +64,17 @@ struct IdSpan {
 pub(crate) struct Memo {
     /// Every memo key, then every stack id, concatenated.
     ids: String,
-    /// Sorted by id, ids unique (the last value wins, like a JSON object read into a map).
+    /// In body order; a repeated id appears twice, the index points at the last one.
     entries: Vec<(IdSpan, MemoEntry)>,
     /// `ctx.stack`, in completion order.
     stack: Vec<IdSpan>,
+    /// Open-addressing table of indices into `entries` ([`EMPTY`] = free), linear probing.
+    slots: Vec<u32>,
+    /// Keyed SipHash (the std `HashMap` default): memo keys come from the request body.
+    hasher: RandomState,
 }
+
+const EMPTY: u32 = u32::MAX;
 
 impl Memo {
     /// Builds the memo from `(hashed id, value)` pairs in body order and the stack.
@@ -76,36 +84,27 @@ impl Memo {
     ) -> Memo {
         let steps = steps.into_iter();
         let stack_len: usize = stack.clone().into_iter().map(str::len).sum();
+        let hint = steps.size_hint().0;
         let mut memo = Memo {
-            ids: String::with_capacity(stack_len + steps.size_hint().0 * 40),
-            entries: Vec::with_capacity(steps.size_hint().0),
-            stack: Vec::new(),
+            ids: String::with_capacity(stack_len + hint * 40),
+            entries: Vec::with_capacity(hint),
+            ..Memo::default()
         };
         for (id, value) in steps {
             let span = memo.push_id(id);
             memo.entries.push((span, MemoEntry { value, pos: None }));
         }
-        let ids = &memo.ids;
-        let sorted = memo
-            .entries
-            .windows(2)
-            .all(|w| ids[w[0].0.start..w[0].0.end] < ids[w[1].0.start..w[1].0.end]);
-        if !sorted {
-            // Stable, so equal ids stay in body order; keep the last of each run.
-            memo.entries
-                .sort_by(|a, b| ids[a.0.start..a.0.end].cmp(&ids[b.0.start..b.0.end]));
-            let mut unique: Vec<(IdSpan, MemoEntry)> = Vec::with_capacity(memo.entries.len());
-            for entry in memo.entries.drain(..) {
-                match unique.last_mut() {
-                    Some(last)
-                        if ids[last.0.start..last.0.end] == ids[entry.0.start..entry.0.end] =>
-                    {
-                        *last = entry;
-                    }
-                    _ => unique.push(entry),
-                }
+        let capacity = (memo.entries.len() * 2).next_power_of_two().max(8);
+        if u32::try_from(memo.entries.len()).is_ok_and(|n| n < EMPTY) {
+            memo.slots = vec![EMPTY; capacity];
+            for i in 0..memo.entries.len() {
+                let id = memo.id(memo.entries[i].0);
+                let slot = match memo.probe(id) {
+                    Ok(slot) | Err(slot) => slot,
+                };
+                // A repeated id: the later value wins, as when a JSON object is read into a map.
+                memo.slots[slot] = i as u32;
             }
-            memo.entries = unique;
         }
         for (pos, id) in stack.into_iter().enumerate() {
             let span = memo.push_id(id);
@@ -131,15 +130,34 @@ impl Memo {
         &self.ids[span.start..span.end]
     }
 
-    fn find(&self, hash: &str) -> Option<usize> {
-        self.entries
-            .binary_search_by(|(span, _)| self.id(*span).cmp(hash))
-            .ok()
+    /// `Ok(slot)` holding `id`, or `Err(free slot)` where it would go.
+    fn probe(&self, id: &str) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.hasher.hash_one(id) as usize & mask;
+        loop {
+            match self.slots[slot] {
+                EMPTY => return Err(slot),
+                i if self.id(self.entries[i as usize].0) == id => return Ok(slot),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.probe(id).ok().map(|slot| self.slots[slot] as usize)
     }
 
     /// The memoized value of a step, if any.
     pub fn get(&self, hash: &str) -> Option<&MemoEntry> {
         self.find(hash).map(|i| &self.entries[i].1)
+    }
+
+    /// Number of distinct memoized steps (at most).
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Length of `ctx.stack`.
@@ -215,6 +233,7 @@ impl CallState {
     pub fn new(memo: Memo, mode: CallMode, attempt: u32, max_attempts: u32) -> Self {
         let inner = Inner {
             resolved: vec![false; memo.stack_len()],
+            ids: IdCounter::with_capacity(memo.len() + 1),
             ..Default::default()
         };
         CallState {
@@ -510,6 +529,26 @@ mod tests {
             assert_eq!(m.stack_id(1), Some("c"));
             assert_eq!(m.stack_id(2), None);
         }
+    }
+
+    #[test]
+    fn memo_indexes_thousands_of_ids() {
+        let ids: Vec<String> = (0..5000)
+            .map(|i| crate::step::hash_id(&format!("s{i}")))
+            .collect();
+        let values: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
+        let m = Memo::new(
+            ids.iter()
+                .zip(&values)
+                .map(|(k, v)| (k.as_str(), Bytes::from(v.clone()))),
+            ids.iter().rev().map(String::as_str),
+        );
+        for (i, id) in ids.iter().enumerate() {
+            let e = m.get(id).unwrap();
+            assert_eq!(&e.value[..], values[i].as_bytes());
+            assert_eq!(e.pos, Some(4999 - i));
+        }
+        assert!(m.get(&crate::step::hash_id("s5000")).is_none());
     }
 
     #[test]
