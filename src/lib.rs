@@ -5,6 +5,8 @@
 //! the [`Step`] tools a handler uses, and [`serve::axum::router`] to expose them at
 //! `/api/inngest`. The [`executor`] module runs the other side of the protocol locally.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod config;
 pub mod error;
