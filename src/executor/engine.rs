@@ -139,6 +139,8 @@ pub(crate) struct State {
     /// Step mocks: function slug → hashed step id → (user step id, memo).
     pub mocks: HashMap<String, BTreeMap<String, (String, Value)>>,
     pub syncs: Vec<SyncRecord>,
+    /// Flow-control state (see [`super::flow`]).
+    pub flow: super::flow::FlowState,
 }
 
 impl State {
@@ -169,9 +171,10 @@ impl State {
 /// Follow-up work collected under the lock.
 #[derive(Default)]
 pub(crate) struct Actions {
-    jobs: Vec<(Job, Option<DateTime<Utc>>)>,
+    pub(crate) jobs: Vec<(Job, Option<DateTime<Utc>>)>,
     timers: Vec<Timer>,
     events: Vec<Value>,
+    pub(crate) flow_timers: Vec<super::flow::FlowTimer>,
 }
 
 struct Timer {
@@ -184,7 +187,7 @@ struct Timer {
 /// One request to the app (and its retries).
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
-    run_id: String,
+    pub(crate) run_id: String,
     step_id: String,
     attempt: u32,
     job_id: String,
@@ -193,7 +196,7 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn new(run_id: &str, step_id: &str) -> Job {
+    pub(crate) fn new(run_id: &str, step_id: &str) -> Job {
         Job {
             run_id: run_id.to_owned(),
             step_id: step_id.to_owned(),
@@ -543,7 +546,7 @@ impl Inner {
                 .map(str::to_owned);
             match st.function(&fn_id) {
                 Some(f) => {
-                    self.start_run(st, f, ev, &internal_id, correlation, now, actions);
+                    self.admit(st, f, ev, &internal_id, correlation, true, now, actions);
                 }
                 None => {
                     tracing::warn!(function = %fn_id, "invoke of an unknown function");
@@ -572,14 +575,14 @@ impl Inner {
                 .cloned()
                 .collect();
             for f in matching {
-                self.start_run(st, f, ev.clone(), &internal_id, None, now, actions);
+                self.admit(st, f, ev.clone(), &internal_id, None, false, now, actions);
             }
         }
     }
 
     /// Creates a run and queues its first discovery request.
     #[allow(clippy::too_many_arguments)]
-    fn start_run(
+    pub(crate) fn start_run(
         &self,
         st: &mut State,
         function: Arc<FunctionDef>,
@@ -658,12 +661,14 @@ impl Inner {
     }
 
     /// Runs the follow-up work of a mutation.
-    fn perform(self: &Arc<Self>, actions: Actions) {
+    pub(crate) fn perform(self: &Arc<Self>, actions: Actions) {
         let Actions {
             jobs,
             timers,
             events,
+            flow_timers,
         } = actions;
+        self.spawn_flow_timers(flow_timers);
         for (job, at) in jobs {
             self.spawn_job(job, at);
         }
@@ -684,9 +689,14 @@ impl Inner {
             if let Some(t) = due {
                 clock.sleep_until(t).await;
             }
+            // Concurrency: wait for a slot (released when the exchange is over).
+            let Some(slot) = Inner::acquire_slot(&weak, &job.run_id).await else {
+                return;
+            };
             if let Some(inner) = weak.upgrade() {
                 inner.run_job(job).await;
             }
+            drop(slot);
         });
     }
 
@@ -1717,12 +1727,13 @@ impl Inner {
                 received_at: now,
             });
             tracing::info!(function = %f.slug, at = %stamp, "cron fired");
-            self.start_run(
+            self.admit(
                 &mut st,
                 f.clone(),
                 ev,
                 &internal_id,
                 None,
+                false,
                 now,
                 &mut actions,
             );
@@ -1912,7 +1923,7 @@ fn resolve_pending(
 }
 
 /// Ends a run and emits `inngest/function.finished` (and `.failed` / `.cancelled`).
-fn finish_run(
+pub(crate) fn finish_run(
     run: &mut Run,
     status: RunStatus,
     output: Option<Value>,

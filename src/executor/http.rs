@@ -36,6 +36,7 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/v1/events", get(v1_events))
         .route("/v1/events/{id}", get(v1_event))
         .route("/v1/events/{id}/runs", get(v1_event_runs))
+        .route("/v1/events/{id}/skips", get(v1_event_skips))
         .route("/v1/runs", get(v1_runs))
         .route("/v1/runs/{id}", get(v1_run).delete(v1_cancel_run))
         .route("/v1/runs/{id}/steps", get(v1_run_steps))
@@ -374,6 +375,30 @@ async fn v1_event_runs(
     let now = inner.now();
     let st = inner.lock();
     let data: Vec<Value> = st.runs_of_event(&id).into_iter().map(v1_run_json).collect();
+    json_status(
+        StatusCode::OK,
+        json!({"data": data, "metadata": metadata(now)}),
+    )
+}
+
+/// Flow-control skips of an event (idempotency, rate limit, debounce, singleton).
+async fn v1_event_skips(
+    State(inner): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(res) = unauthorized(&inner, &headers) {
+        return res;
+    }
+    let now = inner.now();
+    let st = inner.lock();
+    let internal = st.resolve_event_id(&id).unwrap_or(id);
+    let data: Vec<&super::SkipView> = st
+        .flow
+        .skipped()
+        .iter()
+        .filter(|s| s.event_id == internal)
+        .collect();
     json_status(
         StatusCode::OK,
         json!({"data": data, "metadata": metadata(now)}),

@@ -56,6 +56,7 @@ pub(crate) mod cron;
 pub mod expr;
 
 mod engine;
+mod flow;
 mod http;
 mod registry;
 mod response;
@@ -68,6 +69,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use flow::{SkipReason, SkipView};
 pub use registry::{AppView, FunctionView};
 pub use state::{HistoryEntry, HistoryKind, RunStatus, RunView, StepStatus, StepView};
 
@@ -394,6 +396,13 @@ impl Executor {
             .iter()
             .map(|e| e.event.clone())
             .collect()
+    }
+
+    /// Events that started no run of a function because of flow control (idempotency, rate
+    /// limit, debounce, singleton `skip`), oldest first. Also served as
+    /// `GET /v1/events/{id}/skips`.
+    pub fn skipped(&self) -> Vec<SkipView> {
+        self.inner.lock().flow.skipped().to_vec()
     }
 
     /// Waits (real time) until the run has ended.

@@ -76,6 +76,8 @@ pub(crate) struct FunctionDef {
     pub crons: Vec<CronSchedule>,
     pub retries: u32,
     pub cancel: Vec<CancelRule>,
+    /// Flow-control settings (applied by [`super::flow`]).
+    pub flow: Arc<super::flow::FlowConfig>,
     /// The function object as registered.
     pub config: Value,
 }
@@ -402,6 +404,15 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
         }
     }
 
+    let flow = super::flow::FlowConfig::parse(obj).unwrap_or_else(|errs| {
+        for e in errs {
+            if !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
+        Default::default()
+    });
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -419,6 +430,7 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
         crons,
         retries,
         cancel,
+        flow: Arc::new(flow),
         config: f.clone(),
     })
 }
