@@ -393,32 +393,33 @@ async fn throttle_queues_excess_starts_and_spreads_them() {
     let h = TestHarness::start("app", [f]).await.unwrap();
     let t0 = h.clock().now();
     let mut ids = Vec::new();
-    for n in 0..4 {
+    for n in 0..5 {
         ids.push(h.send(ev("t/go", json!({"n": n}))).await);
     }
-    // Every run exists at once (queued), only the first has started.
-    h.wait_for_run_of(&ids[0]).await;
-    for id in &ids[1..] {
+    // Every run exists at once (queued); `limit` of them have started.
+    h.wait_for_run_of(&ids[1]).await;
+    for id in &ids[2..] {
         let r = &h.executor().runs_for_event(id)[0];
         assert_eq!((r.status, r.requests), (RunStatus::Running, 0));
     }
     tick(&h, Duration::from_secs(30), 3).await;
-    assert_eq!(started_offsets(&h, &ids, t0).await, [0, 30, 60, 90]);
-    assert_eq!(h.executor().runs().len(), 4);
+    assert_eq!(started_offsets(&h, &ids, t0).await, [0, 0, 30, 60, 90]);
+    assert_eq!(h.executor().runs().len(), 5);
 }
 
 #[tokio::test]
 async fn throttle_burst_starts_extra_runs_at_once() {
-    let f = echo(simple("t", "t/go").throttle(Throttle::new(2, Duration::from_secs(60)).burst(1)));
+    let f = echo(simple("t", "t/go").throttle(Throttle::new(2, Duration::from_secs(60)).burst(2)));
     let h = TestHarness::start("app", [f]).await.unwrap();
     let t0 = h.clock().now();
     let mut ids = Vec::new();
-    for n in 0..4 {
+    for n in 0..5 {
         ids.push(h.send(ev("t/go", json!({"n": n}))).await);
     }
-    h.wait_for_run_of(&ids[1]).await;
-    tick(&h, Duration::from_secs(30), 2).await;
-    assert_eq!(started_offsets(&h, &ids, t0).await, [0, 0, 30, 60]);
+    h.wait_for_run_of(&ids[3]).await;
+    assert_eq!(h.executor().runs_for_event(&ids[4])[0].requests, 0);
+    tick(&h, Duration::from_secs(30), 1).await;
+    assert_eq!(started_offsets(&h, &ids, t0).await, [0, 0, 0, 0, 30]);
 }
 
 #[tokio::test]

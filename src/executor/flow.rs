@@ -20,11 +20,14 @@
 //!    which `if` is false start a run of their own at once (a batch of one).
 //! 4. **singleton** — while a run for the key is `Running`: `skip` records the new event as
 //!    skipped (`Singleton`), `cancel` cancels the running run and starts the new one. Exact.
-//! 5. The run is created (`Running`). **throttle** then holds its first request: at most
-//!    `limit` run starts per `period` per key, plus `burst`, spread with GCRA (one start every
-//!    `period / limit`, up to `burst` extra at once). Held runs start later on the clock,
-//!    never dropped; their `started_at` is the time they really started (the `Scheduled`
-//!    history entry keeps the time they were queued).
+//! 5. The run is created (`Running`). **throttle** then holds its first request, with the
+//!    GCRA the server's throttle uses (in its compatibility form): emission interval
+//!    `period / limit`, tolerance `period × max(burst, 1)`. So an idle key starts
+//!    `limit × max(burst, 1)` runs at once, then one every `period / limit` (limit 2 per
+//!    minute: starts at 0 s, 0 s, 30 s, 60 s, …). Held runs start later on the clock, never
+//!    dropped, in priority order; their `started_at` is the time they really started (the
+//!    `Scheduled` history entry keeps the time they were queued). Approximation: the
+//!    server's newer GCRA variant admits `burst + 1` at once instead.
 //! 6. **concurrency** — at most `limit` requests to the app (step executions) in flight per
 //!    function (`scope: fn`, optionally per evaluated key) or per evaluated key shared by every
 //!    function using it (`scope: env` / `account`; the local executor has one environment, so
@@ -703,8 +706,10 @@ impl Inner {
                 started.push(run_id);
                 continue;
             };
+            // GCRA as the server's (compatibility) throttle runs it: one start every
+            // `period / limit`, with a tolerance of `period * max(burst, 1)`.
             let emission = period / limit;
-            let tau = emission * burst;
+            let tau = (period * burst.max(1)).saturating_sub(emission);
             let tat = q.tat.unwrap_or(now).max(now);
             let allowed_at = tat - chrono::Duration::from_std(tau).unwrap_or_default();
             if allowed_at > now {
