@@ -393,6 +393,10 @@ fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
     if memo == b"null" {
         return serde_json::from_str("null").map_err(|e| decode_error("step output", &e));
     }
+    // The common `{"data": …}` in one pass; anything else takes the general reading below.
+    if let Some(value) = state::decode_data_only(memo) {
+        return Ok(value);
+    }
     let env: Envelope<'_> =
         serde_json::from_slice(memo).map_err(|e| decode_error("memoized step", &e))?;
     match (env.data, env.error) {
