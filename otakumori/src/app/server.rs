@@ -265,10 +265,10 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
                 async move { index }
             }),
         )
-        .merge(webhooks::router(WebhookState::new(
-            webhooks::inngest_sink(client.clone()),
-            webhook_config,
-        )))
+        .merge(webhooks::router(
+            WebhookState::new(webhooks::inngest_sink(client.clone()), webhook_config)
+                .with_failure_recorder(Arc::new(webhooks::DbFailureRecorder::new(ctx.db.clone()))),
+        ))
         .merge(inngest_routes);
 
     let (tx, rx) = oneshot::channel::<()>();
