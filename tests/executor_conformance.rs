@@ -1,10 +1,11 @@
 //! The executor against the real server: for each captured classic run (inngest dev v1.43
-//! driving the JS SDK, `tests/fixtures/captures/classic/runs/`), a Rust app with the same
-//! functions is driven by the local executor, and the sequence of requests the executor sends
-//! (method, query, header names and key header values, body keys, ctx fields, memo, stack,
-//! version, event) must match the captured sequence.
+//! driving the JS SDK, `tests/fixtures/captures/classic/runs/`), the Rust port of that app
+//! (`support::js_app`) is driven by the local executor, and the sequence of requests the
+//! executor sends (method, query, header names and key header values, body keys, ctx fields,
+//! memo, stack, version, event) must match the captured sequence.
 
 mod executor_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,172 +14,27 @@ use base64::Engine as _;
 use executor_support::{recording_router, Recorded, Recorder};
 use inngest_sdk::executor::testing::TestHarness;
 use inngest_sdk::executor::RunStatus;
-use inngest_sdk::{
-    Ctx, Error, Event, Function, Invoke, InvokeTarget, NonRetriable, Step, Trigger, WaitForEvent,
-};
+use inngest_sdk::Event;
 use serde_json::{json, Value};
+use support::js_app;
 
-const APP: &str = "js-capture-app";
-
-fn capture(name: &str) -> Value {
-    let dir = format!(
-        "{}/tests/fixtures/captures/classic",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let path = if name.ends_with(".json") {
-        format!("{dir}/{name}")
-    } else {
-        let runs = std::fs::read_dir(format!("{dir}/runs")).unwrap();
-        runs.filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{name}-01")))
-            })
-            .unwrap_or_else(|| panic!("no capture for {name}"))
-            .to_string_lossy()
-            .into_owned()
-    };
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// A JSON file under `tests/fixtures/captures/classic/`.
+fn capture(file: &str) -> Value {
+    support::fixture(&format!("classic/{file}"))
 }
 
 /// The captured executor requests of one run, in order.
 fn captured_requests(name: &str) -> Vec<Value> {
-    capture(name)["exchanges"]
-        .as_array()
-        .unwrap()
+    support::run_exchanges("classic", name)
         .iter()
         .filter(|e| e["label"] == "exec")
         .map(|e| e["request"].clone())
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// The functions of js-app.js, in Rust
-// ---------------------------------------------------------------------------------------------
-
-fn functions() -> Vec<Function> {
-    let hello = Function::new("hello")
-        .trigger(Trigger::event("test/hello"))
-        .handler(|ctx: Ctx<Value>, step: Step| async move {
-            let data = ctx.event.data.clone();
-            let a: Value = step
-                .run("a", || async move {
-                    Ok::<_, Error>(json!({"fromA": 1, "got": data}))
-                })
-                .await?;
-            step.sleep("s", Duration::from_secs(2)).await;
-            let a_text = serde_json::to_string(&a).unwrap();
-            let b: String = step
-                .run(
-                    "b",
-                    || async move { Ok::<_, Error>(format!("b saw {a_text}")) },
-                )
-                .await?;
-            Ok::<_, Error>(json!({"a": a, "b": b, "attempt": ctx.attempt}))
-        });
-    let waiter = Function::new("waiter")
-        .trigger(Trigger::event("test/wait.start"))
-        .handler(|_ctx: Ctx<Value>, step: Step| async move {
-            let got: Option<Event<Value>> = step
-                .wait_for_event(
-                    "wait-for-done",
-                    WaitForEvent::new("test/wait.done", Duration::from_secs(60))
-                        .if_expr("async.data.id == event.data.id"),
-                )
-                .await?;
-            let name = got.as_ref().map(|e| e.name.clone());
-            let after: Value = step
-                .run("after-wait", || async move {
-                    Ok::<_, Error>(json!({"matched": name.is_some(), "gotName": name}))
-                })
-                .await?;
-            Ok::<_, Error>(json!({"after": after, "got": got}))
-        });
-    let wait_timeout = Function::new("wait-timeout")
-        .trigger(Trigger::event("test/wait-timeout.start"))
-        .handler(|_ctx: Ctx<Value>, step: Step| async move {
-            let got: Option<Event<Value>> = step
-                .wait_for_event(
-                    "never",
-                    WaitForEvent::new("test/never", Duration::from_secs(3)),
-                )
-                .await?;
-            Ok::<_, Error>(json!({ "got": got }))
-        });
-    let flaky = Function::new("flaky")
-        .trigger(Trigger::event("test/flaky"))
-        .retries(2)
-        .handler(|ctx: Ctx<Value>, step: Step| async move {
-            let attempt = ctx.attempt;
-            let r: Value = step
-                .run("flaky-step", || async move {
-                    if attempt == 0 {
-                        return Err(Error::msg(format!("boom on attempt {attempt}")));
-                    }
-                    Ok(json!({"okOnAttempt": attempt}))
-                })
-                .await?;
-            Ok::<_, Error>(r)
-        });
-    let fails_hard = Function::new("fails-hard")
-        .trigger(Trigger::event("test/fails-hard"))
-        .retries(3)
-        .handler(|_ctx: Ctx<Value>, _step: Step| async move {
-            Err::<(), Error>(NonRetriable::new("nope, never retry").into())
-        });
-    let step_always_fails = Function::new("step-always-fails")
-        .trigger(Trigger::event("test/step-always-fails"))
-        .retries(1)
-        .handler(|_ctx: Ctx<Value>, step: Step| async move {
-            let r: Result<Value, _> = step
-                .run("always-fails", || async {
-                    Err::<Value, _>(Error::msg("always"))
-                })
-                .await;
-            Ok::<_, Error>(match r {
-                Ok(v) => v,
-                Err(e) => json!({"caught": e.message}),
-            })
-        });
-    let orchestrator = Function::new("orchestrator")
-        .trigger(Trigger::event("test/orchestrate"))
-        .handler(|_ctx: Ctx<Value>, step: Step| async move {
-            let sent = step
-                .send_event(
-                    "send-it",
-                    vec![Event::new("test/sent-by-step", json!({"x": 1}))],
-                )
-                .await?;
-            let invoked: Value = step
-                .invoke(
-                    "invoke-child",
-                    Invoke::new(InvokeTarget::Local("child".into()), json!({"n": 41})),
-                )
-                .await?;
-            Ok::<_, Error>(json!({"sent": {"ids": sent}, "invoked": invoked}))
-        });
-    let child = Function::new("child")
-        .trigger(Trigger::event("test/child"))
-        .handler(|ctx: Ctx<Value>, _step: Step| async move {
-            Ok::<_, Error>(json!({"nPlusOne": ctx.event.data["n"].as_i64().unwrap_or(0) + 1}))
-        });
-    vec![
-        hello,
-        waiter,
-        wait_timeout,
-        flaky,
-        fails_hard,
-        step_always_fails,
-        orchestrator,
-        child,
-    ]
-}
-
 async fn harness(rec: &Recorder) -> TestHarness {
-    TestHarness::builder(APP)
-        .functions(functions())
+    TestHarness::builder(js_app::APP_ID)
+        .functions(js_app::functions())
         .app_router("/api/inngest", recording_router(rec.clone()))
         .start()
         .await
