@@ -6,9 +6,11 @@
 //! logged at TRACE into a buffer that must not contain a signing key, the event key or the event
 //! payload marker.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -17,6 +19,7 @@ use inngest_sdk::serve::{self, ServeHandler};
 use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use support::logs::logs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const APP: &str = "app";
@@ -39,45 +42,12 @@ fn fallback_key() -> String {
 // ---------------------------------------------------------------------------------------------
 // Log capture: one global TRACE subscriber writing into a buffer.
 
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuf {
-    static LOGS: OnceLock<LogBuf> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = LogBuf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        buf
-    })
-}
-
 fn assert_logs_clean() {
-    let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
-    assert!(!text.is_empty(), "the log capture recorded nothing");
-    for secret in [KEY_HEX, FALLBACK_HEX, EVENT_KEY, MARKER] {
-        for line in text.lines() {
-            assert!(
-                !line.contains(secret),
-                "a log line contains `{secret}`: {line}"
-            );
-        }
-    }
+    assert!(
+        !logs().text().is_empty(),
+        "the log capture recorded nothing"
+    );
+    support::logs::assert_no_line_contains(&[KEY_HEX, FALLBACK_HEX, EVENT_KEY, MARKER]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 //! Everything runs over loopback HTTP: the app behind `serve::axum::router`, the Inngest API and
 //! event API as small recording fakes.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -13,6 +15,7 @@ use inngest_sdk::serve::{self, ServeHandler};
 use inngest_sdk::{Ctx, Error, Event, Function, Inngest, SendError, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use support::logs::logs;
 
 const APP: &str = "app";
 const KEY_HEX: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -23,41 +26,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // Log capture (event key and signing keys must never be logged, even while failing).
 
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuf {
-    static LOGS: OnceLock<LogBuf> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = LogBuf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        buf
-    })
-}
-
 fn assert_logs_clean() {
-    let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
-    for secret in [KEY_HEX, FALLBACK_HEX, EVENT_KEY] {
-        if let Some(line) = text.lines().find(|l| l.contains(secret)) {
-            panic!("a log line contains `{secret}`: {line}");
-        }
-    }
+    support::logs::assert_no_line_contains(&[KEY_HEX, FALLBACK_HEX, EVENT_KEY]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use futures::future::{join_all, select, Either};
 use inngest_sdk::serve::ServeHandler;
 use inngest_sdk::{Ctx, Error, Function, Step, Trigger, WaitForEvent};
 use serde_json::{json, Value};
+use support::logs::LogBuf;
 use support::{event, op_core, Call, FakeApi, Resp, Server};
 
 const APP: &str = "par-app";
@@ -537,12 +538,12 @@ async fn parallel_memos_resolve_in_stack_order() {
 async fn memos_out_of_stack_order_do_not_deadlock() {
     // The stack says y completed before x although the code runs x first (changed or
     // non-deterministic code): the SDK warns and resolves in code order instead of hanging.
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let logs = LogBuf::default();
     let sink = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
-        .with_writer(move || LogSink(sink.clone()))
+        .with_writer(move || sink.clone())
         .finish();
     // The test runtime is single-threaded: the server's tasks log through this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -558,20 +559,8 @@ async fn memos_out_of_stack_order_do_not_deadlock() {
     .expect("no deadlock");
     assert_eq!((resp.status, resp.json()), (200, json!(["x", "y"])));
     // A warning names the step the stack expected next.
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("WARN") && logs.contains(H_Y), "{logs}");
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 pub mod golden;
 pub mod js_app;
+pub mod logs;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
