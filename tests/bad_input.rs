@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use inngest_sdk::client::SDK_HEADER;
-use inngest_sdk::serve::{self, ServeHandler};
+use inngest_sdk::serve::ServeHandler;
 use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -60,10 +60,10 @@ struct Seen {
     body: Vec<u8>,
 }
 
-#[derive(Clone)]
 struct FakeApi {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    _server: support::Server,
 }
 
 impl FakeApi {
@@ -98,10 +98,12 @@ impl FakeApi {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeApi { url, seen }
+        let server = support::serve(app).await;
+        FakeApi {
+            url: server.origin(),
+            seen,
+            _server: server,
+        }
     }
 
     fn last_register(&self) -> Value {
@@ -159,17 +161,18 @@ fn functions() -> Vec<Function> {
 
 struct App {
     base: String,
+    _server: support::Server,
 }
 
 async fn serve_app(client: Inngest) -> App {
     let handler = ServeHandler::new(&client, functions())
         .unwrap()
         .step_not_found_timeout(Duration::from_millis(200));
-    let router = serve::axum::router_from_handler(handler);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    App { base }
+    let server = support::serve_handler(handler).await;
+    App {
+        base: server.origin(),
+        _server: server,
+    }
 }
 
 fn cloud_client(api: &str) -> inngest_sdk::client::InngestBuilder {
@@ -200,10 +203,7 @@ impl Env {
                 .unwrap(),
         )
         .await;
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://{}", l.local_addr().unwrap())
-        };
+        let closed = support::closed_port_url();
         let unreachable = serve_app(cloud_client(&closed).build().unwrap()).await;
         Env {
             api,

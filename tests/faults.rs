@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use inngest_sdk::client::SDK_HEADER;
-use inngest_sdk::serve::{self, ServeHandler};
+use inngest_sdk::serve::ServeHandler;
 use inngest_sdk::{Ctx, Error, Event, Function, Inngest, SendError, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use support::closed_port_url;
 use support::logs::logs;
 
 const APP: &str = "app";
@@ -49,10 +50,10 @@ impl Seen {
 
 type Responder = Arc<dyn Fn(usize, &Seen) -> (u16, String) + Send + Sync>;
 
-#[derive(Clone)]
 struct Fake {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    _server: support::Server,
 }
 
 impl Fake {
@@ -83,10 +84,12 @@ impl Fake {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Fake { url, seen }
+        let server = support::serve(app).await;
+        Fake {
+            url: server.origin(),
+            seen,
+            _server: server,
+        }
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -104,23 +107,17 @@ fn ids_reply(s: &Seen) -> (u16, String) {
     (200, json!({ "ids": ids, "status": 200 }).to_string())
 }
 
-fn closed_port_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
-}
-
 // ---------------------------------------------------------------------------------------------
 // App helpers.
 
-async fn serve_app(client: &Inngest, functions: Vec<Function>) -> String {
+/// The app on a loopback port (stopped when the `Server` is dropped) and its `/api/inngest` URL.
+async fn serve_app(client: &Inngest, functions: Vec<Function>) -> (support::Server, String) {
     let handler = ServeHandler::new(client, functions)
         .unwrap()
         .step_not_found_timeout(Duration::from_millis(200));
-    let router = serve::axum::router_from_handler(handler);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api/inngest", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    base
+    let server = support::serve_handler(handler).await;
+    let base = server.endpoint("");
+    (server, base)
 }
 
 fn sign(key_hex: &str, body: &[u8]) -> String {
@@ -293,7 +290,7 @@ async fn panics_give_spec_shaped_errors_and_the_app_keeps_serving() {
     let client = cloud(&closed_port_url(), &closed_port_url())
         .build()
         .unwrap();
-    let base = serve_app(&client, panicky_functions()).await;
+    let (_app, base) = serve_app(&client, panicky_functions()).await;
     let http = reqwest::Client::new();
     let body = || exec_body(0, 3, json!({ "k": 1 }));
 
@@ -499,7 +496,7 @@ async fn send_event_step_during_an_outage_is_retried_by_inngest_not_dropped() {
                 .await?;
             Ok::<_, Error>(ids)
         });
-    let base = serve_app(&client, vec![f]).await;
+    let (_app, base) = serve_app(&client, vec![f]).await;
     let http = reqwest::Client::new();
 
     let r = exec(&http, &base, "notify", exec_body(0, 3, json!({}))).await;
@@ -564,7 +561,7 @@ async fn sync_with_the_api_down() {
     let client = cloud(&closed_port_url(), &closed_port_url())
         .build()
         .unwrap();
-    let base = serve_app(&client, sync_functions()).await;
+    let (_app, base) = serve_app(&client, sync_functions()).await;
     let http = reqwest::Client::new();
     let r = put_out_of_band(&http, &base).await;
     assert_eq!(r.status, 500, "{}", r.text());
@@ -584,7 +581,7 @@ async fn sync_unauthorized_tries_the_fallback_key_then_reports_the_server_messag
     logs();
     let api = Fake::start(|_, _| (401, r#"{"error":"invalid signing key"}"#.into())).await;
     let client = cloud(&api.url, &closed_port_url()).build().unwrap();
-    let base = serve_app(&client, sync_functions()).await;
+    let (_app, base) = serve_app(&client, sync_functions()).await;
     let http = reqwest::Client::new();
     let r = put_out_of_band(&http, &base).await;
     assert_eq!(r.status, 401, "{}", r.text());
@@ -611,7 +608,7 @@ async fn sync_server_error_reports_the_server_message() {
     logs();
     let api = Fake::start(|_, _| (500, r#"{"error":"database is down"}"#.into())).await;
     let client = cloud(&api.url, &closed_port_url()).build().unwrap();
-    let base = serve_app(&client, sync_functions()).await;
+    let (_app, base) = serve_app(&client, sync_functions()).await;
     let http = reqwest::Client::new();
     let r = put_out_of_band(&http, &base).await;
     assert_eq!(r.status, 500, "{}", r.text());
@@ -626,7 +623,7 @@ async fn sync_server_error_reports_the_server_message() {
     // A non-JSON error page is reported as text, truncated, never panicking.
     let api = Fake::start(|_, _| (502, "<html>".repeat(1000))).await;
     let client = cloud(&api.url, &closed_port_url()).build().unwrap();
-    let base = serve_app(&client, sync_functions()).await;
+    let (_app, base) = serve_app(&client, sync_functions()).await;
     let r = put_out_of_band(&http, &base).await;
     assert_eq!(r.status, 502, "{}", r.text());
     let message = r.body["message"].as_str().unwrap();

@@ -90,6 +90,13 @@ pub async fn serve_handler(handler: inngest_sdk::serve::ServeHandler) -> Server 
     serve(inngest_sdk::serve::axum::router_from_handler(handler)).await
 }
 
+/// `http://127.0.0.1:<port>` of a port that was free a moment ago and has nothing listening:
+/// connections to it are refused.
+pub fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    format!("http://{}", l.local_addr().expect("local addr"))
+}
+
 /// A plain reqwest client (no proxy, no automatic decompression surprises).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
