@@ -88,6 +88,7 @@ async fn one_thousand_concurrent_runs_of_a_five_step_function_complete() {
 
     assert_eq!(runs.len(), RUNS, "no run lost, none duplicated");
     let mut seen = vec![false; RUNS];
+    let mut transport_retries = 0;
     for r in &runs {
         assert_eq!(r.status, RunStatus::Completed, "{r:#?}");
         let n = r.event()["data"]["n"].as_i64().unwrap();
@@ -95,19 +96,26 @@ async fn one_thousand_concurrent_runs_of_a_five_step_function_complete() {
         assert!(!seen[n as usize], "two runs for event {n}");
         seen[n as usize] = true;
         // One discovery request per step (each executes inline and is reported as StepRun),
-        // then one that returns: 6 requests, every step attempted once.
-        assert_eq!(r.requests, 6, "{r:#?}");
+        // then one that returns: 6 answered requests, every step executed once. On 2 cores a
+        // burst of 1,000 connects can overflow the app's accept backlog: such a connect fails
+        // before reaching the app and is retried by the executor (counted, not an error).
+        let failed = r.history_of(HistoryKind::RequestFailed).count();
+        transport_retries += failed;
+        assert_eq!(r.requests as usize, 6 + failed, "{r:#?}");
+        assert_eq!(r.history_of(HistoryKind::RetryScheduled).count(), failed);
+        assert_eq!(r.history_of(HistoryKind::FunctionError).count(), 0);
         assert_eq!(r.steps.len(), 5);
         assert!(r
             .steps
             .iter()
-            .all(|s| s.status == StepStatus::Completed && s.attempts == 1));
-        assert_eq!(r.history_of(HistoryKind::RetryScheduled).count(), 0);
+            .all(|s| s.status == StepStatus::Completed && s.output.is_some()));
     }
     assert!(seen.iter().all(|s| *s));
+    // The app received exactly what the protocol requires.
     assert_eq!(calls.load(Ordering::Relaxed), 6 * RUNS);
     println!(
-        "executor load: {RUNS} runs x 5 steps, {} app calls in {:.2?} (wall), peak RSS {} KiB",
+        "executor load: {RUNS} runs x 5 steps, {} app calls in {:.2?} (wall), peak RSS {} KiB, \
+         {transport_retries} connect retries",
         6 * RUNS,
         elapsed,
         peak_rss_kib()

@@ -43,10 +43,28 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Flow control
+//!
+//! Applied per function in the server's order: rate limit / idempotency (excess events skipped
+//! and recorded) → debounce → batching → singleton → the run is created → throttle (holds its
+//! first request) → concurrency (at most `limit` requests to the app in flight per key, FIFO by
+//! run age, adjusted by priority) → start and finish timeouts (the run is cancelled). Every
+//! period uses the executor's [`Clock`], so on a [`clock::VirtualClock`] starts happen at exact
+//! virtual times.
+//!
 //! # Known differences from the real server
-//! * Flow control (concurrency, throttle, rate limit, debounce, batching, priority, singleton,
-//!   idempotency, timeouts) is validated at sync but not applied: every matching event starts a
-//!   run at once.
+//! * Flow control (idempotency, rate limit, debounce, batching, singleton, throttle,
+//!   concurrency, priority, timeouts) is applied on the executor's clock, within a test
+//!   engine's fidelity (see [Flow control](self#flow-control); the docs of `flow.rs` say
+//!   what is exact and what is approximated). In short: rate limits count a sliding window (the server uses GCRA; exact
+//!   for idempotency); throttle uses the server's compatibility GCRA; priority only orders
+//!   starts queued by throttle and requests queued by concurrency; `env` and `account`
+//!   concurrency scopes are one environment here; runs started by `invoke` bypass
+//!   idempotency, rate limit, debounce, batching and singleton. Skipped events are listed by
+//!   [`Executor::skipped`] and `GET /v1/events/{id}/skips` (the dev server has no such route).
+//! * State is in memory only: no snapshot or restart of the executor itself. An app that
+//!   dies mid-step is handled like the server handles it: the request fails, is retried, and
+//!   the run resumes from its last memoized step.
 //! * `AIGateway`, `Gateway` and `WaitForSignal` ops fail the run with a clear error.
 //! * Apps are only reached over `http`/`https` (no Connect / WebSocket).
 //! * URLs are used as given: `127.0.0.1` is not rewritten to `localhost`.
