@@ -81,7 +81,13 @@ impl ServeHandler {
             })
             .unwrap_or_else(|| wire::DISCOVERY_STEP_ID.to_owned());
 
-        let req: ExecRequestRef<'_> = match serde_json::from_slice(&body) {
+        // One UTF-8 check of the whole body, then no per-string checks; a body that is not UTF-8
+        // goes through `from_slice`, which reports the error exactly as before.
+        let parsed = match std::str::from_utf8(&body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&body),
+        };
+        let req: ExecRequestRef<'_> = match parsed {
             Ok(r) => r,
             Err(e) => {
                 return error_response(

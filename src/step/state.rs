@@ -239,7 +239,9 @@ pub(crate) fn decode_data_only<T: DeserializeOwned>(memo: &[u8]) -> Option<T> {
     if memo.first() != Some(&b'{') {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_slice(memo);
+    // One UTF-8 check of the whole memo (a fast ASCII scan), then no per-string checks.
+    let text = std::str::from_utf8(memo).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let value =
         serde::de::DeserializeSeed::deserialize(Seed(std::marker::PhantomData), &mut de).ok()??;
     de.end().ok()?;
