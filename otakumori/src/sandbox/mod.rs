@@ -323,6 +323,35 @@ pub(crate) fn bearer_ok(headers: &HeaderMap, expected: &str) -> bool {
         .is_some_and(|t| subtle::ConstantTimeEq::ct_eq(t.as_bytes(), expected.as_bytes()).into())
 }
 
+/// The handle methods every fake has, over its `inner.core` ([`Core`]) and `running`
+/// ([`Running`]) fields: `push_fault`, `requests`, `clear_requests` and `shutdown`.
+macro_rules! core_handle_methods {
+    ($fake:ty) => {
+        impl $fake {
+            /// Queue a fault.
+            pub fn push_fault(&self, fault: $crate::sandbox::Fault) {
+                self.inner.core.push_fault(fault);
+            }
+
+            /// The request log.
+            pub fn requests(&self) -> Vec<$crate::sandbox::RecordedRequest> {
+                self.inner.core.requests()
+            }
+
+            /// Clear the request log.
+            pub fn clear_requests(&self) {
+                self.inner.core.clear_requests();
+            }
+
+            /// Stop the server now (also happens on drop).
+            pub fn shutdown(&mut self) {
+                self.running.stop();
+            }
+        }
+    };
+}
+pub(crate) use core_handle_methods;
+
 /// A running loopback server (shared by the fakes).
 #[derive(Debug)]
 pub(crate) struct Running {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    bearer_ok, error_body, fixtures, json_response, lock, Core, ErrorStyle, Fault, RecordedRequest,
-    Running,
+    bearer_ok, core_handle_methods, error_body, fixtures, json_response, lock, Core, ErrorStyle,
+    RecordedRequest, Running,
 };
 use crate::config::{PrintifySettings, Secret};
 use crate::services::printify::{PrintifyProduct, MAX_PAGE_LIMIT};
@@ -150,31 +150,13 @@ impl FakePrintify {
         )
     }
 
-    /// Queue a fault.
-    pub fn push_fault(&self, fault: Fault) {
-        self.inner.core.push_fault(fault);
-    }
-
-    /// The request log.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.core.requests()
-    }
-
-    /// Clear the request log.
-    pub fn clear_requests(&self) {
-        self.inner.core.clear_requests();
-    }
-
     /// Orders accepted so far.
     pub fn orders(&self) -> Vec<FakeOrder> {
         lock(&self.inner.state).orders.clone()
     }
-
-    /// Stop the server now (also happens on drop).
-    pub fn shutdown(&mut self) {
-        self.running.stop();
-    }
 }
+
+core_handle_methods!(FakePrintify);
 
 fn set_available(st: &mut State_, product_id: &str, variant_id: i64, available: bool) -> bool {
     st.products

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{
-    bearer_ok, error_body, json_response, lock, Core, ErrorStyle, Fault, RecordedRequest, Running,
+    bearer_ok, core_handle_methods, error_body, json_response, lock, Core, ErrorStyle, Running,
 };
 use crate::config::{ResendSettings, Secret};
 
@@ -82,27 +82,9 @@ impl FakeResend {
     pub fn emails(&self) -> Vec<FakeEmail> {
         lock(&self.inner.emails).clone()
     }
-
-    /// Queue a fault.
-    pub fn push_fault(&self, fault: Fault) {
-        self.inner.core.push_fault(fault);
-    }
-
-    /// The request log.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.core.requests()
-    }
-
-    /// Clear the request log.
-    pub fn clear_requests(&self) {
-        self.inner.core.clear_requests();
-    }
-
-    /// Stop the server now (also happens on drop).
-    pub fn shutdown(&mut self) {
-        self.running.stop();
-    }
 }
+
+core_handle_methods!(FakeResend);
 
 fn resend_error(status: u16, name: &str, message: &str) -> Response {
     json_response(

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::{
-    bearer_ok, error_body, fixtures, json_response, lock, Core, ErrorStyle, Fault, RecordedRequest,
+    bearer_ok, core_handle_methods, error_body, fixtures, json_response, lock, Core, ErrorStyle,
     Running,
 };
 use crate::config::{Secret, StripeSettings};
@@ -86,27 +86,9 @@ impl FakeStripe {
     pub fn sessions(&self) -> Vec<Value> {
         lock(&self.inner.sessions).values().cloned().collect()
     }
-
-    /// Queue a fault.
-    pub fn push_fault(&self, fault: Fault) {
-        self.inner.core.push_fault(fault);
-    }
-
-    /// The request log.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.core.requests()
-    }
-
-    /// Clear the request log.
-    pub fn clear_requests(&self) {
-        self.inner.core.clear_requests();
-    }
-
-    /// Stop the server now (also happens on drop).
-    pub fn shutdown(&mut self) {
-        self.running.stop();
-    }
 }
+
+core_handle_methods!(FakeStripe);
 
 fn stripe_error(status: u16, message: &str, code: Option<&str>) -> Response {
     let mut body = error_body(ErrorStyle::Stripe, status, message);
