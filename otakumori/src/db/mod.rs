@@ -493,6 +493,11 @@ pub(crate) trait RowExt {
     fn json(&self, c: &str) -> Result<serde_json::Value, sqlx::Error> {
         Ok(self.opt_json(c)?.unwrap_or(serde_json::Value::Null))
     }
+    /// A text column parsed with `FromStr` (the status enums); a value that does not parse is
+    /// a `ColumnDecode` error naming the column.
+    fn parsed<T: std::str::FromStr<Err = String>>(&self, c: &str) -> Result<T, sqlx::Error> {
+        self.text(c)?.parse().map_err(|e: String| decode_err(c, e))
+    }
 }
 
 impl RowExt for sqlx::postgres::PgRow {

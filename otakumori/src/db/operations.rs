@@ -13,7 +13,6 @@ use super::{
 };
 
 fn map_op<R: RowExt>(r: &R) -> Result<FailedOperation, sqlx::Error> {
-    let status: String = r.text("status")?;
     Ok(FailedOperation {
         id: r.id("id")?,
         op_type: r.text("type")?,
@@ -21,12 +20,7 @@ fn map_op<R: RowExt>(r: &R) -> Result<FailedOperation, sqlx::Error> {
         payload: r.json("payload")?,
         retry_count: r.i32("retry_count")?,
         last_error: r.opt_text("last_error")?,
-        status: status
-            .parse()
-            .map_err(|e: String| sqlx::Error::ColumnDecode {
-                index: "status".into(),
-                source: e.into(),
-            })?,
+        status: r.parsed("status")?,
         next_retry_at: r.opt_ts("next_retry_at")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,

@@ -18,19 +18,13 @@ use super::{
 pub const SYNC_ERROR_MAX: usize = 500;
 
 pub(crate) fn map_order<R: RowExt>(r: &R) -> Result<Order, sqlx::Error> {
-    let status: String = r.text("status")?;
     Ok(Order {
         id: r.id("id")?,
         display_number: r.i64("display_number")?,
         user_id: r.id("user_id")?,
         stripe_session_id: r.opt_text("stripe_session_id")?,
         payment_intent_id: r.opt_text("payment_intent_id")?,
-        status: status
-            .parse()
-            .map_err(|e: String| sqlx::Error::ColumnDecode {
-                index: "status".into(),
-                source: e.into(),
-            })?,
+        status: r.parsed("status")?,
         subtotal_cents: r.i64("subtotal_cents")?,
         total_cents: r.i64("total_cents")?,
         currency: r.text("currency")?,
@@ -69,16 +63,10 @@ pub(crate) fn map_item<R: RowExt>(r: &R) -> Result<OrderItem, sqlx::Error> {
 }
 
 fn map_sync<R: RowExt>(r: &R) -> Result<PrintifyOrderSync, sqlx::Error> {
-    let status: String = r.text("status")?;
     Ok(PrintifyOrderSync {
         order_id: r.id("order_id")?,
         printify_order_id: r.opt_text("printify_order_id")?,
-        status: status
-            .parse()
-            .map_err(|e: String| sqlx::Error::ColumnDecode {
-                index: "status".into(),
-                source: e.into(),
-            })?,
+        status: r.parsed("status")?,
         error: r.opt_text("error")?,
         last_sync_at: r.ts("last_sync_at")?,
     })
