@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use functions_support::TestApp;
 use inngest_sdk::executor::clock::Clock;
-use inngest_sdk::executor::{RunStatus, StepStatus};
+use inngest_sdk::executor::{RunStatus, SkipReason, SkipView, StepStatus};
 use inngest_sdk::Event;
 use otakumori::db::{
     now_utc, NewFailedOperation, NewOrder, NewOrderItem, OperationStatus, Order, User,
@@ -220,15 +220,50 @@ async fn an_email_that_exhausted_its_retries_is_recovered_by_the_retry_queue() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].order_id, Some(order.id));
 
-    // A late duplicate of the confirmation event finds the email already sent.
-    let again = app
+    // A late duplicate of the confirmation event within 24 h is skipped by the function's
+    // idempotency key (the order id): no run, no email.
+    let dup = app
         .h
         .send(
             Event::new(EVENT_ORDER_CONFIRMATION_SENT, json!({"orderId": order.id}))
                 .with_id("confirm-again"),
         )
         .await;
+    let skip = wait_for_skip(&app, &dup).await;
+    assert_eq!(skip.reason, SkipReason::Idempotency);
+    assert_eq!(skip.function_id, app.fid(FN_SEND_ORDER_CONFIRMATION));
+    assert!(app.h.executor().runs_for_event(&dup).is_empty());
+
+    // After the idempotency window, a new confirmation event runs and finds the email sent.
+    app.h.advance(Duration::from_secs(24 * 3600 + 1));
+    let again = app
+        .h
+        .send(
+            Event::new(EVENT_ORDER_CONFIRMATION_SENT, json!({"orderId": order.id}))
+                .with_id("confirm-next-day"),
+        )
+        .await;
     let again = app.h.wait_for_run_of(&again).await;
     assert_eq!(again.output.as_ref().unwrap()["alreadySent"], true);
     assert_eq!(app.resend().emails().len(), 1);
+}
+
+/// The flow-control skip recorded for `event_id` (waits briefly: skips are recorded on ingestion).
+async fn wait_for_skip(app: &TestApp, event_id: &str) -> SkipView {
+    for _ in 0..200 {
+        if let Some(skip) = app
+            .h
+            .executor()
+            .skipped()
+            .into_iter()
+            .find(|s| s.event_id == event_id)
+        {
+            return skip;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "no skip recorded for event {event_id}: {:?}",
+        app.h.executor().skipped()
+    );
 }
