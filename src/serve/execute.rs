@@ -87,7 +87,7 @@ impl ServeHandler {
             Ok(text) => serde_json::from_str(text),
             Err(_) => serde_json::from_slice(&body),
         };
-        let req: ExecRequestRef<'_> = match parsed {
+        let mut req: ExecRequestRef<'_> = match parsed {
             Ok(r) => r,
             Err(e) => {
                 return error_response(
@@ -130,6 +130,10 @@ impl ServeHandler {
             }
         };
 
+        // The memo holds what the call needs from the steps and the stack: free the parsed lists
+        // before running the function (peak memory per call).
+        req.steps = None;
+        req.ctx.stack.stack = Vec::new();
         let already_done = state.memo.get(&step_id).is_some();
         let mode = if step_id == wire::DISCOVERY_STEP_ID {
             CallMode::Discovery {
