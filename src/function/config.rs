@@ -511,10 +511,7 @@ impl FunctionConfig {
         let slug = format!("{app_id}-{}", self.id);
         let mut f = Map::new();
         f.insert("id".into(), slug.clone().into());
-        f.insert(
-            "name".into(),
-            self.display_name().to_owned().into(),
-        );
+        f.insert("name".into(), self.display_name().to_owned().into());
         f.insert(
             "triggers".into(),
             self.triggers.iter().map(Trigger::to_json).collect(),
