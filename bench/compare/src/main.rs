@@ -10,13 +10,16 @@
 //! answer is checked: status 206, one `StepRun` op with the right id and the step's exact output.
 //!
 //! Servers: both in this process on one tokio runtime (`--server-threads`, default 2); the load
-//! generator on its own runtime (`--threads`, default 1). For each N the servers are driven in
-//! alternating rounds (ours first on even rounds, official first on odd ones) so slow drifts of a
-//! shared machine hit both; calls/s are totals over the rounds, the ratio is ours / official.
+//! generator on its own runtime (`--threads`, default 1), fixed concurrency 32. For each N the
+//! servers are driven in alternating rounds (ours first on even rounds, official first on odd
+//! ones) so the drifts of a shared machine hit both; calls/s are totals over the rounds and the
+//! ratio is ours / official. Besides calls/s, the server runtime's CPU time per call is read from
+//! `/proc/self/task/*/schedstat` (only the server being driven is busy): a per-call cost that the
+//! machine's other load does not skew, and its ratio official / ours.
 //!
 //! ```text
-//! cd bench/compare && cargo run --release -- [--rounds 3] [--duration 3] [--concurrency 32]
-//!     [--ns 1,10,100,1000] [--signed] [--both]
+//! cd bench/compare && cargo run --release -- [--rounds 6] [--duration 1.5] [--warmup 0.3]
+//!     [--concurrency 32] [--ns 1,10,100,1000] [--signed | --both]
 //! ```
 //! `--signed`: both servers verify an `X-Inngest-Signature` on every call (ours in cloud mode with
 //! a signing key; the official crate verifies whenever the header is present). `--both`: dev,
@@ -149,9 +152,9 @@ struct Opts {
 
 fn parse_opts() -> Opts {
     let mut o = Opts {
-        rounds: 3,
-        duration: 3.0,
-        warmup: 0.5,
+        rounds: 6,
+        duration: 1.5,
+        warmup: 0.3,
         concurrency: 32,
         ns: vec![1, 10, 100, 1000],
         modes: vec![false],
@@ -240,6 +243,21 @@ struct Side {
     ids: Ids,
 }
 
+/// CPU time (ns) used so far by this process's threads named `name` (the server runtime's
+/// workers), from `/proc/self/task/*/schedstat`. Only the server being driven is busy, so the
+/// difference across a run is that server's CPU: a figure the machine's other load does not skew.
+fn threads_cpu_ns(name: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn main() {
     let opts = parse_opts();
     let servers = tokio::runtime::Builder::new_multi_thread()
@@ -306,9 +324,10 @@ fn main() {
         println!();
         println!(
             "| N | body | inngest-sdk calls/s | inngest 0.1.1 calls/s | ratio | per-round ratios | \
-             inngest-sdk p50 / p99 ms | inngest 0.1.1 p50 / p99 ms | errors / non-206 |"
+             server CPU µs/call (ours / official) | CPU ratio | inngest-sdk p50 / p99 ms | \
+             inngest 0.1.1 p50 / p99 ms | errors / non-206 |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for &n in &opts.ns {
             let bodies: Vec<Arc<Vec<u8>>> = sides
                 .iter()
@@ -333,16 +352,22 @@ fn main() {
                 }
             }
             let mut totals = [Stats::default(), Stats::default()];
+            let mut cpu_ns = [0u64; 2];
             let mut ratios = Vec::new();
             for round in 0..opts.rounds {
                 let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
                 let mut per_round = [0.0f64; 2];
                 for i in order {
+                    let cpu_before = threads_cpu_ns("server");
                     let s = loader.block_on(loadgen::run(
                         sides[i].target.clone(),
                         bodies[i].clone(),
                         &load,
                     ));
+                    // Includes the warm-up's calls, which are not counted: subtract pro rata.
+                    let measured = s.elapsed.as_secs_f64()
+                        / (s.elapsed.as_secs_f64() + load.warmup.as_secs_f64());
+                    cpu_ns[i] += ((threads_cpu_ns("server") - cpu_before) as f64 * measured) as u64;
                     per_round[i] = s.calls_per_sec();
                     totals[i].merge(s);
                 }
@@ -354,12 +379,17 @@ fn main() {
                 .map(|r| format!("{r:.2}"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let cpu_per_call = |i: usize| cpu_ns[i] as f64 / 1000.0 / totals[i].calls.max(1) as f64;
             println!(
-                "| {n} | {:.0} KB | {:.0} | {:.0} | **{:.2}×** | {fmt_ratios} | {:.2} / {:.2} | {:.2} / {:.2} | {} / {} , {} / {} |",
+                "| {n} | {:.0} KB | {:.0} | {:.0} | **{:.2}×** | {fmt_ratios} | {:.0} / {:.0} | {:.2}× | \
+                 {:.2} / {:.2} | {:.2} / {:.2} | {} / {}, {} / {} |",
                 bodies[0].len() as f64 / 1024.0,
                 ours.calls_per_sec(),
                 official.calls_per_sec(),
                 ours.calls_per_sec() / official.calls_per_sec().max(1e-9),
+                cpu_per_call(0),
+                cpu_per_call(1),
+                cpu_per_call(1) / cpu_per_call(0).max(1e-9),
                 ours.percentile_ms(0.5),
                 ours.percentile_ms(0.99),
                 official.percentile_ms(0.5),
