@@ -14,7 +14,7 @@
 //! The request body is parsed once, borrowing; each memo value is kept as a [`Bytes`] slice of the
 //! body (a reference count, not a copy) and decoded into the user's type only when its step is
 //! reached. The hashed ids (memo keys and the stack) are copied once into one string and indexed
-//! by a small open-addressing table of `u32`s (a keyed multiply-fold hash, as the request body
+//! by a `hashbrown::HashTable` of positions (foldhash, seeded per process, as the request body
 //! chooses the keys): no per-key allocation, one hash per key and per lookup. Run-style memos
 //! (`{"data": …}`) are decoded into the user's type in one pass ([`decode_data_only`]).
 //!
@@ -24,7 +24,6 @@
 //! longer asks for an earlier step (it changed, or is not deterministic), the handler notices the
 //! deadlock at quiescence, logs a warning naming the steps, and releases the ordering.
 
-use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
@@ -32,6 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::de::DeserializeOwned;
 
 use crate::error::RetryAt;
@@ -62,6 +62,9 @@ struct IdSpan {
 }
 
 /// The memoized steps of a call and its stack, keyed by hashed id.
+///
+/// Ids live in one string and the index is a `hashbrown::HashTable` of entry positions, so
+/// building the memo allocates no string per key.
 #[derive(Debug, Default)]
 pub(crate) struct Memo {
     /// Every memo key, then every stack id, concatenated.
@@ -70,40 +73,11 @@ pub(crate) struct Memo {
     entries: Vec<(IdSpan, MemoEntry)>,
     /// `ctx.stack`, in completion order.
     stack: Vec<IdSpan>,
-    /// Open-addressing table of indices into `entries` ([`EMPTY`] = free), linear probing.
-    slots: Vec<u32>,
-}
-
-const EMPTY: u32 = u32::MAX;
-
-/// Hash of a memo key for the index: a multiply-fold hash keyed with per-process random keys.
-///
-/// Memo keys come from the request body, so the hash is keyed (collisions cannot be planned
-/// without the keys); in cloud mode the body is only parsed after its signature verified. It is
-/// not SipHash: the keys are ~40 bytes and hashed twice per step, where SipHash was ~5% of a call.
-fn memo_hash(id: &[u8]) -> u64 {
-    static KEYS: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(|| {
-        let random = RandomState::new();
-        [random.hash_one(1u64), random.hash_one(2u64) | 1]
-    });
-    fn fold(a: u64, b: u64) -> u64 {
-        let p = u128::from(a) * u128::from(b);
-        (p as u64) ^ ((p >> 64) as u64)
-    }
-    let mut h = keys[0] ^ (id.len() as u64);
-    let mut words = id.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h = fold(h ^ u64::from_le_bytes(b), keys[1]);
-    }
-    let mut tail = [0u8; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    fold(
-        h ^ u64::from_le_bytes(tail),
-        keys[1] ^ 0x9e37_79b9_7f4a_7c15,
-    )
+    /// Positions in `entries`, by id. Memo keys come from the request body, so the hasher is
+    /// seeded per process (and in cloud mode the body is parsed only after its signature
+    /// verified).
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Memo {
@@ -124,18 +98,7 @@ impl Memo {
             let span = memo.push_id(id);
             memo.entries.push((span, MemoEntry { value, pos: None }));
         }
-        let capacity = (memo.entries.len() * 2).next_power_of_two().max(8);
-        if u32::try_from(memo.entries.len()).is_ok_and(|n| n < EMPTY) {
-            memo.slots = vec![EMPTY; capacity];
-            for i in 0..memo.entries.len() {
-                let id = memo.id(memo.entries[i].0);
-                let slot = match memo.probe(id) {
-                    Ok(slot) | Err(slot) => slot,
-                };
-                // A repeated id: the later value wins, as when a JSON object is read into a map.
-                memo.slots[slot] = i as u32;
-            }
-        }
+        memo.build_index();
         for (pos, id) in stack.into_iter().enumerate() {
             let span = memo.push_id(id);
             memo.stack.push(span);
@@ -145,6 +108,33 @@ impl Memo {
             }
         }
         memo
+    }
+
+    /// Indexes `entries` by id; for a repeated id the later value wins, as when a JSON object is
+    /// read into a map. (Positions fit in `u32`: the body limit allows far fewer entries.)
+    fn build_index(&mut self) {
+        let Memo {
+            ids,
+            entries,
+            index,
+            hasher,
+            ..
+        } = self;
+        let key = |i: u32| {
+            let span = entries[i as usize].0;
+            &ids[span.start..span.end]
+        };
+        *index = HashTable::with_capacity(entries.len());
+        for i in 0..entries.len() as u32 {
+            let id = key(i);
+            let hash = hasher.hash_one(id);
+            match index.entry(hash, |&j| key(j) == id, |&j| hasher.hash_one(key(j))) {
+                Entry::Occupied(mut slot) => *slot.get_mut() = i,
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
+        }
     }
 
     fn push_id(&mut self, id: &str) -> IdSpan {
@@ -160,24 +150,11 @@ impl Memo {
         &self.ids[span.start..span.end]
     }
 
-    /// `Ok(slot)` holding `id`, or `Err(free slot)` where it would go.
-    fn probe(&self, id: &str) -> Result<usize, usize> {
-        let mask = self.slots.len() - 1;
-        let mut slot = memo_hash(id.as_bytes()) as usize & mask;
-        loop {
-            match self.slots[slot] {
-                EMPTY => return Err(slot),
-                i if self.id(self.entries[i as usize].0) == id => return Ok(slot),
-                _ => slot = (slot + 1) & mask,
-            }
-        }
-    }
-
     fn find(&self, id: &str) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        self.probe(id).ok().map(|slot| self.slots[slot] as usize)
+        let hash = self.hasher.hash_one(id);
+        self.index
+            .find(hash, |&j| self.id(self.entries[j as usize].0) == id)
+            .map(|&j| j as usize)
     }
 
     /// The memoized value of a step, if any.
