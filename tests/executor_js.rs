@@ -5,8 +5,8 @@
 //! Needs Node.js and an npm install, so it is ignored by default:
 //!
 //! ```text
-//! mkdir /tmp/jsapp && cp ../shared/wire-captures/js-app.js /tmp/jsapp/
-//! (cd /tmp/jsapp && npm install inngest@4.24.0)
+//! mkdir /tmp/jsapp && cp tests/fixtures/js-app/* /tmp/jsapp/
+//! (cd /tmp/jsapp && npm install)   # inngest 4.24.0; .ci/run does this
 //! INNGEST_JS_APP_DIR=/tmp/jsapp cargo test --test executor_js -- --ignored
 //! ```
 
