@@ -26,10 +26,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 type Shared = Arc<Inner>;
 
 pub(crate) fn router(inner: Shared) -> Router {
-    Router::new()
-        .route("/e/{key}", post(post_events))
+    // The Inngest API (sync, run state, history): bearer-checked when a signing key is set.
+    let api = Router::new()
         .route("/fn/register", post(register))
-        .route("/invoke/{function}", post(invoke))
         .route("/v1/checkpoint/{id}/async", post(checkpoint))
         .route("/v0/runs/{id}/actions", get(v0_actions))
         .route("/v0/runs/{id}/batch", get(v0_batch))
@@ -43,7 +42,16 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/v1/runs/{id}/history", get(v1_run_history))
         .route("/v1/apps", get(v1_apps))
         .route("/v1/apps/{app}/functions", get(v1_app_functions))
+        .route_layer(axum::middleware::from_fn_with_state(
+            inner.clone(),
+            require_bearer,
+        ));
+    // The event API (keyed by the path) and health.
+    Router::new()
+        .route("/e/{key}", post(post_events))
+        .route("/invoke/{function}", post(invoke))
         .route("/health", get(health))
+        .merge(api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(server_kind))
         .with_state(inner)
@@ -64,6 +72,24 @@ fn not_found(what: &str) -> Response {
         StatusCode::NOT_FOUND,
         json!({"error": format!("{what} not found"), "status": 404}),
     )
+}
+
+/// `200 {"data": …, "metadata": {…}}`, the dev server's envelope.
+fn envelope(now: DateTime<Utc>, data: impl serde::Serialize) -> Response {
+    json_status(
+        StatusCode::OK,
+        json!({"data": data, "metadata": metadata(now)}),
+    )
+}
+
+/// The envelope around `f(run)`, or a 404 when there is no such run.
+fn with_run(inner: &Inner, id: &str, f: impl FnOnce(&Run) -> Value) -> Response {
+    let now = inner.now();
+    let st = inner.lock();
+    match st.runs.get(id) {
+        Some(run) => envelope(now, f(run)),
+        None => not_found("run"),
+    }
 }
 
 fn metadata(now: DateTime<Utc>) -> Value {
@@ -98,6 +124,17 @@ fn unauthorized(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     } else {
         tracing::warn!("rejected an API call with a missing or wrong signing key");
         Some((StatusCode::UNAUTHORIZED, "Authentication failed").into_response())
+    }
+}
+
+async fn require_bearer(
+    State(inner): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match unauthorized(&inner, req.headers()) {
+        Some(res) => res,
+        None => next.run(req).await,
     }
 }
 
@@ -144,9 +181,6 @@ async fn post_events(
 }
 
 async fn register(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
     if let Some(kind) = headers
         .get(h::EXPECTED_SERVER_KIND)
         .and_then(|v| v.to_str().ok())
@@ -245,15 +279,7 @@ async fn invoke(
     }
 }
 
-async fn checkpoint(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn checkpoint(State(inner): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
     let payload: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -270,14 +296,7 @@ async fn checkpoint(
     }
 }
 
-async fn v0_actions(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v0_actions(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let st = inner.lock();
     match st.runs.get(&id) {
         Some(run) => json_status(StatusCode::OK, json!(run.steps_for_request())),
@@ -285,14 +304,7 @@ async fn v0_actions(
     }
 }
 
-async fn v0_batch(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v0_batch(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let st = inner.lock();
     match st.runs.get(&id) {
         Some(run) => json_status(StatusCode::OK, json!(run.events)),
@@ -320,17 +332,11 @@ fn v1_run_json(run: &Run) -> Value {
     })
 }
 
-async fn v1_events(State(inner): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_events(State(inner): State<Shared>) -> Response {
     let now = inner.now();
     let st = inner.lock();
     let data: Vec<Value> = st.events.iter().rev().map(event_json).collect();
-    json_status(
-        StatusCode::OK,
-        json!({"data": data, "metadata": metadata(now)}),
-    )
+    envelope(now, data)
 }
 
 fn event_json(e: &super::state::StoredEvent) -> Value {
@@ -345,51 +351,24 @@ fn event_json(e: &super::state::StoredEvent) -> Value {
     })
 }
 
-async fn v1_event(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_event(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let now = inner.now();
     let st = inner.lock();
     match st.event_index.get(&id) {
-        Some(&i) => json_status(
-            StatusCode::OK,
-            json!({"data": event_json(&st.events[i]), "metadata": metadata(now)}),
-        ),
+        Some(&i) => envelope(now, event_json(&st.events[i])),
         None => not_found("event"),
     }
 }
 
-async fn v1_event_runs(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_event_runs(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let now = inner.now();
     let st = inner.lock();
     let data: Vec<Value> = st.runs_of_event(&id).into_iter().map(v1_run_json).collect();
-    json_status(
-        StatusCode::OK,
-        json!({"data": data, "metadata": metadata(now)}),
-    )
+    envelope(now, data)
 }
 
 /// Flow-control skips of an event (idempotency, rate limit, debounce, singleton).
-async fn v1_event_skips(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_event_skips(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let now = inner.now();
     let st = inner.lock();
     let internal = st.resolve_event_id(&id).unwrap_or(id);
@@ -399,16 +378,10 @@ async fn v1_event_skips(
         .iter()
         .filter(|s| s.event_id == internal)
         .collect();
-    json_status(
-        StatusCode::OK,
-        json!({"data": data, "metadata": metadata(now)}),
-    )
+    envelope(now, data)
 }
 
-async fn v1_runs(State(inner): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_runs(State(inner): State<Shared>) -> Response {
     let now = inner.now();
     let st = inner.lock();
     let data: Vec<Value> = st
@@ -418,96 +391,30 @@ async fn v1_runs(State(inner): State<Shared>, headers: HeaderMap) -> Response {
         .filter_map(|id| st.runs.get(id))
         .map(v1_run_json)
         .collect();
-    json_status(
-        StatusCode::OK,
-        json!({"data": data, "metadata": metadata(now)}),
-    )
+    envelope(now, data)
 }
 
-async fn v1_run(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
-    let now = inner.now();
-    let st = inner.lock();
-    match st.runs.get(&id) {
-        Some(run) => json_status(
-            StatusCode::OK,
-            json!({"data": v1_run_json(run), "metadata": metadata(now)}),
-        ),
-        None => not_found("run"),
-    }
+async fn v1_run(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
+    with_run(&inner, &id, v1_run_json)
 }
 
-async fn v1_cancel_run(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_cancel_run(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     if !inner.lock().runs.contains_key(&id) {
         return not_found("run");
     }
     inner.cancel(&id, "cancelled through the REST API");
-    let now = inner.now();
-    let st = inner.lock();
-    match st.runs.get(&id) {
-        Some(run) => json_status(
-            StatusCode::OK,
-            json!({"data": v1_run_json(run), "metadata": metadata(now)}),
-        ),
-        None => not_found("run"),
-    }
+    with_run(&inner, &id, v1_run_json)
 }
 
-async fn v1_run_steps(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
-    let now = inner.now();
-    let st = inner.lock();
-    match st.runs.get(&id) {
-        Some(run) => json_status(
-            StatusCode::OK,
-            json!({"data": run.steps, "metadata": metadata(now)}),
-        ),
-        None => not_found("run"),
-    }
+async fn v1_run_steps(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
+    with_run(&inner, &id, |run| json!(run.steps))
 }
 
-async fn v1_run_history(
-    State(inner): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
-    let now = inner.now();
-    let st = inner.lock();
-    match st.runs.get(&id) {
-        Some(run) => json_status(
-            StatusCode::OK,
-            json!({"data": run.history, "metadata": metadata(now)}),
-        ),
-        None => not_found("run"),
-    }
+async fn v1_run_history(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
+    with_run(&inner, &id, |run| json!(run.history))
 }
 
-async fn v1_apps(State(inner): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_apps(State(inner): State<Shared>) -> Response {
     let now = inner.now();
     let st = inner.lock();
     let data: Vec<Value> = st
@@ -515,20 +422,10 @@ async fn v1_apps(State(inner): State<Shared>, headers: HeaderMap) -> Response {
         .values()
         .map(|a| serde_json::to_value(a.def.view()).unwrap_or(Value::Null))
         .collect();
-    json_status(
-        StatusCode::OK,
-        json!({"data": data, "metadata": metadata(now)}),
-    )
+    envelope(now, data)
 }
 
-async fn v1_app_functions(
-    State(inner): State<Shared>,
-    Path(app): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(res) = unauthorized(&inner, &headers) {
-        return res;
-    }
+async fn v1_app_functions(State(inner): State<Shared>, Path(app): Path<String>) -> Response {
     let st = inner.lock();
     let Some(entry) = st.apps.get(&app) else {
         return not_found("app");
