@@ -120,22 +120,22 @@ fn configured_function(i: usize) -> Function {
         .name(format!("Function number {i}"))
         .trigger(Trigger::event(format!("bench/event.{i}")))
         .retries((i % 10) as u32);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         f = f.concurrency(Concurrency::new(5).key("event.data.user_id"));
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         f = f.trigger(Trigger::cron("0 */2 * * *"));
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         f = f.throttle(Throttle::new(10, Duration::from_secs(60)).burst(2));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         f = f.rate_limit(RateLimit::new(100, Duration::from_secs(3600)).key("event.data.org"));
     }
-    if i % 6 == 0 {
+    if i.is_multiple_of(6) {
         f = f.debounce(Debounce::new(Duration::from_secs(30)).key("event.data.id"));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         f = f.cancel_on(Cancel::new("bench/cancelled").matching("data.id"));
     }
     f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(()) })

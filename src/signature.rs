@@ -98,7 +98,7 @@ fn decode_key_hex(stripped: &str) -> Result<Vec<u8>, ConfigError> {
     if stripped.is_empty() {
         return Err(invalid_key("the key has no hex part"));
     }
-    if stripped.len() % 2 != 0 {
+    if !stripped.len().is_multiple_of(2) {
         return Err(invalid_key("the hex part must have an even length"));
     }
     hex::decode(stripped).map_err(|_| invalid_key("the key must be hexadecimal after its prefix"))

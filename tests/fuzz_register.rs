@@ -743,7 +743,10 @@ fn fuzz_register_payload_round_trip() {
             check_functions(&functions, &specs, &expected_url)?;
 
             // Every 8th case also syncs out-of-band through the fake API.
-            if counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 8 == 0 {
+            if counter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_multiple_of(8)
+            {
                 let u = url::Url::parse(&expected_url).unwrap();
                 let req = http::Request::builder()
                     .method("PUT")

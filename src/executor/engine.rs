@@ -1638,7 +1638,7 @@ impl Inner {
                     let modified = st
                         .apps
                         .get(&def.name)
-                        .map_or(true, |a| a.def.checksum != def.checksum);
+                        .is_none_or(|a| a.def.checksum != def.checksum);
                     if modified {
                         if let Some(old) = st.apps.remove(&def.name) {
                             for c in old.crons {

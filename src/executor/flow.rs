@@ -506,9 +506,9 @@ impl Inner {
         }
         // 3. Batching.
         if let Some((max, timeout, key, cond)) = &flow.batch {
-            let batched = cond.as_ref().map_or(true, |c| {
-                c.eval_bool(&Vars::new().with_event(&ev)).unwrap_or(false)
-            });
+            let batched = cond
+                .as_ref()
+                .is_none_or(|c| c.eval_bool(&Vars::new().with_event(&ev)).unwrap_or(false));
             if batched {
                 let key = eval_key(key.as_ref(), &ev);
                 let slot = format!("{}\0{key}", f.slug);
