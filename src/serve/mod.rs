@@ -214,22 +214,15 @@ impl ServeHandler {
         } else {
             Err(SignatureError::Missing)
         };
-        let function_count = self
-            .inner
-            .functions
-            .iter()
-            .map(|f| 1 + usize::from(f.on_failure.is_some()))
-            .sum::<usize>();
-        let capabilities = json!({ "trust_probe": "v1", "in_band_sync": "v1" });
         let mut body = json!({
             "schema_version": "2024-05-24",
             "authentication_succeeded": if signed { json!(auth.is_ok() && config.mode() == Mode::Cloud) } else { json!(null) },
-            "function_count": function_count,
+            "function_count": self.function_count(),
             "has_event_key": config.event_key().is_some(),
             "has_signing_key": config.signing_key().is_some(),
             "has_signing_key_fallback": config.signing_key_fallback().is_some(),
             "mode": config.mode().as_str(),
-            "capabilities": capabilities,
+            "capabilities": sync::capabilities(),
             "extra": {},
         });
         let key = match auth {

@@ -215,7 +215,8 @@ impl ServeHandler {
         format!("{origin}{path}{query}")
     }
 
-    fn function_count(&self) -> usize {
+    /// Functions the app registers, `-failure` companions included.
+    pub(super) fn function_count(&self) -> usize {
         self.inner
             .functions
             .iter()
@@ -255,6 +256,7 @@ impl ServeHandler {
     }
 }
 
-fn capabilities() -> Value {
+/// The capabilities this SDK advertises (introspection, register payload, in-band sync).
+pub(super) fn capabilities() -> Value {
     json!({ "trust_probe": "v1", "in_band_sync": "v1" })
 }
