@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use super::clock::Clock;
 use super::cron::CronSchedule;
 use super::expr::Vars;
+use super::persist::{Loaded, PendingRecord, RunRecord, Store};
 use super::registry::{self, AppDef, FunctionDef};
 use super::response::{
     chrono_duration, classify, error_text, parse_ops, OpAction, Outcome, ParsedOp, RawResponse,
@@ -110,6 +111,8 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     changes: tokio::sync::watch::Sender<u64>,
     seq: AtomicU64,
+    /// The state directory, when one is configured.
+    store: Option<Store>,
 }
 
 /// An app and its cron tasks.
@@ -141,6 +144,8 @@ pub(crate) struct State {
     pub syncs: Vec<SyncRecord>,
     /// Flow-control state (see [`super::flow`]).
     pub flow: super::flow::FlowState,
+    /// Runs read from the state directory whose function has not been registered again yet.
+    pub restored: Vec<RunRecord>,
 }
 
 impl State {
@@ -229,20 +234,34 @@ struct Prepared {
 }
 
 impl Inner {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Inner {
+    pub fn new(settings: Settings, http: reqwest::Client, store: Option<(Store, Loaded)>) -> Inner {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         connector.set_nodelay(true);
         let plain =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector);
+        let mut state = State::default();
+        let store = store.map(|(store, loaded)| {
+            for ev in loaded.events {
+                let idx = state.events.len();
+                if let Some(uid) = ev.event.get("id").and_then(Value::as_str) {
+                    state.event_index.insert(uid.to_owned(), idx);
+                }
+                state.event_index.insert(ev.internal_id.clone(), idx);
+                state.events.push(ev);
+            }
+            state.restored = loaded.runs;
+            store
+        });
         Inner {
             settings,
             http,
             plain,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             changes: tokio::sync::watch::channel(0).0,
             seq: AtomicU64::new(1),
+            store,
         }
     }
 
@@ -254,8 +273,27 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Saves what changed (with a state directory) and wakes the waiters.
     fn notify(&self) {
+        self.save();
+        self.signal();
+    }
+
+    /// Wakes the waiters of [`Inner::wait_until`].
+    fn signal(&self) {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Writes the snapshots of runs that changed and the new events to the state directory.
+    fn save(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let pass = {
+            let st = self.lock();
+            store.collect(&st.runs, &st.events)
+        };
+        pass.write();
     }
 
     /// Waits (real time) until `check` returns something.
@@ -668,6 +706,8 @@ impl Inner {
             events,
             flow_timers,
         } = actions;
+        // The state the follow-up work starts from is on disk before any of it runs.
+        self.save();
         self.spawn_flow_timers(flow_timers);
         for (job, at) in jobs {
             self.spawn_job(job, at);
@@ -675,7 +715,7 @@ impl Inner {
         for t in timers {
             self.spawn_timer(t);
         }
-        self.notify();
+        self.signal();
         if !events.is_empty() {
             self.ingest_internal(events);
         }
@@ -1455,7 +1495,8 @@ impl Inner {
         actions: &mut Actions,
     ) {
         let seq = self.next_seq();
-        run.pending.insert(op.id.clone(), Pending { kind, seq });
+        run.pending
+            .insert(op.id.clone(), Pending { kind, seq, until });
         let s = run.step_mut(&op.id, label, op_name, now);
         s.status = status;
         run.log(now, hkind, Some(&op.id), None, msg);
@@ -1620,6 +1661,7 @@ impl Inner {
             .unwrap_or("")
             .to_owned();
         let parsed = registry::parse_app(payload, now);
+        let mut actions = Actions::default();
         let result = {
             let mut st = self.lock();
             match parsed {
@@ -1671,12 +1713,126 @@ impl Inner {
                         url,
                         error: None,
                     });
+                    self.restore_runs(&mut st, now, &mut actions);
                     Ok((def, modified))
                 }
             }
         };
-        self.notify();
+        self.perform(actions);
         result
+    }
+
+    /// Brings back the runs read from the state directory whose function is registered now:
+    /// they join the history, and each unfinished one is driven again from its last memoized
+    /// step — pending sleeps, waits and invokes keep their deadlines, planned steps get their
+    /// targeted request again, and a run whose request was in flight gets a new discovery.
+    fn restore_runs(&self, st: &mut State, now: DateTime<Utc>, actions: &mut Actions) {
+        if st.restored.is_empty() {
+            return;
+        }
+        let mut restored_any = false;
+        for rec in std::mem::take(&mut st.restored) {
+            let Some(function) = st.functions.get(&rec.function).cloned() else {
+                st.restored.push(rec);
+                continue;
+            };
+            if st.runs.contains_key(&rec.id) {
+                continue;
+            }
+            restored_any = true;
+            let mut run = Run {
+                id: rec.id,
+                function,
+                event_id: rec.event_id,
+                event: rec.events.first().cloned().unwrap_or(Value::Null),
+                events: rec.events,
+                status: rec.status,
+                output: rec.output,
+                error: rec.error,
+                started_at: rec.started_at,
+                ended_at: rec.ended_at,
+                max_attempts: rec.max_attempts,
+                memo: rec.memo,
+                stack: rec.stack,
+                mocked: rec.mocked,
+                version: rec.version,
+                force_step_plan: rec.force_step_plan,
+                planned: rec.planned.iter().cloned().collect(),
+                pending: HashMap::new(),
+                discovery_busy: false,
+                discovery_again: false,
+                empty_responses: 0,
+                steps: rec.steps,
+                history: rec.history,
+                correlation_id: rec.correlation_id,
+                requests: rec.requests,
+            };
+            if run.status == RunStatus::Running {
+                run.log(
+                    now,
+                    HistoryKind::Resumed,
+                    None,
+                    None,
+                    "executor restarted: resuming from the last memoized step",
+                );
+                for p in rec.pending {
+                    let seq = self.next_seq();
+                    let (step, until, kind) = match p {
+                        PendingRecord::Sleep { step, until } => (step, until, PendingKind::Sleep),
+                        PendingRecord::Wait {
+                            step,
+                            until,
+                            event,
+                            expr,
+                        } => {
+                            // It compiled when the wait started; the evaluator is the same.
+                            let expr = match expr.as_deref().map(super::expr::Expr::compile) {
+                                Some(Ok(e)) => Some(e),
+                                Some(Err(e)) => {
+                                    tracing::error!(run_id = %run.id, error = %e, "a restored wait's expression no longer compiles: the wait will only time out");
+                                    continue;
+                                }
+                                None => None,
+                            };
+                            (step, until, PendingKind::Wait { event, expr })
+                        }
+                        PendingRecord::Invoke {
+                            step,
+                            until,
+                            correlation_id,
+                        } => (step, until, PendingKind::Invoke { correlation_id }),
+                    };
+                    actions.timers.push(Timer {
+                        run_id: run.id.clone(),
+                        step: step.clone(),
+                        seq,
+                        at: until,
+                    });
+                    run.pending.insert(step, Pending { kind, seq, until });
+                }
+                for step in &rec.planned {
+                    actions.jobs.push((Job::new(&run.id, step), None));
+                }
+                if rec.discovery_busy || (run.pending.is_empty() && run.planned.is_empty()) {
+                    request_discovery(&mut run, actions);
+                }
+                tracing::info!(run_id = %run.id, function = %run.function.slug, "run resumed after an executor restart");
+            }
+            st.runs_by_event
+                .entry(run.event_id.clone())
+                .or_default()
+                .push(run.id.clone());
+            st.run_order.push(run.id.clone());
+            st.runs.insert(run.id.clone(), run);
+        }
+        if restored_any {
+            let runs = &st.runs;
+            st.run_order
+                .sort_by(|a, b| (runs[a].started_at, a).cmp(&(runs[b].started_at, b)));
+            for ids in st.runs_by_event.values_mut() {
+                ids.sort_by(|a, b| (runs[a].started_at, a).cmp(&(runs[b].started_at, b)));
+            }
+        }
     }
 
     fn spawn_cron(

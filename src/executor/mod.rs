@@ -1,8 +1,9 @@
 //! The local executor: the server side of the Inngest serve protocol, for tests and local
 //! development.
 //!
-//! **This is a development and test engine, not a production scheduler.** It keeps everything in
-//! memory, runs on one process, and forgets all state when dropped; production runs on Inngest
+//! **This is a development and test engine, not a production scheduler.** It runs in one
+//! process and keeps its state in memory (optionally journaled to a directory, see
+//! [`ExecutorBuilder::state_dir`], so a restarted process carries on); production runs on Inngest
 //! (Cloud or self-hosted). What it does give you is the real protocol, end to end, with no other
 //! process and no network:
 //!
@@ -62,9 +63,13 @@
 //!   concurrency scopes are one environment here; runs started by `invoke` bypass
 //!   idempotency, rate limit, debounce, batching and singleton. Skipped events are listed by
 //!   [`Executor::skipped`] and `GET /v1/events/{id}/skips` (the dev server has no such route).
-//! * State is in memory only: no snapshot or restart of the executor itself. An app that
-//!   dies mid-step is handled like the server handles it: the request fails, is retried, and
-//!   the run resumes from its last memoized step.
+//! * State is in memory unless [`ExecutorBuilder::state_dir`] is set; then events and runs
+//!   survive a restart of the executor's process and unfinished runs resume from their last
+//!   memoized step once their app syncs again. Flow-control state (rate-limit windows,
+//!   debounce and batch buffers, concurrency queues) and retry attempt counters of requests in
+//!   flight are not kept, and a cron tick due while the process was down is not replayed. An app
+//!   that dies mid-step (with the executor alive) is handled like the server handles it: the
+//!   request fails, is retried, and the run resumes from its last memoized step.
 //! * `AIGateway`, `Gateway` and `WaitForSignal` ops fail the run with a clear error.
 //! * Apps are only reached over `http`/`https` (no Connect / WebSocket).
 //! * URLs are used as given: `127.0.0.1` is not rewritten to `localhost`.
@@ -76,6 +81,7 @@ pub mod expr;
 mod engine;
 mod flow;
 mod http;
+mod persist;
 mod registry;
 mod response;
 mod state;
@@ -109,6 +115,9 @@ pub enum ExecutorError {
     /// An event was refused (no name, a reserved `inngest/` name, non-object data, …).
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// The state directory ([`ExecutorBuilder::state_dir`]) could not be created or read.
+    #[error("executor state directory: {0}")]
+    State(String),
     /// No run has this id.
     #[error("run `{0}` not found")]
     RunNotFound(String),
@@ -192,6 +201,7 @@ pub struct ExecutorBuilder {
     backoff: Backoff,
     max_inline_state: usize,
     request_timeout: Duration,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ExecutorBuilder {
@@ -257,6 +267,19 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Keep events and runs in this directory (created if missing) so that a restarted
+    /// executor carries on where the last one stopped: received events still deduplicate by id,
+    /// finished runs stay in the history, and every unfinished run resumes from its last
+    /// memoized step as soon as its app syncs again (sleeps and waits keep their deadlines).
+    /// A step that was in flight when the process died runs again, as it would after a lost
+    /// request on the real server, so its side effects need an idempotency key.
+    ///
+    /// Default: none, everything stays in memory.
+    pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
     /// Builds the executor.
     pub fn build(self) -> Result<Executor, ExecutorError> {
         let signing_key = match self.signing_key.as_deref().map(str::trim) {
@@ -271,6 +294,10 @@ impl ExecutorBuilder {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
+        let store = match &self.state_dir {
+            Some(dir) => Some(persist::Store::open(dir).map_err(ExecutorError::State)?),
+            None => None,
+        };
         let settings = Settings {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             signing_key,
@@ -280,7 +307,7 @@ impl ExecutorBuilder {
             request_timeout: self.request_timeout,
         };
         Ok(Executor {
-            inner: Arc::new(Inner::new(settings, http)),
+            inner: Arc::new(Inner::new(settings, http, store)),
         })
     }
 }
@@ -298,6 +325,7 @@ impl Executor {
             },
             max_inline_state: DEFAULT_MAX_INLINE_STATE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            state_dir: None,
         }
     }
 

@@ -225,6 +225,8 @@ pub(crate) enum PendingKind {
 pub(crate) struct Pending {
     pub kind: PendingKind,
     pub seq: u64,
+    /// When the sleep ends or the wait / invoke times out.
+    pub until: DateTime<Utc>,
 }
 
 /// One run.

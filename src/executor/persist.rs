@@ -1,0 +1,415 @@
+//! The executor's optional on-disk state ([`super::ExecutorBuilder::state_dir`]).
+//!
+//! Layout of the directory:
+//! * `events.jsonl`: every event the executor accepted, one JSON object per line, appended.
+//! * `runs/<run id>.json`: the latest snapshot of each run (memo, stack, steps, history, pending
+//!   sleeps/waits/invokes with their deadlines), replaced atomically (write, then rename).
+//!
+//! Snapshots are taken after every state change, before the follow-up requests are sent, and
+//! only for runs whose serialized form changed; runs are written before the events that started
+//! them, so a crash between the two can at worst let a re-delivered event start a second run
+//! (which the app's idempotency keys absorb), never lose a run. A kill -9 loses nothing that was
+//! written (the page cache survives the process); a power cut may lose the last writes.
+//!
+//! On start, events are loaded (not routed again: they keep deduplicating by id) and runs are
+//! held until their function is registered again; then they join the history and every
+//! unfinished one is driven again ([`super::engine::Inner::restore_runs`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
+
+const EVENTS_FILE: &str = "events.jsonl";
+const RUNS_DIR: &str = "runs";
+
+/// An event line of `events.jsonl`.
+#[derive(Serialize, Deserialize)]
+struct EventLine<S, E> {
+    internal_id: S,
+    received_at: DateTime<Utc>,
+    event: E,
+}
+
+/// A pending sleep, wait or invoke, with its deadline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum PendingRecord {
+    Sleep {
+        step: String,
+        until: DateTime<Utc>,
+    },
+    Wait {
+        step: String,
+        until: DateTime<Utc>,
+        event: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expr: Option<String>,
+    },
+    Invoke {
+        step: String,
+        until: DateTime<Utc>,
+        correlation_id: String,
+    },
+}
+
+/// A run as written to disk (borrowed from the live [`Run`]).
+#[derive(Serialize)]
+struct RunRecordRef<'a> {
+    id: &'a str,
+    function: &'a str,
+    event_id: &'a str,
+    events: &'a [Value],
+    status: RunStatus,
+    output: &'a Option<Value>,
+    error: &'a Option<Value>,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    max_attempts: u32,
+    memo: &'a BTreeMap<String, Value>,
+    stack: &'a [String],
+    mocked: &'a BTreeMap<String, Value>,
+    version: i64,
+    force_step_plan: bool,
+    planned: Vec<&'a str>,
+    pending: Vec<PendingRecord>,
+    discovery_busy: bool,
+    steps: &'a [StepView],
+    history: &'a [HistoryEntry],
+    correlation_id: &'a Option<String>,
+    requests: u32,
+}
+
+/// A run as read back from disk.
+#[derive(Deserialize)]
+pub(crate) struct RunRecord {
+    pub id: String,
+    /// The function's composite id (slug).
+    pub function: String,
+    pub event_id: String,
+    pub events: Vec<Value>,
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    pub error: Option<Value>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub max_attempts: u32,
+    pub memo: BTreeMap<String, Value>,
+    pub stack: Vec<String>,
+    pub mocked: BTreeMap<String, Value>,
+    pub version: i64,
+    pub force_step_plan: bool,
+    pub planned: Vec<String>,
+    pub pending: Vec<PendingRecord>,
+    pub discovery_busy: bool,
+    pub steps: Vec<StepView>,
+    pub history: Vec<HistoryEntry>,
+    pub correlation_id: Option<String>,
+    pub requests: u32,
+}
+
+fn record_of(run: &Run) -> RunRecordRef<'_> {
+    let mut planned: Vec<&str> = run.planned.iter().map(String::as_str).collect();
+    planned.sort_unstable();
+    let mut pending: Vec<PendingRecord> = run
+        .pending
+        .iter()
+        .map(|(step, p)| {
+            let step = step.clone();
+            let until = p.until;
+            match &p.kind {
+                PendingKind::Sleep => PendingRecord::Sleep { step, until },
+                PendingKind::Wait { event, expr } => PendingRecord::Wait {
+                    step,
+                    until,
+                    event: event.clone(),
+                    expr: expr.as_ref().map(|e| e.source().to_owned()),
+                },
+                PendingKind::Invoke { correlation_id } => PendingRecord::Invoke {
+                    step,
+                    until,
+                    correlation_id: correlation_id.clone(),
+                },
+            }
+        })
+        .collect();
+    pending.sort_by(|a, b| a.step().cmp(b.step()));
+    RunRecordRef {
+        id: &run.id,
+        function: &run.function.slug,
+        event_id: &run.event_id,
+        events: &run.events,
+        status: run.status,
+        output: &run.output,
+        error: &run.error,
+        started_at: run.started_at,
+        ended_at: run.ended_at,
+        max_attempts: run.max_attempts,
+        memo: &run.memo,
+        stack: &run.stack,
+        mocked: &run.mocked,
+        version: run.version,
+        force_step_plan: run.force_step_plan,
+        planned,
+        pending,
+        discovery_busy: run.discovery_busy,
+        steps: &run.steps,
+        history: &run.history,
+        correlation_id: &run.correlation_id,
+        requests: run.requests,
+    }
+}
+
+impl PendingRecord {
+    pub fn step(&self) -> &str {
+        match self {
+            PendingRecord::Sleep { step, .. }
+            | PendingRecord::Wait { step, .. }
+            | PendingRecord::Invoke { step, .. } => step,
+        }
+    }
+}
+
+/// What was on disk when the executor started.
+pub(crate) struct Loaded {
+    pub events: Vec<StoredEvent>,
+    pub runs: Vec<RunRecord>,
+}
+
+/// What tells a changed run from an unchanged one without serializing it: every change the
+/// engine makes to a run logs a history line or moves one of these counters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    history: usize,
+    status: RunStatus,
+    requests: u32,
+    memo: usize,
+    pending: usize,
+    planned: usize,
+    discovery_busy: bool,
+    version: i64,
+}
+
+impl Fingerprint {
+    fn of(run: &Run) -> Fingerprint {
+        Fingerprint {
+            history: run.history.len(),
+            status: run.status,
+            requests: run.requests,
+            memo: run.memo.len(),
+            pending: run.pending.len(),
+            planned: run.planned.len(),
+            discovery_busy: run.discovery_busy,
+            version: run.version,
+        }
+    }
+}
+
+/// Bookkeeping of what has been written.
+#[derive(Default)]
+struct Written {
+    /// Number of `State::events` already in `events.jsonl`.
+    events: usize,
+    /// Fingerprint of each run's last snapshot.
+    runs: HashMap<String, Fingerprint>,
+    /// Runs whose final (terminal) snapshot is written: never looked at again.
+    done: HashSet<String>,
+}
+
+/// The state directory. One save at a time (`written` is held across a whole save, so two saves
+/// never write one file out of order).
+pub(crate) struct Store {
+    dir: PathBuf,
+    written: Mutex<Written>,
+}
+
+/// Work collected under the state lock by [`Store::collect`], written by [`Pass::write`].
+pub(crate) struct Pass<'a> {
+    store: &'a Store,
+    written: MutexGuard<'a, Written>,
+    runs: Vec<(String, Vec<u8>, Fingerprint, bool)>,
+    events: Vec<u8>,
+    events_total: usize,
+}
+
+impl Store {
+    /// Opens (creating it if needed) a state directory and reads what it holds.
+    pub fn open(dir: &Path) -> Result<(Store, Loaded), String> {
+        let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+        let runs_dir = dir.join(RUNS_DIR);
+        fs::create_dir_all(&runs_dir).map_err(|e| io("cannot create", &runs_dir, e))?;
+
+        let mut events = Vec::new();
+        let events_path = dir.join(EVENTS_FILE);
+        match fs::read(&events_path) {
+            Ok(bytes) => {
+                let mut valid_len = 0;
+                for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+                    let complete = line.ends_with(b"\n");
+                    match serde_json::from_slice::<EventLine<String, Value>>(line) {
+                        Ok(l) if complete => {
+                            valid_len += line.len();
+                            events.push(StoredEvent {
+                                internal_id: l.internal_id,
+                                event: l.event,
+                                received_at: l.received_at,
+                            });
+                        }
+                        // A torn last line (the process died while appending it): dropped,
+                        // and cut off so the next append starts on a fresh line.
+                        _ if !complete => {
+                            tracing::warn!(
+                                line = n + 1,
+                                "dropping a torn last line of events.jsonl"
+                            );
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{} line {}: not an event record",
+                                events_path.display(),
+                                n + 1
+                            ))
+                        }
+                    }
+                }
+                if valid_len < bytes.len() {
+                    let f = fs::OpenOptions::new()
+                        .write(true)
+                        .open(&events_path)
+                        .map_err(|e| io("cannot open", &events_path, e))?;
+                    f.set_len(valid_len as u64)
+                        .map_err(|e| io("cannot truncate", &events_path, e))?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot read", &events_path, e)),
+        }
+
+        let mut runs = Vec::new();
+        let entries = fs::read_dir(&runs_dir).map_err(|e| io("cannot read", &runs_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io("cannot read", &runs_dir, e))?;
+            let path = entry.path();
+            if path.extension().and_then(|x| x.to_str()) != Some("json") {
+                // Leftover temporary files of an interrupted write: the previous snapshot (if
+                // any) is intact under its real name.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let bytes = fs::read(&path).map_err(|e| io("cannot read", &path, e))?;
+            let record: RunRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}: not a run record: {e}", path.display()))?;
+            runs.push(record);
+        }
+        runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+
+        let mut written = Written {
+            events: events.len(),
+            ..Written::default()
+        };
+        for r in &runs {
+            if r.status.is_terminal() {
+                written.done.insert(r.id.clone());
+            }
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            events = events.len(),
+            runs = runs.len(),
+            "executor state loaded"
+        );
+        Ok((
+            Store {
+                dir: dir.to_owned(),
+                written: Mutex::new(written),
+            },
+            Loaded { events, runs },
+        ))
+    }
+
+    /// Starts a save: call under the state lock, then release the lock and [`Pass::write`].
+    pub fn collect<'a>(&'a self, runs: &HashMap<String, Run>, events: &[StoredEvent]) -> Pass<'a> {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = Vec::new();
+        for run in runs.values() {
+            if written.done.contains(&run.id) {
+                continue;
+            }
+            let fingerprint = Fingerprint::of(run);
+            if written.runs.get(&run.id) == Some(&fingerprint) {
+                continue;
+            }
+            match serde_json::to_vec(&record_of(run)) {
+                Ok(bytes) => {
+                    changed.push((run.id.clone(), bytes, fingerprint, run.status.is_terminal()))
+                }
+                Err(e) => tracing::error!(run_id = %run.id, error = %e, "cannot serialize a run"),
+            }
+        }
+        let mut lines = Vec::new();
+        for e in events.iter().skip(written.events) {
+            let line = EventLine {
+                internal_id: e.internal_id.as_str(),
+                received_at: e.received_at,
+                event: &e.event,
+            };
+            if serde_json::to_writer(&mut lines, &line).is_ok() {
+                lines.push(b'\n');
+            }
+        }
+        Pass {
+            store: self,
+            written,
+            runs: changed,
+            events: lines,
+            events_total: events.len(),
+        }
+    }
+}
+
+impl Pass<'_> {
+    /// Writes the collected snapshots (runs first, then events). Errors are logged: the executor
+    /// keeps running in memory.
+    pub fn write(mut self) {
+        let runs_dir = self.store.dir.join(RUNS_DIR);
+        for (id, bytes, hash, terminal) in std::mem::take(&mut self.runs) {
+            let path = runs_dir.join(format!("{id}.json"));
+            let tmp = runs_dir.join(format!("{id}.json.tmp"));
+            let result = fs::write(&tmp, &bytes).and_then(|()| fs::rename(&tmp, &path));
+            match result {
+                Ok(()) => {
+                    if terminal {
+                        self.written.runs.remove(&id);
+                        self.written.done.insert(id);
+                    } else {
+                        self.written.runs.insert(id, hash);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %id, path = %path.display(), error = %e, "cannot save a run")
+                }
+            }
+        }
+        if !self.events.is_empty() {
+            let path = self.store.dir.join(EVENTS_FILE);
+            let result = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&self.events));
+            match result {
+                Ok(()) => self.written.events = self.events_total,
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot save events")
+                }
+            }
+        }
+    }
+}
