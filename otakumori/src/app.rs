@@ -7,8 +7,8 @@
 //!
 //! | | Inngest side | then |
 //! |---|---|---|
-//! | demo | the embedded [`inngest_sdk::executor::Executor`] on a free loopback port | plays the [scenario](demo) and prints a summary |
-//! | `serve` (default) | the embedded executor on `127.0.0.1:$EXECUTOR_PORT` (8288) | serves until Ctrl-C |
+//! | demo | the embedded [`inngest_sdk::executor::Executor`] on a free loopback port, in memory | plays the [scenario](demo) and prints a summary |
+//! | `serve` (default) | the embedded executor on `127.0.0.1:$EXECUTOR_PORT` (8288), its state journaled in `$EXECUTOR_STATE_DIR` (`otakumori-executor`) | serves until Ctrl-C |
 //! | `serve` + `INNGEST_DEV=1` or a URL | `inngest-cli dev` (not started here) | serves `/api/inngest` for the Dev Server |
 //! | `serve` + `INNGEST_SIGNING_KEY`/`INNGEST_EVENT_KEY` | Inngest Cloud | serves signed `/api/inngest` |
 //!
@@ -69,6 +69,13 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// The value of `name` exactly as set (not trimmed; `Some("")` when set to the empty
+    /// string). For the few variables where "set but empty" means something, such as
+    /// `EXECUTOR_STATE_DIR=` (executor state in memory).
+    pub fn get_raw(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
     /// This environment with `name` replaced by `value` (`None` unsets it).
     pub fn with(&self, name: &str, value: Option<&str>) -> Env {
         let inner = self.0.clone();
@@ -89,6 +96,14 @@ impl Env {
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
         let me = self.clone();
         move |k| me.get(k)
+    }
+
+    /// A lookup function returning the raw values ([`Env::get_raw`]), for
+    /// [`Config::from_lookup`](crate::config::Config::from_lookup), which trims and drops empty
+    /// values itself except where the empty string is meaningful.
+    pub fn raw_lookup(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let me = self.clone();
+        move |k| me.get_raw(k)
     }
 }
 
@@ -134,7 +149,9 @@ USAGE:
     cargo run --example otakumori -- serve    serve webhooks and /api/inngest on $PORT (default 3000)
 
 SERVE MODES (chosen from the environment):
-    (nothing set)                          embedded local executor on 127.0.0.1:$EXECUTOR_PORT (8288)
+    (nothing set)                          embedded local executor on 127.0.0.1:$EXECUTOR_PORT (8288),
+                                           runs journaled in $EXECUTOR_STATE_DIR (./otakumori-executor;
+                                           EXECUTOR_STATE_DIR= keeps them in memory)
     INNGEST_DEV=1 | INNGEST_DEV=<url>      use `npx inngest-cli@latest dev -u http://localhost:3000/api/inngest`
     INNGEST_SIGNING_KEY + INNGEST_EVENT_KEY    Inngest Cloud
 

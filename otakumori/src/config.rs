@@ -30,13 +30,18 @@
 //! | `CLERK_WEBHOOK_SECRET`, `STRIPE_WEBHOOK_SECRET`, `PRINTIFY_WEBHOOK_SECRET` | inbound webhook secrets | unset |
 //! | `RETENTION_WEBHOOK_EVENTS_DAYS` / `_EMAIL_LOGS_DAYS` / `_OPERATIONS_DAYS` / `_CARTS_DAYS` / `_PENDING_ORDERS_DAYS` / `_ARCHIVE_ORDERS_DAYS` | cleanup windows | 30 / 180 / 30 / 30 / 7 / 365 |
 //! | `HOST`, `PORT` | HTTP listen address | `127.0.0.1`, `3000` |
+//! | `EXECUTOR_STATE_DIR` | where the embedded local executor journals events and runs (`serve` with the embedded executor); the empty string keeps them in memory | `otakumori-executor` for `serve`; in memory for the demo (see [`ExecutorState`]) |
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default database: a SQLite file in the working directory, created on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://otakumori.db?mode=rwc";
+/// Default state directory of the embedded executor in `serve` mode: relative to the working
+/// directory, beside the default SQLite file.
+pub const DEFAULT_EXECUTOR_STATE_DIR: &str = "otakumori-executor";
 /// Default Printify base URL (the client appends `/shops/...`).
 pub const DEFAULT_PRINTIFY_API_URL: &str = "https://api.printify.com/v1";
 /// Default Stripe base URL (the client appends `/v1/...`).
@@ -227,6 +232,53 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Where the embedded local executor keeps its events and runs (`EXECUTOR_STATE_DIR`).
+///
+/// With a directory, the executor journals every event and run there, so after a restart (a
+/// crash, a deploy, `kill -9`) each unfinished run resumes from its last memoized step once the
+/// app has synced again. In memory, runs in flight are lost when the process stops.
+///
+/// | `EXECUTOR_STATE_DIR` | `serve` (embedded executor) | demo (`cargo run --example otakumori`) |
+/// |---|---|---|
+/// | unset | [`DEFAULT_EXECUTOR_STATE_DIR`] | in memory: the demo starts fresh every run |
+/// | `<dir>` | `<dir>` | in memory: the demo starts fresh every run |
+/// | empty (`EXECUTOR_STATE_DIR=`) | in memory | in memory |
+///
+/// The demo never persists: it plays a one-shot scenario on a freshly recreated database, so a
+/// journal of earlier demo runs could only replay stale runs against rows that no longer exist.
+/// Only the embedded executor reads this; with `INNGEST_DEV` or Inngest Cloud the state lives
+/// in that server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorState {
+    /// `EXECUTOR_STATE_DIR` unset: `serve` uses [`DEFAULT_EXECUTOR_STATE_DIR`].
+    Default,
+    /// `EXECUTOR_STATE_DIR=<dir>` (surrounding whitespace trimmed).
+    Dir(PathBuf),
+    /// `EXECUTOR_STATE_DIR=` set to the empty string (or only whitespace): in memory.
+    InMemory,
+}
+
+impl ExecutorState {
+    /// Parse the raw value of `EXECUTOR_STATE_DIR` (`None`: unset). Unlike the other variables,
+    /// an empty value is meaningful here: it turns persistence off.
+    pub fn from_var(value: Option<&str>) -> ExecutorState {
+        match value.map(str::trim) {
+            None => ExecutorState::Default,
+            Some("") => ExecutorState::InMemory,
+            Some(dir) => ExecutorState::Dir(PathBuf::from(dir)),
+        }
+    }
+
+    /// The directory `serve` gives the embedded executor; `None` keeps its state in memory.
+    pub fn serve_dir(&self) -> Option<&Path> {
+        match self {
+            ExecutorState::Default => Some(Path::new(DEFAULT_EXECUTOR_STATE_DIR)),
+            ExecutorState::Dir(dir) => Some(dir),
+            ExecutorState::InMemory => None,
+        }
+    }
+}
+
 /// The whole app configuration. `Debug` redacts the database password and all secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -244,6 +296,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// HTTP listen address (`HOST`, `PORT`).
     pub listen_addr: SocketAddr,
+    /// Embedded executor state (`EXECUTOR_STATE_DIR`).
+    pub executor_state: ExecutorState,
 }
 
 impl fmt::Debug for Config {
@@ -256,6 +310,7 @@ impl fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("retention", &self.retention)
             .field("listen_addr", &self.listen_addr)
+            .field("executor_state", &self.executor_state)
             .finish()
     }
 }
@@ -266,7 +321,9 @@ impl Config {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Build from a lookup function (`name -> value`). Empty values count as unset.
+    /// Build from a lookup function (`name -> value`). Empty values count as unset, except for
+    /// `EXECUTOR_STATE_DIR`, where the empty string means "in memory" ([`ExecutorState`]); pass
+    /// the raw values for that to work.
     pub fn from_lookup<F>(lookup: F) -> Result<Self, ConfigError>
     where
         F: Fn(&str) -> Option<String>,
@@ -421,6 +478,8 @@ impl Config {
             })?,
         };
 
+        let executor_state = ExecutorState::from_var(lookup("EXECUTOR_STATE_DIR").as_deref());
+
         Ok(Config {
             database_url,
             printify,
@@ -429,6 +488,7 @@ impl Config {
             webhooks,
             retention,
             listen_addr: SocketAddr::new(host, port),
+            executor_state,
         })
     }
 
@@ -503,6 +563,41 @@ mod tests {
         assert_eq!(c.email.from, DEFAULT_EMAIL_FROM);
         assert_eq!(c.retention, RetentionConfig::default());
         assert_eq!(c.listen_addr.port(), 3000);
+        assert_eq!(c.executor_state, ExecutorState::Default);
+        assert_eq!(
+            c.executor_state.serve_dir(),
+            Some(Path::new(DEFAULT_EXECUTOR_STATE_DIR))
+        );
+    }
+
+    #[test]
+    fn executor_state_dir_default_path_and_empty_for_in_memory() {
+        // Unset: serve persists beside the default SQLite file.
+        assert_eq!(DEFAULT_EXECUTOR_STATE_DIR, "otakumori-executor");
+        // A path (trimmed) is used as given, relative or absolute.
+        let c = cfg(&[("EXECUTOR_STATE_DIR", " /var/lib/otakumori/executor ")]).unwrap();
+        assert_eq!(
+            c.executor_state,
+            ExecutorState::Dir(PathBuf::from("/var/lib/otakumori/executor"))
+        );
+        assert_eq!(
+            c.executor_state.serve_dir(),
+            Some(Path::new("/var/lib/otakumori/executor"))
+        );
+        let c = cfg(&[("EXECUTOR_STATE_DIR", "state/executor")]).unwrap();
+        assert_eq!(
+            c.executor_state.serve_dir(),
+            Some(Path::new("state/executor"))
+        );
+        // Set to the empty string (or blanks): in memory. Unlike every other variable, empty is
+        // not the same as unset here.
+        for v in ["", "   "] {
+            let c = cfg(&[("EXECUTOR_STATE_DIR", v)]).unwrap();
+            assert_eq!(c.executor_state, ExecutorState::InMemory, "{v:?}");
+            assert_eq!(c.executor_state.serve_dir(), None);
+        }
+        assert_eq!(ExecutorState::from_var(None), ExecutorState::Default);
+        assert!(format!("{:?}", cfg(&[]).unwrap()).contains("executor_state: Default"));
     }
 
     #[test]

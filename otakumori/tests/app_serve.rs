@@ -22,6 +22,11 @@ impl TempDb {
     fn url(&self) -> String {
         format!("sqlite://{}?mode=rwc", self.0.display())
     }
+    /// The embedded executor's state directory, beside the database (never the default
+    /// `./otakumori-executor`, which tests must not share).
+    fn state_dir(&self) -> PathBuf {
+        PathBuf::from(format!("{}-executor", self.0.display()))
+    }
 }
 
 impl Drop for TempDb {
@@ -29,15 +34,18 @@ impl Drop for TempDb {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
         }
+        let _ = std::fs::remove_dir_all(self.state_dir());
     }
 }
 
 fn env(db: &TempDb, extra: &[(&str, &str)]) -> Env {
     let url = db.url();
+    let state = db.state_dir().display().to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("PORT", "0"),
         ("EXECUTOR_PORT", "0"),
         ("DATABASE_URL", url.as_str()),
+        ("EXECUTOR_STATE_DIR", state.as_str()),
     ];
     pairs.extend_from_slice(extra);
     Env::from_pairs(pairs)
@@ -92,6 +100,7 @@ async fn serve_with_the_embedded_executor() {
     assert!(matches!(app.setup(), InngestSetup::Embedded { .. }));
     let synced = app.synced().expect("synced at startup").clone();
     assert_eq!(synced.id, "otakumori-app");
+    assert_eq!(app.executor_state_dir(), Some(db.state_dir().as_path()));
 
     let body = introspect(&app).await;
     assert_eq!(body["mode"], "dev");
@@ -159,6 +168,7 @@ async fn serve_with_the_embedded_executor() {
         "embedded local executor",
         ex_url.as_str(),
         "/v1/runs",
+        "EXECUTOR_STATE_DIR; unfinished runs resume after a restart",
         "SANDBOX",
         "CLERK_WEBHOOK_SECRET not set",
         "process-order",

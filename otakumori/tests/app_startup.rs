@@ -131,3 +131,23 @@ async fn a_busy_port_is_a_startup_error_naming_port() {
     assert!(err.to_string().contains("PORT"), "{err}");
     drop(taken);
 }
+
+#[tokio::test]
+async fn an_unusable_executor_state_dir_is_a_startup_error_naming_it() {
+    // A regular file where the state directory should be.
+    let file = std::env::temp_dir().join(format!(
+        "otakumori-app-startup-state-{}",
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::write(&file, b"not a directory").unwrap();
+    let dir = file.display().to_string();
+    let err = serve_error(&[("EXECUTOR_STATE_DIR", dir.as_str())]).await;
+    let _ = std::fs::remove_file(&file);
+    assert!(matches!(err, AppError::Startup(_)), "{err:?}");
+    assert_eq!(err.exit_code(), 1);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("EXECUTOR_STATE_DIR") && msg.contains(&dir),
+        "{msg}"
+    );
+}

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::server::{plan, InngestSetup, RunningApp, StartOptions};
 use super::summary::Table;
 use super::{start, AppError, Env};
-use crate::config::EmailTransport;
+use crate::config::{EmailTransport, ExecutorState};
 use crate::db::{NewOrder, NewOrderItem, Order, User};
 use crate::functions::APP_ID;
 use crate::sandbox::{fixtures, FakeOrder};
@@ -382,6 +382,8 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
             database_url: Some(database_url),
             webhooks: Some(webhooks),
             retry_interval: Some(Duration::from_millis(100)),
+            // One-shot scenario on a fresh database: never resume runs of an earlier demo.
+            executor_state: Some(ExecutorState::InMemory),
         },
     )
     .await?;

@@ -2,6 +2,7 @@
 //! server for the webhook routes and `/api/inngest`, and the sync.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{AppError, Env};
-use crate::config::{Config, EmailTransport};
+use crate::config::{Config, EmailTransport, ExecutorState};
 use crate::context::AppContext;
 use crate::functions::{self, APP_ID};
 use crate::webhooks::{self, WebhookConfig, WebhookState};
@@ -96,6 +97,9 @@ pub struct StartOptions {
     /// Embedded executor: retry failed attempts after this fixed delay (default: exponential
     /// backoff from 1 s, like Inngest).
     pub retry_interval: Option<Duration>,
+    /// Embedded executor: keep its state this way instead of what `EXECUTOR_STATE_DIR` says
+    /// (the demo passes [`ExecutorState::InMemory`]).
+    pub executor_state: Option<ExecutorState>,
 }
 
 /// The configuration [`start`] would use, without starting anything (config errors only).
@@ -106,13 +110,17 @@ pub(crate) struct Plan {
 }
 
 pub(crate) fn plan(env: &Env, opts: &StartOptions) -> Result<Plan, AppError> {
+    // Raw values: `EXECUTOR_STATE_DIR=` (empty) means "in memory", not "unset".
     let mut config =
-        Config::from_lookup(env.lookup()).map_err(|e| AppError::Config(e.to_string()))?;
+        Config::from_lookup(env.raw_lookup()).map_err(|e| AppError::Config(e.to_string()))?;
     if let Some(url) = &opts.database_url {
         config.database_url = url.clone();
     }
     if let Some(addr) = opts.listen {
         config.listen_addr = addr;
+    }
+    if let Some(state) = &opts.executor_state {
+        config.executor_state = state.clone();
     }
     let webhooks = match &opts.webhooks {
         Some(w) => w.clone(),
@@ -195,6 +203,7 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
     let mut executor = None;
     let mut executor_addr = None;
     let mut executor_task = None;
+    let mut executor_state_dir = None;
     let client = match (setup, external) {
         (_, Some(client)) => client,
         (InngestSetup::Embedded { port }, None) => {
@@ -217,9 +226,40 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
             if let Some(d) = opts.retry_interval {
                 builder = builder.retry_interval(d);
             }
-            let ex = builder
-                .build()
-                .map_err(|e| AppError::Startup(format!("embedded executor: {e}")))?;
+            let state_dir = config.executor_state.serve_dir().map(Path::to_path_buf);
+            match &state_dir {
+                Some(dir) => {
+                    tracing::info!(
+                        state_dir = %absolute(dir).display(),
+                        "embedded executor journals its events and runs on disk: unfinished runs \
+                         resume after a restart (EXECUTOR_STATE_DIR)"
+                    );
+                    builder = builder.state_dir(dir.clone());
+                }
+                None => tracing::info!(
+                    reason = if opts.executor_state.is_some() {
+                        "set by the caller (the demo starts fresh every run)"
+                    } else {
+                        "EXECUTOR_STATE_DIR is set to the empty string"
+                    },
+                    "embedded executor keeps its events and runs in memory: runs in flight are \
+                     lost when the process stops"
+                ),
+            }
+            let ex = builder.build().map_err(|e| {
+                AppError::Startup(format!(
+                    "embedded executor: {e}{}",
+                    match &state_dir {
+                        Some(dir) => format!(
+                            " (state directory {}; set EXECUTOR_STATE_DIR to another directory, \
+                             or to the empty string to keep the state in memory)",
+                            dir.display()
+                        ),
+                        None => String::new(),
+                    }
+                ))
+            })?;
+            executor_state_dir = state_dir;
             let router = ex.router();
             executor_task = Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(ex_listener, router).await {
@@ -282,6 +322,7 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
         setup,
         executor,
         executor_addr,
+        executor_state_dir,
         app_addr,
         function_ids,
         synced: None,
@@ -319,6 +360,7 @@ pub struct RunningApp {
     setup: InngestSetup,
     executor: Option<Executor>,
     executor_addr: Option<SocketAddr>,
+    executor_state_dir: Option<PathBuf>,
     app_addr: SocketAddr,
     function_ids: Vec<String>,
     synced: Option<AppView>,
@@ -386,6 +428,12 @@ impl RunningApp {
     /// The serve endpoint, `http://<host>:<port>/api/inngest`.
     pub fn serve_url(&self) -> String {
         format!("{}{}", self.app_url(), serve::axum::DEFAULT_PATH)
+    }
+
+    /// Where the embedded executor journals its state (`None`: in memory, or no embedded
+    /// executor).
+    pub fn executor_state_dir(&self) -> Option<&Path> {
+        self.executor_state_dir.as_deref()
     }
 
     /// `http://127.0.0.1:<port>` of the embedded executor, if any.
@@ -500,6 +548,15 @@ impl RunningApp {
                     "",
                     &format!("functions:     curl {ex}/v1/apps/{APP_ID}/functions"),
                 );
+                let state = match &self.executor_state_dir {
+                    Some(dir) => format!(
+                        "state:         {} (EXECUTOR_STATE_DIR; unfinished runs resume after a restart)",
+                        absolute(dir).display()
+                    ),
+                    None => "state:         in memory (EXECUTOR_STATE_DIR is empty; runs in flight are lost on exit)"
+                        .to_string(),
+                };
+                line(&mut out, "", &state);
             }
             InngestSetup::DevServer => {
                 let origin = self.client.config().api_origin().to_string();
@@ -587,6 +644,16 @@ impl RunningApp {
     }
 }
 
+/// `dir` joined to the working directory when it is relative (for logs and the banner).
+fn absolute(dir: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(dir))
+        .unwrap_or_else(|_| dir.to_path_buf())
+}
+
 /// `http://localhost:<port>` for loopback/unspecified binds, else `http://<ip>:<port>`.
 fn display_url(addr: SocketAddr) -> String {
     let ip = addr.ip();
@@ -594,5 +661,47 @@ fn display_url(addr: SocketAddr) -> String {
         format!("http://localhost:{}", addr.port())
     } else {
         format!("http://{addr}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_of(pairs: &[(&str, &str)], opts: &StartOptions) -> ExecutorState {
+        match plan(&Env::from_pairs(pairs.iter().copied()), opts) {
+            Ok(p) => p.config.executor_state,
+            Err(e) => panic!("{pairs:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn executor_state_dir_from_the_env_and_the_demo_override() {
+        let serve = StartOptions::default();
+        assert_eq!(state_of(&[], &serve), ExecutorState::Default);
+        assert_eq!(
+            state_of(&[], &serve).serve_dir(),
+            Some(Path::new(crate::config::DEFAULT_EXECUTOR_STATE_DIR))
+        );
+        assert_eq!(
+            state_of(&[("EXECUTOR_STATE_DIR", "/tmp/om-state")], &serve),
+            ExecutorState::Dir(PathBuf::from("/tmp/om-state"))
+        );
+        // The empty string reaches the config through `Env` (which otherwise treats empty values
+        // as unset) and turns persistence off.
+        assert_eq!(
+            state_of(&[("EXECUTOR_STATE_DIR", "")], &serve),
+            ExecutorState::InMemory
+        );
+        // The demo's override wins over the environment.
+        let demo = StartOptions {
+            executor_state: Some(ExecutorState::InMemory),
+            ..StartOptions::default()
+        };
+        assert_eq!(
+            state_of(&[("EXECUTOR_STATE_DIR", "/tmp/om-state")], &demo),
+            ExecutorState::InMemory
+        );
+        assert_eq!(state_of(&[], &demo).serve_dir(), None);
     }
 }
