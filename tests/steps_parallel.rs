@@ -133,6 +133,28 @@ fn functions() -> Vec<Function> {
             };
             Ok::<_, Error>(json!({ "winner": winner }))
         }),
+        // A race, then a step that uses the winner.
+        f("race-then").handler(|_c: Ctx<Value>, step: Step| async move {
+            let fast = step.run("fast", || async { Ok::<_, Error>("fast".to_owned()) });
+            let slow = step.run("slow", || async { Ok::<_, Error>("slow".to_owned()) });
+            let winner = match select(Box::pin(fast), Box::pin(slow)).await {
+                Either::Left((v, _)) | Either::Right((v, _)) => v?,
+            };
+            let after: String = step
+                .run("after", || async move {
+                    Ok::<_, Error>(format!("after {winner}"))
+                })
+                .await?;
+            Ok::<_, Error>(json!({ "after": after }))
+        }),
+        // Two steps with one id, created in one order and awaited in the other.
+        f("created-order").handler(|_c: Ctx<Value>, step: Step| async move {
+            let first = step.run("x", || async { Ok::<_, Error>("first".to_owned()) });
+            let second = step.run("x", || async { Ok::<_, Error>("second".to_owned()) });
+            let b: String = second.await?;
+            let a: String = first.await?;
+            Ok::<_, Error>(json!([a, b]))
+        }),
         // Two sequential steps.
         f("seq").handler(|_c: Ctx<Value>, step: Step| async move {
             let x: String = step
@@ -509,6 +531,69 @@ async fn race_replays_the_recorded_winner_in_stack_order() {
         .post(&server)
         .await;
     assert_eq!((resp.status, resp.json()), (200, json!({"winner": "slow"})));
+}
+
+#[tokio::test]
+async fn a_dropped_race_branch_does_not_hold_up_later_memoized_steps() {
+    // Both racers completed (the loser after the winner), then `after` ran: the stack is
+    // [fast, slow, after]. On replay the losing branch is dropped by `select` before its turn;
+    // `after` must still resolve from its memo, in order, with no determinism warning.
+    let logs = LogBuf::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = app().await;
+    let resp = call("race-then")
+        .memo(H_FAST, json!({"data": "fast"}))
+        .memo(H_SLOW, json!({"data": "slow"}))
+        .memo(H_AFTER, json!({"data": "after fast"}))
+        .post(&server)
+        .await;
+    assert_eq!(
+        (resp.status, resp.json()),
+        (200, json!({"after": "after fast"}))
+    );
+    // The same with the winner's memo alone: `after` runs now.
+    let resp = call("race-then")
+        .memo(H_FAST, json!({"data": "fast"}))
+        .post(&server)
+        .await;
+    assert_eq!(
+        cores(&resp),
+        [step_run(H_AFTER, "after", json!("after fast"))]
+    );
+    let logs = logs.text();
+    assert!(!logs.contains("WARN"), "{logs}");
+}
+
+#[tokio::test]
+async fn step_ids_are_taken_when_the_tool_is_called() {
+    // Like the JS SDK: the second call of `x` is `x:1` (index 1) even though it is awaited
+    // first.
+    const H_X_1: &str = "825b938e1bf063c8ae74c6b0689861a0c2c0ae63";
+    let server = app().await;
+    let resp = call("created-order").post(&server).await;
+    assert_eq!(resp.status, 206);
+    assert_eq!(cores(&resp), [step_run(H_X_1, "x", json!("second"))]);
+    assert_eq!(resp.json()[0]["userland"], json!({"id": "x", "index": 1}));
+    let resp = call("created-order")
+        .memo(H_X_1, json!({"data": "second"}))
+        .post(&server)
+        .await;
+    assert_eq!(cores(&resp), [step_run(H_X, "x", json!("first"))]);
+    let resp = call("created-order")
+        .memo(H_X_1, json!({"data": "second"}))
+        .memo(H_X, json!({"data": "first"}))
+        .post(&server)
+        .await;
+    assert_eq!(
+        (resp.status, resp.json()),
+        (200, json!(["first", "second"]))
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,10 @@
 //! Step tools: memoized, retried units of work inside a function.
 //!
-//! Every tool is an `async fn` on [`Step`], memoized by the protocol's hashed step id
-//! ([`hash_id`]). A tool whose result is already known resolves at once; otherwise it suspends the
+//! Every tool is a method on [`Step`] returning a future, memoized by the protocol's hashed step
+//! id ([`hash_id`]). The id (with its `:N` repeat index) is taken when the method is *called*, in
+//! code order like the JS SDK, not when the future is first polled: a step future that is created
+//! and then dropped unpolled (the losing branch of a `select`) still counts, and gives its place
+//! in the replay order up instead of holding later steps back. A tool whose result is already known resolves at once; otherwise it suspends the
 //! function (its future simply never completes in this call) and the SDK reports the step to
 //! Inngest, which calls the function again once the step has a result. See [`state`] for the
 //! mechanics; user code needs none of it.
@@ -63,19 +66,32 @@ impl Step {
     /// let total: u64 = step.run("sum", || async { Ok::<_, inngest_sdk::Error>(40 + 2) }).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn run<T, E, F, Fut>(&self, id: &str, f: F) -> Result<T, StepError>
+    pub fn run<'s, 'i, T, E, F, Fut>(
+        &'s self,
+        id: &'i str,
+        f: F,
+    ) -> impl Future<Output = Result<T, StepError>> + use<'s, 'i, T, E, F, Fut>
     where
         T: Serialize + DeserializeOwned,
         E: Into<Error>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.run_op(id, None, None, f).await
+        self.run_op(self.reserve(id), None, None, f)
+    }
+
+    /// Takes the next id for `id` now (code order) and, for a memoized step, its place in the
+    /// replay order, which a future dropped before its turn gives up.
+    fn reserve<'s, 'i>(&'s self, id: &'i str) -> Reserved<'s, 'i> {
+        let sid = self.call.next_id(id);
+        let memo = self.call.memo(&sid.hash);
+        let turn = self.call.wait_turn(memo.and_then(|e| e.pos));
+        Reserved { sid, memo, turn }
     }
 
     async fn run_op<T, E, F, Fut>(
         &self,
-        id: &str,
+        reserved: Reserved<'_, '_>,
         name: Option<&str>,
         opts: Option<serde_json::Value>,
         f: F,
@@ -86,9 +102,9 @@ impl Step {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let sid = self.call.next_id(id);
-        if let Some(entry) = self.call.memo(&sid.hash) {
-            self.call.wait_turn(entry.pos).await;
+        let Reserved { sid, memo, turn } = reserved;
+        if let Some(entry) = memo {
+            turn.await;
             return decode_result(&entry.value);
         }
         let mut op = step_op(&sid, OpCode::StepRun, None);
@@ -155,28 +171,42 @@ impl Step {
     /// Pauses the run for `duration` (durably: the process may restart meanwhile).
     ///
     /// Durations have a one-second resolution; sub-second values round up.
-    pub async fn sleep(&self, id: &str, duration: Duration) {
+    pub fn sleep<'s, 'i>(
+        &'s self,
+        id: &'i str,
+        duration: Duration,
+    ) -> impl Future<Output = ()> + use<'s, 'i> {
         let opts = serde_json::json!({ "duration": crate::timestr::format(duration) });
-        self.async_op(id, OpCode::Sleep, opts).await;
+        let op = self.async_op(self.reserve(id), OpCode::Sleep, opts);
+        async move {
+            op.await;
+        }
     }
 
     /// Pauses the run until `until`. A time in the past resolves at once.
-    pub async fn sleep_until(&self, id: &str, until: impl Into<SystemTime>) {
+    pub fn sleep_until<'s, 'i, U: Into<SystemTime>>(
+        &'s self,
+        id: &'i str,
+        until: U,
+    ) -> impl Future<Output = ()> + use<'s, 'i, U> {
         let until: SystemTime = until.into();
-        if until <= SystemTime::now() {
-            // A past instant never needs the executor: resolve without an op, but still count the
-            // id so later repeats keep their indices.
-            let sid = self.call.next_id(id);
-            if let Some(entry) = self.call.memo(&sid.hash) {
-                self.call.wait_turn(entry.pos).await;
-            }
-            return;
-        }
+        let reserved = self.reserve(id);
+        // A past instant never needs the executor: resolve without an op (the id still counts,
+        // so later repeats keep their indices).
+        let past = until <= SystemTime::now();
         let dt: chrono::DateTime<chrono::Utc> = until.into();
         let opts = serde_json::json!({
             "duration": dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         });
-        self.async_op(id, OpCode::Sleep, opts).await;
+        async move {
+            if past {
+                if reserved.memo.is_some() {
+                    reserved.turn.await;
+                }
+                return;
+            }
+            self.async_op(reserved, OpCode::Sleep, opts).await;
+        }
     }
 
     /// Waits for an event matching `opts`; `None` when the timeout passes first.
@@ -194,11 +224,12 @@ impl Step {
     ///     .expect("event payload matches the type");
     /// # }
     /// ```
-    pub async fn wait_for_event<T: DeserializeOwned>(
-        &self,
-        id: &str,
+    pub fn wait_for_event<'s, 'i, T: DeserializeOwned>(
+        &'s self,
+        id: &'i str,
         opts: WaitForEvent,
-    ) -> Result<Option<Event<T>>, StepError> {
+    ) -> impl Future<Output = Result<Option<Event<T>>, StepError>> + use<'s, 'i, T> {
+        let reserved = self.reserve(id);
         let mut o = serde_json::Map::new();
         o.insert("event".into(), opts.event.into());
         if let Some(expr) = opts.if_expr {
@@ -208,26 +239,28 @@ impl Step {
             "timeout".into(),
             crate::timestr::format(opts.timeout).into(),
         );
-        let memo = self
-            .async_op(id, OpCode::WaitForEvent, serde_json::Value::Object(o))
-            .await;
-        if memo.as_ref() == b"null" {
-            return Ok(None);
+        let op = self.async_op(reserved, OpCode::WaitForEvent, serde_json::Value::Object(o));
+        async move {
+            let memo = op.await;
+            if memo.as_ref() == b"null" {
+                return Ok(None);
+            }
+            serde_json::from_slice(&memo)
+                .map(Some)
+                .map_err(|e| decode_error("the awaited event", &e))
         }
-        serde_json::from_slice(&memo)
-            .map(Some)
-            .map_err(|e| decode_error("the awaited event", &e))
     }
 
     /// Invokes another function and waits for its return value.
     ///
     /// Invoking a [`Function`](crate::Function) of the same app computes its composite id
     /// (`<app id>-<function id>`); use [`InvokeTarget::id`] for a function of another app.
-    pub async fn invoke<R: DeserializeOwned>(
-        &self,
-        id: &str,
+    pub fn invoke<'s, 'i, R: DeserializeOwned>(
+        &'s self,
+        id: &'i str,
         opts: Invoke,
-    ) -> Result<R, StepError> {
+    ) -> impl Future<Output = Result<R, StepError>> + use<'s, 'i, R> {
+        let reserved = self.reserve(id);
         let function_id = match opts.target {
             InvokeTarget::Local(fn_id) => format!("{}-{}", self.env.app_id, fn_id),
             InvokeTarget::Composite(id) => id,
@@ -243,39 +276,52 @@ impl Step {
         if let Some(t) = opts.timeout {
             o.insert("timeout".into(), crate::timestr::format(t).into());
         }
-        let memo = self
-            .async_op(id, OpCode::InvokeFunction, serde_json::Value::Object(o))
-            .await;
-        decode_result(&memo)
+        let op = self.async_op(
+            reserved,
+            OpCode::InvokeFunction,
+            serde_json::Value::Object(o),
+        );
+        async move { decode_result(&op.await) }
     }
 
     /// Sends events as a step: sent once, never again on replay. Returns the event ids.
-    pub async fn send_event<T: Serialize>(
-        &self,
-        id: &str,
-        events: impl Into<Vec<Event<T>>>,
-    ) -> Result<Vec<String>, StepError> {
+    pub fn send_event<'s, 'i, T: Serialize, V: Into<Vec<Event<T>>>>(
+        &'s self,
+        id: &'i str,
+        events: V,
+    ) -> impl Future<Output = Result<Vec<String>, StepError>> + use<'s, 'i, T, V> {
         let events = events.into();
         let client = self.env.client.clone();
         let opts = serde_json::json!({ "type": "step.sendEvent" });
-        let sent: SentIds = self
-            .run_op(id, Some("sendEvent"), Some(opts), || async move {
+        let op = self.run_op(
+            self.reserve(id),
+            Some("sendEvent"),
+            Some(opts),
+            || async move {
                 let client = client.ok_or_else(|| {
                     Error::msg("send_event needs a client: serve the app with an Inngest client")
                         .non_retriable()
                 })?;
                 let ids = client.send_many(&events).await.map_err(Error::from)?;
                 Ok::<_, Error>(SentIds { ids })
-            })
-            .await?;
-        Ok(sent.ids)
+            },
+        );
+        async move {
+            let sent: SentIds = op.await?;
+            Ok(sent.ids)
+        }
     }
 
     /// Reports an async op (sleep, wait, invoke) and returns its memoized value once it has one.
-    async fn async_op(&self, id: &str, code: OpCode, opts: serde_json::Value) -> bytes::Bytes {
-        let sid = self.call.next_id(id);
-        if let Some(entry) = self.call.memo(&sid.hash) {
-            self.call.wait_turn(entry.pos).await;
+    async fn async_op(
+        &self,
+        reserved: Reserved<'_, '_>,
+        code: OpCode,
+        opts: serde_json::Value,
+    ) -> bytes::Bytes {
+        let Reserved { sid, memo, turn } = reserved;
+        if let Some(entry) = memo {
+            turn.await;
             return entry.value.clone();
         }
         let mut op = step_op(&sid, code, None);
@@ -292,6 +338,13 @@ impl Step {
     pub fn attempt(&self) -> u32 {
         self.call.attempt
     }
+}
+
+/// A step id taken in code order, with the memo (if any) and the step's turn in replay order.
+struct Reserved<'s, 'i> {
+    sid: id::StepId<'i>,
+    memo: Option<&'s state::MemoEntry>,
+    turn: state::WaitTurn<'s>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

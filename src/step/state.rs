@@ -324,6 +324,23 @@ impl CallState {
         WaitTurn { state: self, pos }
     }
 
+    /// A memoized step whose future was dropped before its turn (the losing branch of a race,
+    /// or a step the code gave up on): its place in the stack no longer holds up the steps
+    /// after it.
+    fn give_up_turn(&self, pos: usize) {
+        let mut inner = self.lock();
+        if pos < inner.next_pos || inner.resolved.get(pos).copied().unwrap_or(true) {
+            return;
+        }
+        inner.resolved[pos] = true;
+        while inner.next_pos < inner.resolved.len() && inner.resolved[inner.next_pos] {
+            inner.next_pos += 1;
+        }
+        for w in inner.order_waiters.drain(..) {
+            w.wake();
+        }
+    }
+
     fn try_take_turn(&self, pos: usize, cx: &mut Context<'_>) -> bool {
         let mut inner = self.lock();
         if pos < inner.next_pos || inner.resolved.get(pos).copied().unwrap_or(true) {
@@ -463,11 +480,22 @@ pub(crate) struct WaitTurn<'a> {
 
 impl Future for WaitTurn<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match self.pos {
             None => Poll::Ready(()),
-            Some(pos) if self.state.try_take_turn(pos, cx) => Poll::Ready(()),
+            Some(pos) if self.state.try_take_turn(pos, cx) => {
+                self.pos = None;
+                Poll::Ready(())
+            }
             Some(_) => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for WaitTurn<'_> {
+    fn drop(&mut self) {
+        if let Some(pos) = self.pos {
+            self.state.give_up_turn(pos);
         }
     }
 }
