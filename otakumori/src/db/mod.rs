@@ -495,8 +495,10 @@ pub(crate) trait RowExt {
     }
     /// A text column parsed with `FromStr` (the status enums); a value that does not parse is
     /// a `ColumnDecode` error naming the column.
-    fn parsed<T: std::str::FromStr<Err = String>>(&self, c: &str) -> Result<T, sqlx::Error> {
-        self.text(c)?.parse().map_err(|e: String| decode_err(c, e))
+    fn parsed<T: std::str::FromStr>(&self, c: &str) -> Result<T, sqlx::Error> {
+        let text = self.text(c)?;
+        text.parse()
+            .map_err(|_| decode_err(c, format!("unknown value {text:?}")))
     }
 }
 

@@ -1,9 +1,6 @@
 //! Row types and inputs for the repository. All serialize with serde so Inngest steps can return
 //! them (keep step outputs small: prefer ids and counts over whole rows where possible).
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -228,6 +225,8 @@ pub struct CartItem {
 /// Order status (`orders.status` CHECK constraint) and its state machine.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
     Paid,
@@ -252,18 +251,9 @@ impl OrderStatus {
         OrderStatus::Cancelled,
     ];
 
-    /// The stored string.
+    /// The stored string (snake case, as in the CHECK constraint).
     pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Paid => "paid",
-            OrderStatus::PaymentFailed => "payment_failed",
-            OrderStatus::PendingMapping => "pending_mapping",
-            OrderStatus::InProduction => "in_production",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Final states (eligible for archiving; no further transitions except none).
@@ -304,22 +294,6 @@ impl OrderStatus {
                 | (InProduction, Shipped | Delivered | Cancelled)
                 | (Shipped, Delivered)
         )
-    }
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OrderStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown order status {s:?}"))
     }
 }
 
@@ -472,6 +446,8 @@ pub struct Transition {
 /// `printify_order_sync.status`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum PrintifySyncStatus {
     Synced,
     Failed,
@@ -481,23 +457,7 @@ pub enum PrintifySyncStatus {
 impl PrintifySyncStatus {
     /// The stored string.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PrintifySyncStatus::Synced => "synced",
-            PrintifySyncStatus::Failed => "failed",
-            PrintifySyncStatus::MappingFailed => "mapping_failed",
-        }
-    }
-}
-
-impl FromStr for PrintifySyncStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "synced" => Ok(Self::Synced),
-            "failed" => Ok(Self::Failed),
-            "mapping_failed" => Ok(Self::MappingFailed),
-            _ => Err(format!("unknown printify sync status {s:?}")),
-        }
+        self.into()
     }
 }
 
@@ -516,6 +476,8 @@ pub struct PrintifyOrderSync {
 /// `email_log.status`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum EmailStatus {
     Sent,
     Failed,
@@ -524,10 +486,7 @@ pub enum EmailStatus {
 impl EmailStatus {
     /// The stored string.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EmailStatus::Sent => "sent",
-            EmailStatus::Failed => "failed",
-        }
+        self.into()
     }
 }
 
@@ -582,6 +541,8 @@ pub struct OutboxMessage {
 /// Webhook provider (`webhook_events.source`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum WebhookSource {
     Stripe,
     Clerk,
@@ -591,11 +552,7 @@ pub enum WebhookSource {
 impl WebhookSource {
     /// The stored string.
     pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookSource::Stripe => "stripe",
-            WebhookSource::Clerk => "clerk",
-            WebhookSource::Printify => "printify",
-        }
+        self.into()
     }
 }
 
@@ -620,6 +577,8 @@ impl WebhookRecord {
 /// `failed_operations.status`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum OperationStatus {
     Pending,
     Retrying,
@@ -630,25 +589,7 @@ pub enum OperationStatus {
 impl OperationStatus {
     /// The stored string.
     pub fn as_str(self) -> &'static str {
-        match self {
-            OperationStatus::Pending => "pending",
-            OperationStatus::Retrying => "retrying",
-            OperationStatus::Succeeded => "succeeded",
-            OperationStatus::Dead => "dead",
-        }
-    }
-}
-
-impl FromStr for OperationStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "retrying" => Ok(Self::Retrying),
-            "succeeded" => Ok(Self::Succeeded),
-            "dead" => Ok(Self::Dead),
-            _ => Err(format!("unknown operation status {s:?}")),
-        }
+        self.into()
     }
 }
 
@@ -713,4 +654,77 @@ pub struct MaintenanceReport {
     pub kind: String,
     pub report: serde_json::Value,
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strum names are the serde names are the stored (CHECK-constrained) strings.
+    #[test]
+    fn status_strings_round_trip_and_match_serde() {
+        fn check<T>(values: &[T], expected: &[&str])
+        where
+            T: Copy
+                + Serialize
+                + std::str::FromStr
+                + PartialEq
+                + std::fmt::Debug
+                + std::fmt::Display,
+            &'static str: From<T>,
+        {
+            let names: Vec<&str> = values.iter().map(|v| <&'static str>::from(*v)).collect();
+            assert_eq!(names, expected);
+            for v in values {
+                let name = <&'static str>::from(*v);
+                assert_eq!(v.to_string(), name);
+                assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(name));
+                assert_eq!(name.parse::<T>().ok(), Some(*v));
+            }
+            assert!("Pending".parse::<T>().is_err(), "names are case-sensitive");
+            assert!("".parse::<T>().is_err());
+        }
+        check(
+            &OrderStatus::ALL,
+            &[
+                "pending",
+                "paid",
+                "payment_failed",
+                "pending_mapping",
+                "in_production",
+                "shipped",
+                "delivered",
+                "cancelled",
+            ],
+        );
+        check(
+            &[
+                PrintifySyncStatus::Synced,
+                PrintifySyncStatus::Failed,
+                PrintifySyncStatus::MappingFailed,
+            ],
+            &["synced", "failed", "mapping_failed"],
+        );
+        check(
+            &[EmailStatus::Sent, EmailStatus::Failed],
+            &["sent", "failed"],
+        );
+        check(
+            &[
+                WebhookSource::Stripe,
+                WebhookSource::Clerk,
+                WebhookSource::Printify,
+            ],
+            &["stripe", "clerk", "printify"],
+        );
+        check(
+            &[
+                OperationStatus::Pending,
+                OperationStatus::Retrying,
+                OperationStatus::Succeeded,
+                OperationStatus::Dead,
+            ],
+            &["pending", "retrying", "succeeded", "dead"],
+        );
+    }
 }
