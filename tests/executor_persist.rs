@@ -223,6 +223,22 @@ fn a_process_killed_mid_step_resumes_from_the_last_memoized_step() {
         .filter(|h| h.message.contains("executor restarted"))
         .collect();
     assert_eq!(resumed.len(), 1);
+    // The interrupted request counts as a failed attempt: the re-driven one is attempt 1.
+    let interrupted: Vec<_> = run
+        .history_of(HistoryKind::RequestFailed)
+        .filter(|h| h.message.contains("interrupted by an executor restart"))
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{:#?}", run.history);
+    assert_eq!(interrupted[0].attempt, Some(0));
+    let after_restart = run
+        .history
+        .iter()
+        .skip_while(|h| h.kind != HistoryKind::Resumed)
+        .find(|h| h.kind == HistoryKind::Request)
+        .unwrap();
+    assert_eq!(after_restart.attempt, Some(1));
+    assert_eq!(run.step("charge").unwrap().attempts, 2);
+    assert_eq!(run.step("reserve").unwrap().attempts, 1);
     // The history from before the kill is kept: scheduled once, `reserve` completed once.
     assert_eq!(run.history_of(HistoryKind::Scheduled).count(), 1);
     assert_eq!(

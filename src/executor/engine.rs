@@ -212,6 +212,15 @@ impl Job {
         }
     }
 
+    /// A job re-created after an executor restart, as attempt `attempt`.
+    fn resumed(run_id: &str, step_id: &str, attempt: u32) -> Job {
+        Job {
+            attempt,
+            generation: u64::from(attempt) + 1,
+            ..Job::new(run_id, step_id)
+        }
+    }
+
     fn retry(&self) -> Job {
         Job {
             attempt: self.attempt + 1,
@@ -1810,11 +1819,16 @@ impl Inner {
                     });
                     run.pending.insert(step, Pending { kind, seq, until });
                 }
-                for step in &rec.planned {
-                    actions.jobs.push((Job::new(&run.id, step), None));
-                }
+                let mut jobs: Vec<&str> = rec.planned.iter().map(String::as_str).collect();
                 if rec.discovery_busy || (run.pending.is_empty() && run.planned.is_empty()) {
-                    request_discovery(&mut run, actions);
+                    run.discovery_busy = true;
+                    jobs.push(wire::DISCOVERY_STEP_ID);
+                }
+                for step in jobs {
+                    let attempt = resumed_attempt(&mut run, step, now);
+                    actions
+                        .jobs
+                        .push((Job::resumed(&run.id, step, attempt), None));
                 }
                 tracing::info!(run_id = %run.id, function = %run.function.slug, "run resumed after an executor restart");
             }
@@ -2008,6 +2022,32 @@ fn request_discovery(run: &mut Run, actions: &mut Actions) {
     actions
         .jobs
         .push((Job::new(&run.id, wire::DISCOVERY_STEP_ID), None));
+}
+
+/// The attempt to resume a restored run's job for `step` with: a request that was in flight
+/// when the process died counts as a failed attempt (recorded in the history), a retry that was
+/// scheduled keeps its number, anything else starts at 0.
+fn resumed_attempt(run: &mut Run, step: &str, now: DateTime<Utc>) -> u32 {
+    let last = run
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.step_id.as_deref() == Some(step))
+        .map(|h| (h.kind, h.attempt.unwrap_or(0)));
+    match last {
+        Some((HistoryKind::Request, a)) => {
+            run.log(
+                now,
+                HistoryKind::RequestFailed,
+                Some(step),
+                Some(a),
+                "the request was interrupted by an executor restart",
+            );
+            (a + 1).min(run.max_attempts.saturating_sub(1)).max(a)
+        }
+        Some((HistoryKind::RetryScheduled, a)) => a,
+        _ => 0,
+    }
 }
 
 /// Memoizes a run step's result. Returns false for a step that was already memoized.

@@ -65,9 +65,10 @@
 //!   [`Executor::skipped`] and `GET /v1/events/{id}/skips` (the dev server has no such route).
 //! * State is in memory unless [`ExecutorBuilder::state_dir`] is set; then events and runs
 //!   survive a restart of the executor's process and unfinished runs resume from their last
-//!   memoized step once their app syncs again. Flow-control state (rate-limit windows,
-//!   debounce and batch buffers, concurrency queues) and retry attempt counters of requests in
-//!   flight are not kept, and a cron tick due while the process was down is not replayed. An app
+//!   memoized step once their app syncs again (a request that was in flight counts as a failed
+//!   attempt; a scheduled retry is sent at once with its attempt number). Flow-control state
+//!   (rate-limit windows, debounce and batch buffers, concurrency queues) is not kept, and a
+//!   cron tick due while the process was down is not replayed. An app
 //!   that dies mid-step (with the executor alive) is handled like the server handles it: the
 //!   request fails, is retried, and the run resumes from its last memoized step.
 //! * `AIGateway`, `Gateway` and `WaitForSignal` ops fail the run with a clear error.
