@@ -260,6 +260,20 @@ struct Inner {
     in_body: Option<String>,
 }
 
+impl Inner {
+    /// Marks the memoized step at stack position `pos` resolved (or given up), moves the
+    /// replay cursor past every resolved position and wakes the steps waiting for their turn.
+    fn resolve_turn(&mut self, pos: usize) {
+        self.resolved[pos] = true;
+        while self.next_pos < self.resolved.len() && self.resolved[self.next_pos] {
+            self.next_pos += 1;
+        }
+        for w in self.order_waiters.drain(..) {
+            w.wake();
+        }
+    }
+}
+
 /// Shared state of one execution call.
 #[derive(Debug)]
 pub(crate) struct CallState {
@@ -332,13 +346,7 @@ impl CallState {
         if pos < inner.next_pos || inner.resolved.get(pos).copied().unwrap_or(true) {
             return;
         }
-        inner.resolved[pos] = true;
-        while inner.next_pos < inner.resolved.len() && inner.resolved[inner.next_pos] {
-            inner.next_pos += 1;
-        }
-        for w in inner.order_waiters.drain(..) {
-            w.wake();
-        }
+        inner.resolve_turn(pos);
     }
 
     fn try_take_turn(&self, pos: usize, cx: &mut Context<'_>) -> bool {
@@ -348,13 +356,7 @@ impl CallState {
             return true;
         }
         if pos == inner.next_pos || inner.relaxed {
-            inner.resolved[pos] = true;
-            while inner.next_pos < inner.resolved.len() && inner.resolved[inner.next_pos] {
-                inner.next_pos += 1;
-            }
-            for w in inner.order_waiters.drain(..) {
-                w.wake();
-            }
+            inner.resolve_turn(pos);
             return true;
         }
         inner.order_waiters.push(cx.waker().clone());
