@@ -3,9 +3,8 @@
 //! URL: the executor's retry re-drives the run from the last memoized step and the side effect
 //! happens once thanks to an idempotency key.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
@@ -15,6 +14,9 @@ use inngest_sdk::executor::testing::TestHarness;
 use inngest_sdk::executor::{Executor, HistoryKind, RunStatus, StepStatus};
 use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
+
+mod executor_support;
+use executor_support::checkout::{checkout, Probe, Provider};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -122,71 +124,6 @@ async fn one_thousand_concurrent_runs_of_a_five_step_function_complete() {
     );
 }
 
-/// A payment provider that dedupes by idempotency key and counts real effects.
-#[derive(Default)]
-struct Provider {
-    calls: AtomicUsize,
-    charges: Mutex<HashMap<String, String>>,
-}
-
-impl Provider {
-    fn charge(&self, key: &str) -> String {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut charges = self.charges.lock().unwrap();
-        let next = charges.len() + 1;
-        charges
-            .entry(key.to_owned())
-            .or_insert_with(|| format!("ch_{next}"))
-            .clone()
-    }
-}
-
-struct Probe {
-    reserves: AtomicUsize,
-    notifies: AtomicUsize,
-    entered: tokio::sync::Notify,
-}
-
-/// The checkout function. Instance 1's `charge` body charges, then hangs (the process is
-/// killed while it runs); instance 2 runs normally.
-fn checkout(provider: Arc<Provider>, probe: Arc<Probe>, hang: bool) -> Function {
-    Function::new("checkout")
-        .trigger(Trigger::event("shop/checkout"))
-        .retries(3)
-        .handler(move |ctx: Ctx<Value>, step: Step| {
-            let provider = provider.clone();
-            let probe = probe.clone();
-            async move {
-                let p = probe.clone();
-                let reservation: String = step
-                    .run("reserve", move || async move {
-                        p.reserves.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Error>("rsv_1".to_owned())
-                    })
-                    .await?;
-                let key = format!("{}:charge", ctx.run_id);
-                let p = probe.clone();
-                let receipt: String = step
-                    .run("charge", move || async move {
-                        let receipt = provider.charge(&key);
-                        if hang {
-                            p.entered.notify_one();
-                            std::future::pending::<()>().await;
-                        }
-                        Ok::<_, Error>(receipt)
-                    })
-                    .await?;
-                let p = probe.clone();
-                step.run("notify", move || async move {
-                    p.notifies.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Error>(())
-                })
-                .await?;
-                Ok::<_, Error>(json!({ "reservation": reservation, "receipt": receipt }))
-            }
-        })
-}
-
 /// Serves one app instance on its own runtime (its "process"), on `listener`.
 fn start_instance(
     listener: std::net::TcpListener,
@@ -225,11 +162,7 @@ async fn app_killed_mid_step_and_restarted_completes_with_one_effect() {
     let executor_task = tokio::spawn(async move { server.serve(listener).await });
 
     let provider = Arc::new(Provider::default());
-    let probe = Arc::new(Probe {
-        reserves: AtomicUsize::new(0),
-        notifies: AtomicUsize::new(0),
-        entered: tokio::sync::Notify::new(),
-    });
+    let probe = Arc::new(Probe::default());
     let app_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     app_listener.set_nonblocking(true).unwrap();
     let addr = app_listener.local_addr().unwrap();

@@ -6,10 +6,9 @@
 //! task at once — the executor's timers and requests, the app's server and step bodies — with
 //! no chance to save anything, like a `kill -9`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -17,6 +16,9 @@ use inngest_sdk::executor::clock::VirtualClock;
 use inngest_sdk::executor::{Executor, ExecutorError, HistoryKind, RunStatus, StepStatus};
 use inngest_sdk::{Ctx, Error, Event, Function, Inngest, Step, Trigger, WaitForEvent};
 use serde_json::{json, Value};
+
+mod executor_support;
+use executor_support::checkout::{checkout, Probe, Provider};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const WAIT: Duration = Duration::from_secs(10);
@@ -100,71 +102,6 @@ fn run_files(dir: &Path) -> Vec<Value> {
 // -------------------------------------------------------------------------------------------
 // Killed in the middle of a step
 // -------------------------------------------------------------------------------------------
-
-#[derive(Default)]
-struct Provider {
-    calls: AtomicUsize,
-    charges: Mutex<HashMap<String, String>>,
-}
-
-impl Provider {
-    /// Charges once per idempotency key, like a payment API.
-    fn charge(&self, key: &str) -> String {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut charges = self.charges.lock().unwrap();
-        let next = charges.len() + 1;
-        charges
-            .entry(key.to_owned())
-            .or_insert_with(|| format!("ch_{next}"))
-            .clone()
-    }
-}
-
-#[derive(Default)]
-struct Probe {
-    reserves: AtomicUsize,
-    notifies: AtomicUsize,
-    entered: tokio::sync::Notify,
-}
-
-/// `reserve` → `charge` → `notify`. With `hang`, `charge` charges and then never returns: the
-/// process is killed while it runs.
-fn checkout(provider: Arc<Provider>, probe: Arc<Probe>, hang: bool) -> Function {
-    Function::new("checkout")
-        .trigger(Trigger::event("shop/checkout"))
-        .handler(move |ctx: Ctx<Value>, step: Step| {
-            let provider = provider.clone();
-            let probe = probe.clone();
-            async move {
-                let p = probe.clone();
-                let reservation: String = step
-                    .run("reserve", move || async move {
-                        p.reserves.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Error>("rsv_1".to_owned())
-                    })
-                    .await?;
-                let key = format!("{}:charge", ctx.run_id);
-                let p = probe.clone();
-                let receipt: String = step
-                    .run("charge", move || async move {
-                        let receipt = provider.charge(&key);
-                        if hang {
-                            p.entered.notify_one();
-                            std::future::pending::<()>().await;
-                        }
-                        Ok::<_, Error>(receipt)
-                    })
-                    .await?;
-                let p = probe.clone();
-                step.run("notify", move || async move {
-                    p.notifies.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Error>(())
-                })
-                .await?;
-                Ok::<_, Error>(json!({ "reservation": reservation, "receipt": receipt }))
-            }
-        })
-}
 
 #[test]
 fn a_process_killed_mid_step_resumes_from_the_last_memoized_step() {

@@ -2,6 +2,8 @@
 //! the executor sends to the app, and small constructors.
 #![allow(dead_code)]
 
+pub mod checkout;
+
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
