@@ -385,6 +385,8 @@ impl InngestBuilder {
         max_body_bytes(bytes: usize);
         /// See [`ConfigBuilder::framework`].
         framework(name: impl Into<String>);
+        /// See [`ConfigBuilder::checkpointing`].
+        checkpointing(enabled: bool);
         /// See [`ConfigBuilder::env_map`].
         env_map(vars: std::collections::HashMap<String, String>);
     }

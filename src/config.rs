@@ -118,6 +118,7 @@ pub struct Config {
     allow_in_band_sync: bool,
     max_body_bytes: usize,
     framework: String,
+    checkpointing: bool,
 }
 
 impl Config {
@@ -207,6 +208,11 @@ impl Config {
     pub fn framework(&self) -> &str {
         &self.framework
     }
+
+    /// Whether steps are checkpointed (default `false`): see [`ConfigBuilder::checkpointing`].
+    pub fn checkpointing(&self) -> bool {
+        self.checkpointing
+    }
 }
 
 impl fmt::Debug for Config {
@@ -230,6 +236,7 @@ impl fmt::Debug for Config {
             .field("allow_in_band_sync", &self.allow_in_band_sync)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("framework", &self.framework)
+            .field("checkpointing", &self.checkpointing)
             .finish()
     }
 }
@@ -256,6 +263,7 @@ pub struct ConfigBuilder {
     allow_in_band_sync: Option<bool>,
     max_body_bytes: Option<usize>,
     framework: Option<String>,
+    checkpointing: bool,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -387,6 +395,24 @@ impl ConfigBuilder {
         self
     }
 
+    /// Checkpointing (the JS SDK's default since 4.x): in a discovery call, a `step.run` that
+    /// executes is recorded with Inngest right away (`POST {api}/v1/checkpoint/{run_id}/async`)
+    /// and the function goes on in the same call, running the next step inline too, instead of
+    /// answering with the step and waiting for the next call. A function that runs several
+    /// steps in a row then costs one request instead of one per step. Sleeps, waits, invokes,
+    /// parallel steps and failed attempts still end the call as usual; a run that finishes
+    /// answers `206 [RunComplete]`. If a checkpoint cannot be recorded, the call falls back to
+    /// answering with the step (nothing is lost). Default: off.
+    ///
+    /// ```
+    /// let config = inngest_sdk::Config::builder("shop").dev(true).checkpointing(true).build().unwrap();
+    /// assert!(config.checkpointing());
+    /// ```
+    pub fn checkpointing(mut self, enabled: bool) -> ConfigBuilder {
+        self.checkpointing = enabled;
+        self
+    }
+
     /// Resolves code settings, then environment variables, then defaults.
     pub fn build(self) -> Result<Config, ConfigError> {
         let app_id = self.app_id.trim().to_owned();
@@ -425,6 +451,7 @@ impl ConfigBuilder {
                 .framework
                 .clone()
                 .unwrap_or_else(|| DEFAULT_FRAMEWORK.to_owned()),
+            checkpointing: self.checkpointing,
         })
     }
 

@@ -96,6 +96,7 @@ pub struct TestHarnessBuilder {
     auto_advance: bool,
     timeout: Duration,
     in_band: bool,
+    checkpointing: bool,
     app_path: String,
     router: Option<RouterFn>,
     mocks: Vec<(String, String, Value)>,
@@ -160,6 +161,12 @@ impl TestHarnessBuilder {
     /// How long (real time) the `wait_*` helpers wait before panicking (default 10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Serve the app with checkpointing on ([`crate::config::ConfigBuilder::checkpointing`]).
+    pub fn checkpointing(mut self, on: bool) -> Self {
+        self.checkpointing = on;
         self
     }
 
@@ -231,7 +238,9 @@ impl TestHarnessBuilder {
             }
         }));
 
-        let mut client = Inngest::builder(self.app_id.clone()).base_url(executor_url.clone());
+        let mut client = Inngest::builder(self.app_id.clone())
+            .base_url(executor_url.clone())
+            .checkpointing(self.checkpointing);
         client = match &self.signing_key {
             Some(k) => client.dev(false).signing_key(k.clone()),
             None => client.dev(true),
@@ -317,6 +326,7 @@ impl TestHarness {
             auto_advance: false,
             timeout: Duration::from_secs(10),
             in_band: false,
+            checkpointing: false,
             app_path: crate::serve::axum::DEFAULT_PATH.to_owned(),
             router: None,
             mocks: Vec::new(),

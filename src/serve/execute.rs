@@ -25,9 +25,20 @@ use crate::step::state::{CallMode, CallState, Decision, Executed, Memo};
 use crate::step::{panic_message, Step};
 use crate::wire::{self, headers as h, ExecRequestRef, Op, OpCode};
 
+/// Hashed id of the `RunComplete` op: sha1("complete").
+const RUN_COMPLETE_ID: &str = "0737c22d3bfae812339732d14d8c7dbd6dc4e09c";
+/// Checkpointing stops after this long in one call: the step that ends it is answered as
+/// usual, so no request runs into the server's request timeout.
+const CHECKPOINT_MAX_RUNTIME: Duration = Duration::from_secs(60);
+
+/// The running function of one call.
+type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Send>>;
+
 /// How a call ended.
 enum Outcome {
     Returned(Result<Box<RawValue>, Error>),
+    /// The function returned after steps were checkpointed in this call (`206 [RunComplete]`).
+    Completed(Box<RawValue>),
     Executed(Box<Executed>),
     Report(Vec<Op>),
     Panicked(String),
@@ -148,6 +159,8 @@ impl ServeHandler {
             CallMode::Targeted(step_id.clone())
         };
         let targeted = matches!(mode, CallMode::Targeted(_));
+        let checkpointing = self.inner.client.config().checkpointing()
+            && matches!(mode, CallMode::Discovery { immediate: true });
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
         let call = Arc::new(CallState::new(
             state.memo,
@@ -186,10 +199,44 @@ impl ServeHandler {
             handler.call(&function.config.id, input)
         }));
         let outcome = match started {
-            Ok(fut) => {
-                drive(fut, &call, targeted, self.inner.step_not_found_timeout)
-                    .instrument(span.clone())
-                    .await
+            Ok(mut fut) => {
+                let call_started = std::time::Instant::now();
+                let started_ms = chrono::Utc::now().timestamp_millis();
+                let mut checkpointed = 0usize;
+                loop {
+                    let outcome =
+                        drive(&mut fut, &call, targeted, self.inner.step_not_found_timeout)
+                            .instrument(span.clone())
+                            .await;
+                    match outcome {
+                        Outcome::Executed(e)
+                            if checkpointing
+                                && e.op.op == OpCode::StepRun
+                                && call_started.elapsed() < CHECKPOINT_MAX_RUNTIME =>
+                        {
+                            let recorded = self
+                                .checkpoint(&req.ctx, started_ms, &e.op)
+                                .instrument(span.clone())
+                                .await;
+                            match recorded {
+                                Ok(()) => {
+                                    let data = e.op.data.as_deref().map_or("null", RawValue::get);
+                                    call.resume_executed(&e.op.id, Bytes::from(data.to_owned()));
+                                    checkpointed += 1;
+                                }
+                                Err(msg) => {
+                                    let _enter = span.enter();
+                                    tracing::warn!(error = %msg, "checkpoint failed: answering with the step instead");
+                                    break Outcome::Executed(e);
+                                }
+                            }
+                        }
+                        Outcome::Returned(Ok(value)) if checkpointed > 0 => {
+                            break Outcome::Completed(value)
+                        }
+                        other => break other,
+                    }
+                }
             }
             Err(panic) => Outcome::Panicked(panic_message(&*panic)),
         };
@@ -197,6 +244,34 @@ impl ServeHandler {
         let mut res = respond(outcome, &call, &step_id, key);
         echo_trace_headers(&parts.headers, &mut res);
         res
+    }
+
+    /// Records an executed step with Inngest (`POST /v1/checkpoint/{run_id}/async`), in the
+    /// shape JS 4.24 sends: the call's ids copied from `ctx`, the step as its `StepRun` op.
+    async fn checkpoint(
+        &self,
+        ctx: &crate::wire::CallCtxRef<'_>,
+        started_ms: i64,
+        op: &Op,
+    ) -> Result<(), String> {
+        let body = json!({
+            "run_id": ctx.run_id,
+            "fn_id": ctx.fn_id,
+            "qi_id": ctx.qi_id,
+            "request_id": ctx.request_id,
+            "generation_id": ctx.generation_id,
+            "request_started_at": started_ms,
+            "steps": [op],
+            "ts": chrono::Utc::now().timestamp_millis(),
+        });
+        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let path = format!("/v1/checkpoint/{}/async", ctx.run_id);
+        self.inner
+            .client
+            .api_request(reqwest::Method::POST, &path, Some(Bytes::from(body)), &[])
+            .await
+            .map(|_| tracing::debug!(step = %op.id, "step checkpointed"))
+            .map_err(|e| e.to_string())
     }
 
     /// `use_api`: the state was too large to send inline; fetch it from the API.
@@ -285,7 +360,7 @@ impl Wake for FlagWaker {
 /// Polls the function until it returns, runs a step, discovers steps, or (targeted) never reaches
 /// its step. Decisions are taken only at quiescence: after a poll that woke nothing.
 async fn drive(
-    mut fut: Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Send>>,
+    fut: &mut CallFuture,
     call: &CallState,
     targeted: bool,
     grace: Duration,
@@ -339,6 +414,14 @@ fn respond(
             raw_response(StatusCode::OK, body, key)
         }
         Outcome::Returned(Err(err)) => function_error(&err, call, key),
+        Outcome::Completed(value) => {
+            tracing::info!("function completed (checkpointed steps)");
+            let body = format!(
+                r#"[{{"op":"RunComplete","id":"{RUN_COMPLETE_ID}","data":{}}}]"#,
+                value.get()
+            );
+            raw_response(StatusCode::PARTIAL_CONTENT, Bytes::from(body), key)
+        }
         Outcome::Executed(executed) => {
             let Executed { op, retry_after } = *executed;
             let code = op.op;

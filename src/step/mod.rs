@@ -164,8 +164,17 @@ impl Step {
                 retry_after.filter(|_| !final_failure)
             }
         };
+        let executed_ok = op.op == OpCode::StepRun;
         self.call.finish(Executed { op, retry_after });
-        std::future::pending().await
+        if !executed_ok {
+            // A failed attempt always ends the call with its StepError / StepFailed op.
+            return std::future::pending().await;
+        }
+        // Classic mode: the call ends with the StepRun op and this future is dropped. With
+        // checkpointing, the serve handler records the result with Inngest and resumes us with
+        // the output, which round-trips through JSON like a memoized one.
+        let data = self.call.wait_resumed(sid.hash.as_str()).await;
+        decode_data(&data)
     }
 
     /// Pauses the run for `duration` (durably: the process may restart meanwhile).
@@ -460,6 +469,11 @@ fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
         // `{"data": null}` deserializes `data` as absent.
         (None, None) => serde_json::from_str("null").map_err(|e| decode_error("step output", &e)),
     }
+}
+
+/// Decodes a step output given as bare JSON (not wrapped in `{"data": …}`).
+fn decode_data<T: DeserializeOwned>(data: &[u8]) -> Result<T, StepError> {
+    serde_json::from_slice(data).map_err(|e| decode_error("step output", &e))
 }
 
 fn nested_error(id: &str) -> StepError {

@@ -258,6 +258,11 @@ struct Inner {
     nested: Option<String>,
     /// The hash of the step whose body is being polled right now.
     in_body: Option<String>,
+    /// Checkpointing: the executed step whose result Inngest has recorded, with its output,
+    /// until the step's own future takes it.
+    resumed: Option<(String, bytes::Bytes)>,
+    /// The waker of the executed step's future, waiting for [`CallState::resume_executed`].
+    resume_waker: Option<Waker>,
 }
 
 impl Inner {
@@ -390,6 +395,40 @@ impl CallState {
         if let Some(driver) = &inner.driver {
             driver.wake_by_ref();
         }
+    }
+
+    /// Checkpointing: Inngest has recorded the executed step `hash`, so the call goes on. The
+    /// step's future resolves with `data` (its output as JSON) and the next step may be found,
+    /// granted and executed in the same call.
+    pub fn resume_executed(&self, hash: &str, data: bytes::Bytes) {
+        let mut inner = self.lock();
+        inner.executing = None;
+        inner.granted = None;
+        // The executed step was the one runnable step found; the next discovery starts afresh.
+        inner.found.clear();
+        inner.resumed = Some((hash.to_owned(), data));
+        if let Some(w) = inner.resume_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Resolves with the output of the executed step `hash` once [`CallState::resume_executed`]
+    /// is called for it; otherwise never (the call ends with the step's op, classic mode).
+    pub fn wait_resumed<'a>(
+        &'a self,
+        hash: &'a str,
+    ) -> impl Future<Output = bytes::Bytes> + Send + 'a {
+        std::future::poll_fn(move |cx| {
+            let mut inner = self.lock();
+            match inner.resumed.take() {
+                Some((h, data)) if h == hash => Poll::Ready(data),
+                other => {
+                    inner.resumed = other;
+                    inner.resume_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
     }
 
     /// Marks the start (`Some`) or end (`None`) of polling a step's body.
