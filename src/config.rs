@@ -400,8 +400,8 @@ impl ConfigBuilder {
     /// and the function goes on in the same call, running the next step inline too, instead of
     /// answering with the step and waiting for the next call. A function that runs several
     /// steps in a row then costs one request instead of one per step. Sleeps, waits, invokes,
-    /// parallel steps and failed attempts still end the call as usual; a run that finishes
-    /// answers `206 [RunComplete]`. If a checkpoint cannot be recorded, the call falls back to
+    /// parallel steps, failed attempts and retry attempts still end the call as usual (as in
+    /// JS 4.24); a discovery call that sees the function return answers `206 [RunComplete]`. If a checkpoint cannot be recorded, the call falls back to
     /// answering with the step (nothing is lost). Default: off.
     ///
     /// ```

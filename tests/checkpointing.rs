@@ -225,6 +225,34 @@ async fn a_failed_attempt_is_answered_as_usual_after_the_earlier_checkpoint() {
 }
 
 #[tokio::test]
+async fn a_retry_attempt_answers_its_step_plainly_then_the_run_completes_like_the_js_capture() {
+    // The captured JS `flaky` run: attempt 1 of the step is answered as a plain StepRun (no
+    // checkpoint); the next discovery call, with the step memoized, answers RunComplete.
+    let (server, api) = app(200).await;
+    let resp = call("three", "cp/three").attempt(1, 3).post(&server).await;
+    let ops = resp.ops();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(
+        core(&ops[0]),
+        json!({"id": H_A, "op": "StepRun", "name": "a", "data": 1})
+    );
+    assert!(api.requests_to("/v1/checkpoint/").is_empty());
+    let resp = call("three", "cp/three")
+        .memo(H_A, json!({"data": 1}))
+        .memo(H_B, json!({"data": 2}))
+        .memo(H_C, json!({"data": "c after 2"}))
+        .post(&server)
+        .await;
+    assert_eq!(resp.status, 206);
+    assert_eq!(
+        resp.ops(),
+        [json!({"op": "RunComplete", "id": H_COMPLETE,
+                "data": {"a": 1, "attempt": 0, "b": 2, "c": "c after 2"}})]
+    );
+    assert!(api.requests_to("/v1/checkpoint/").is_empty());
+}
+
+#[tokio::test]
 async fn parallel_steps_are_planned_not_checkpointed() {
     let (server, api) = app(200).await;
     let resp = call("fan", "cp/fan").post(&server).await;

@@ -37,7 +37,7 @@ type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Se
 /// How a call ended.
 enum Outcome {
     Returned(Result<Box<RawValue>, Error>),
-    /// The function returned after steps were checkpointed in this call (`206 [RunComplete]`).
+    /// The function returned in checkpointing mode (`206 [RunComplete]`).
     Completed(Box<RawValue>),
     Executed(Box<Executed>),
     Report(Vec<Op>),
@@ -159,8 +159,14 @@ impl ServeHandler {
             CallMode::Targeted(step_id.clone())
         };
         let targeted = matches!(mode, CallMode::Targeted(_));
-        let checkpointing = self.inner.client.config().checkpointing()
-            && matches!(mode, CallMode::Discovery { immediate: true });
+        // Like JS 4.24: only a discovery call's first attempt checkpoints (a step that succeeds
+        // on a retry is answered as a plain StepRun), and in checkpointing mode every discovery
+        // call that sees the function return answers `RunComplete`.
+        let run_complete = self.inner.client.config().checkpointing()
+            && matches!(mode, CallMode::Discovery { .. });
+        let checkpointing = run_complete
+            && matches!(mode, CallMode::Discovery { immediate: true })
+            && req.ctx.attempt == 0;
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
         let call = Arc::new(CallState::new(
             state.memo,
@@ -231,8 +237,9 @@ impl ServeHandler {
                                 }
                             }
                         }
-                        Outcome::Returned(Ok(value)) if checkpointed > 0 => {
-                            break Outcome::Completed(value)
+                        Outcome::Returned(Ok(value)) if run_complete => {
+                            tracing::debug!(checkpointed, "run complete");
+                            break Outcome::Completed(value);
                         }
                         other => break other,
                     }
@@ -359,12 +366,7 @@ impl Wake for FlagWaker {
 
 /// Polls the function until it returns, runs a step, discovers steps, or (targeted) never reaches
 /// its step. Decisions are taken only at quiescence: after a poll that woke nothing.
-async fn drive(
-    fut: &mut CallFuture,
-    call: &CallState,
-    targeted: bool,
-    grace: Duration,
-) -> Outcome {
+async fn drive(fut: &mut CallFuture, call: &CallState, targeted: bool, grace: Duration) -> Outcome {
     let mut idle_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     poll_fn(move |cx| {
         call.set_driver(cx.waker());
@@ -415,7 +417,7 @@ fn respond(
         }
         Outcome::Returned(Err(err)) => function_error(&err, call, key),
         Outcome::Completed(value) => {
-            tracing::info!("function completed (checkpointed steps)");
+            tracing::info!("function completed (checkpointing)");
             let body = format!(
                 r#"[{{"op":"RunComplete","id":"{RUN_COMPLETE_ID}","data":{}}}]"#,
                 value.get()
