@@ -13,6 +13,7 @@
 //! * `InvokeFunction`: `name` = the step id (JS sends no `name`).
 //! * `StepFailed`: `data` is `null` (JS repeats the serialized error in `data`).
 //! * Error objects: `{name, message}` only (JS adds `stack` and `__serialized`).
+//! * `RunComplete` (checkpointing): identical, `{op, id, data}`.
 
 use serde_json::{json, Map, Value};
 
@@ -50,6 +51,13 @@ pub fn expected_core(js: &Value) -> Value {
             e.insert("name".into(), user_id);
             e.insert("opts".into(), js["opts"].clone());
             e.insert("data".into(), Value::Null);
+        }
+        "RunComplete" => {
+            // Checkpointing: exactly `{op, id, data}`.
+            let mut keys: Vec<&String> = js.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["data", "id", "op"], "JS RunComplete keys");
+            e.insert("data".into(), js["data"].clone());
         }
         "StepError" | "StepFailed" => {
             e.insert("name".into(), js["name"].clone());
