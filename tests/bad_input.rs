@@ -738,6 +738,13 @@ fn rows() -> Vec<Row> {
                 json!("EMPTY"),
             ))
             .expect(500, F, "returned no events"),
+        row("use_api with a run id that is a path", "POST", EXEC)
+            .json(with(
+                with(good.clone(), &["use_api"], json!(true)),
+                &["ctx", "run_id"],
+                json!("../../fn/register"),
+            ))
+            .expect(400, T, "`ctx.run_id` must be a run id"),
         // --- probes ----------------------------------------------------------------------------
         row("trust probe, signed", "POST", "probe=trust")
             .expect(200, None, "{}")

@@ -387,3 +387,26 @@ async fn on_the_executor_a_step_sleep_step_run_takes_two_requests() {
     assert_eq!(run.step("a").unwrap().attempts, 1);
     assert_eq!(run.step("b").unwrap().attempts, 3);
 }
+
+#[tokio::test]
+async fn a_run_id_that_is_not_an_id_is_never_put_in_a_checkpoint_path() {
+    let (server, api) = app(200).await;
+    let c = call("three", "cp/three");
+    let mut body = c.body();
+    body["ctx"]["run_id"] = json!("../../fn/register");
+    let resp = support::send(
+        support::http()
+            .post(server.endpoint(&c.query()))
+            .header("content-type", "application/json")
+            .header("x-inngest-req-version", "-1")
+            .body(serde_json::to_vec(&body).unwrap()),
+    )
+    .await;
+    // The classic answer: the step, no API call at all.
+    assert_eq!(resp.status, 206);
+    assert_eq!(
+        core(&resp.ops()[0]),
+        json!({"id": H_A, "op": "StepRun", "name": "a", "data": 1})
+    );
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+}

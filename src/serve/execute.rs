@@ -128,6 +128,14 @@ impl ServeHandler {
         let use_api = req.ctx.use_api || req.use_api.unwrap_or(false);
         let stack = req.ctx.stack.stack.iter().map(|id| id.as_ref());
         let state = if use_api {
+            if !is_plain_id(&req.ctx.run_id) {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "`ctx.run_id` must be a run id (letters, digits, `-` or `_`) to load state",
+                    true,
+                    key,
+                );
+            }
             match self.fetch_state(&req.ctx.run_id, stack).await {
                 Ok(s) => s,
                 Err(msg) => {
@@ -166,7 +174,8 @@ impl ServeHandler {
             && matches!(mode, CallMode::Discovery { .. });
         let checkpointing = run_complete
             && matches!(mode, CallMode::Discovery { immediate: true })
-            && req.ctx.attempt == 0;
+            && req.ctx.attempt == 0
+            && is_plain_id(&req.ctx.run_id);
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
         let call = Arc::new(CallState::new(
             state.memo,
@@ -346,6 +355,16 @@ fn inline_state<'s>(
         event: body.slice_ref(event.get().as_bytes()),
         events: req.events.map(|e| body.slice_ref(e.get().as_bytes())),
     })
+}
+
+/// Whether `id` can go into an API path as one segment as it is (run ids are ULIDs): the run id
+/// comes from the request body, and must not steer the SDK's API calls to another path.
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A waker that records whether it was woken, then forwards to the task's waker.
