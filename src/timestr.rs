@@ -1,7 +1,7 @@
 //! Inngest "time strings": the duration format used throughout the protocol (`"2s"`, `"1h30m"`,
 //! `"7d"`, `"300ms"`).
 //!
-//! * [`format`] writes a [`Duration`] the way the official SDKs do: whole units from days down to
+//! * [`format()`] writes a [`Duration`] the way the official SDKs do: whole units from days down to
 //!   seconds (`"1d"`, `"2h30m10s"`, `"1m30s"`), rounding any sub-second part **up**, so a non-zero
 //!   duration never becomes `"0s"` (durable waits have a resolution of one second).
 //! * [`format_go`] is the same without days, for fields the server reads with Go's
@@ -82,7 +82,7 @@ pub fn format(d: Duration) -> String {
 }
 
 /// Formats a duration for fields the server parses with Go's `time.ParseDuration`, which has no
-/// day unit (for example `batchEvents.timeout`): like [`format`] but using only `h`, `m` and `s`
+/// day unit (for example `batchEvents.timeout`): like [`format()`] but using only `h`, `m` and `s`
 /// (`1d` becomes `"24h"`).
 pub fn format_go(d: Duration) -> String {
     format_units(d, false)

@@ -1,5 +1,5 @@
 //! The serve endpoint, framework-neutral: one [`ServeHandler`] answers the server's GET
-//! (introspection), PUT (sync) and POST (execution) calls. [`axum`](self::axum) mounts it.
+//! (introspection), PUT (sync) and POST (execution) calls. [`axum`] mounts it.
 //!
 //! Every response carries `Content-Type: application/json`, `X-Inngest-SDK` and
 //! `X-Inngest-Req-Version: 2`; error responses carry `X-Inngest-No-Retry`; responses to signed

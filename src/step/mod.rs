@@ -4,10 +4,11 @@
 //! id ([`hash_id`]). The id (with its `:N` repeat index) is taken when the method is *called*, in
 //! code order like the JS SDK, not when the future is first polled: a step future that is created
 //! and then dropped unpolled (the losing branch of a `select`) still counts, and gives its place
-//! in the replay order up instead of holding later steps back. A tool whose result is already known resolves at once; otherwise it suspends the
-//! function (its future simply never completes in this call) and the SDK reports the step to
-//! Inngest, which calls the function again once the step has a result. See [`state`] for the
-//! mechanics; user code needs none of it.
+//! in the replay order up instead of holding later steps back.
+//!
+//! A tool whose result is already known resolves at once; otherwise it suspends the function (its
+//! future simply never completes in this call) and the SDK reports the step to Inngest, which
+//! calls the function again once the step has a result. User code needs none of the mechanics.
 //!
 //! Parallel steps are plain Rust: await several step futures together with `futures::join!`,
 //! `join_all` or `try_join!` and every branch is discovered in the same call and reported as
