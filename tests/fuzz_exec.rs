@@ -117,11 +117,29 @@ fn handler() -> ServeHandler {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
+    handler_with(&closed, false)
+}
+
+/// With checkpointing on, against an API (on `rt`) that accepts every checkpoint: the path
+/// where steps run one after another in the same call.
+fn checkpointing_handler(rt: &tokio::runtime::Runtime) -> ServeHandler {
+    let api = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let router = axum::Router::new().fallback(|| async { http::StatusCode::OK });
+        tokio::spawn(async move { axum::serve(l, router).await });
+        url
+    });
+    handler_with(&api, true)
+}
+
+fn handler_with(api: &str, checkpointing: bool) -> ServeHandler {
     let client = Inngest::builder(APP)
         .dev(true)
-        .dev_url(closed)
+        .dev_url(api)
         .send_retries(0)
         .max_body_bytes(1 << 20)
+        .checkpointing(checkpointing)
         .build()
         .unwrap();
     ServeHandler::new(&client, functions())
@@ -384,6 +402,7 @@ fn request(case: &Case) -> http::Request<Bytes> {
 }
 
 const OPS: &[&str] = &[
+    "RunComplete",
     "StepRun",
     "StepError",
     "StepFailed",
@@ -494,6 +513,21 @@ fn fuzz_exec_requests() {
     let rt = fuzz_common::runtime();
     let h = handler();
     fuzz_common::campaign("exec_request", 512, arb_case(), |case| {
+        let first = run_case(&rt, &h, &case)?;
+        let second = run_case(&rt, &h, &case)?;
+        ensure!(
+            first == second,
+            "same request, different answers:\n{first:?}\n{second:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn fuzz_exec_requests_checkpointing() {
+    let rt = fuzz_common::runtime();
+    let h = checkpointing_handler(&rt);
+    fuzz_common::campaign("exec_request_checkpointing", 256, arb_case(), |case| {
         let first = run_case(&rt, &h, &case)?;
         let second = run_case(&rt, &h, &case)?;
         ensure!(
