@@ -12,7 +12,7 @@ use futures::future::{join_all, select, Either};
 use inngest_sdk::serve::ServeHandler;
 use inngest_sdk::{Ctx, Error, Function, Step, Trigger, WaitForEvent};
 use serde_json::{json, Value};
-use support::logs::LogBuf;
+use support::logs::capture_warnings;
 use support::{event, op_core, Call, FakeApi, Resp, Server};
 
 const APP: &str = "par-app";
@@ -538,14 +538,7 @@ async fn a_dropped_race_branch_does_not_hold_up_later_memoized_steps() {
     // Both racers completed (the loser after the winner), then `after` ran: the stack is
     // [fast, slow, after]. On replay the losing branch is dropped by `select` before its turn;
     // `after` must still resolve from its memo, in order, with no determinism warning.
-    let logs = LogBuf::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_warnings();
     let server = app().await;
     let resp = call("race-then")
         .memo(H_FAST, json!({"data": "fast"}))
@@ -623,15 +616,7 @@ async fn parallel_memos_resolve_in_stack_order() {
 async fn memos_out_of_stack_order_do_not_deadlock() {
     // The stack says y completed before x although the code runs x first (changed or
     // non-deterministic code): the SDK warns and resolves in code order instead of hanging.
-    let logs = LogBuf::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || sink.clone())
-        .finish();
-    // The test runtime is single-threaded: the server's tasks log through this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_warnings();
     let server = app().await;
     let resp = tokio::time::timeout(
         Duration::from_secs(5),

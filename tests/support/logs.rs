@@ -42,6 +42,19 @@ pub fn logs() -> &'static LogBuf {
     })
 }
 
+/// Captures WARN and above on this thread until the guard is dropped (a `#[tokio::test]` runtime
+/// is single-threaded, so the server's tasks log through it too).
+pub fn capture_warnings() -> (LogBuf, tracing::subscriber::DefaultGuard) {
+    let buf = LogBuf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
 /// Panics with the first captured line that contains any of `secrets`.
 pub fn assert_no_line_contains(secrets: &[&str]) {
     let text = logs().text();
