@@ -508,13 +508,16 @@ fn run_case(
     check(case, &res)
 }
 
-#[test]
-fn fuzz_exec_requests() {
-    let rt = fuzz_common::runtime();
-    let h = handler();
-    fuzz_common::campaign("exec_request", 512, arb_case(), |case| {
-        let first = run_case(&rt, &h, &case)?;
-        let second = run_case(&rt, &h, &case)?;
+/// Runs the campaign `name`: every case is checked, twice, and must get the same answer.
+fn campaign(
+    name: &'static str,
+    default_cases: u32,
+    rt: &tokio::runtime::Runtime,
+    h: &ServeHandler,
+) {
+    fuzz_common::campaign(name, default_cases, arb_case(), |case| {
+        let first = run_case(rt, h, &case)?;
+        let second = run_case(rt, h, &case)?;
         ensure!(
             first == second,
             "same request, different answers:\n{first:?}\n{second:?}"
@@ -524,18 +527,16 @@ fn fuzz_exec_requests() {
 }
 
 #[test]
+fn fuzz_exec_requests() {
+    let rt = fuzz_common::runtime();
+    campaign("exec_request", 512, &rt, &handler());
+}
+
+#[test]
 fn fuzz_exec_requests_checkpointing() {
     let rt = fuzz_common::runtime();
     let h = checkpointing_handler(&rt);
-    fuzz_common::campaign("exec_request_checkpointing", 256, arb_case(), |case| {
-        let first = run_case(&rt, &h, &case)?;
-        let second = run_case(&rt, &h, &case)?;
-        ensure!(
-            first == second,
-            "same request, different answers:\n{first:?}\n{second:?}"
-        );
-        Ok(())
-    });
+    campaign("exec_request_checkpointing", 256, &rt, &h);
 }
 
 /// Regression inputs found by the campaigns (kept even after the fix).
