@@ -16,7 +16,7 @@ use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 
 mod executor_support;
-use executor_support::checkout::{checkout, Probe, Provider};
+use executor_support::checkout::{assert_charged_once, checkout, Probe, Provider};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -227,15 +227,7 @@ async fn app_killed_mid_step_and_restarted_completes_with_one_effect() {
         .unwrap();
 
     assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
-    assert_eq!(
-        run.output,
-        Some(json!({"reservation": "rsv_1", "receipt": "ch_1"}))
-    );
-    // `reserve` was memoized: never re-run. `charge` ran twice, charged once.
-    assert_eq!(probe.reserves.load(Ordering::SeqCst), 1);
-    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
-    assert_eq!(provider.charges.lock().unwrap().len(), 1);
-    assert_eq!(probe.notifies.load(Ordering::SeqCst), 1);
+    assert_charged_once(run.output.as_ref(), &provider, &probe);
     // Requests: reserve (1), charge killed (2), retry re-driving charge (3), notify (4), return (5).
     assert_eq!(run.requests, 5);
     let failed = run.history_of(HistoryKind::RequestFailed).next().unwrap();

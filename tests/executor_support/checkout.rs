@@ -81,3 +81,17 @@ pub fn checkout(provider: Arc<Provider>, probe: Arc<Probe>, hang: bool) -> Funct
             }
         })
 }
+
+/// The outcome of a run that was killed while `charge` ran and was then re-driven: `reserve`
+/// (memoized before the kill) ran once, `charge` ran twice but charged once thanks to its
+/// idempotency key, `notify` ran once, and the run returned the one receipt.
+pub fn assert_charged_once(run_output: Option<&Value>, provider: &Provider, probe: &Probe) {
+    assert_eq!(
+        run_output,
+        Some(&json!({"reservation": "rsv_1", "receipt": "ch_1"}))
+    );
+    assert_eq!(probe.reserves.load(Ordering::SeqCst), 1);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(provider.charges.lock().unwrap().len(), 1);
+    assert_eq!(probe.notifies.load(Ordering::SeqCst), 1);
+}
