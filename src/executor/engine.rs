@@ -563,15 +563,9 @@ impl Inner {
         }
         for run_id in cancels {
             if let Some(run) = st.runs.get_mut(&run_id) {
-                let error = json!({
-                    "name": "Error",
-                    "message": format!("function cancelled by event `{name}`"),
-                });
-                finish_run(
+                cancel_run(
                     run,
-                    RunStatus::Cancelled,
-                    None,
-                    Some(error),
+                    format!("function cancelled by event `{name}`"),
                     format!("cancelled by event `{name}` ({internal_id})"),
                     now,
                     actions,
@@ -1638,12 +1632,9 @@ impl Inner {
             let mut st = self.lock();
             match st.runs.get_mut(run_id) {
                 Some(run) if run.status == RunStatus::Running => {
-                    let error = json!({"name": "Error", "message": format!("function cancelled: {reason}")});
-                    finish_run(
+                    cancel_run(
                         run,
-                        RunStatus::Cancelled,
-                        None,
-                        Some(error),
+                        format!("function cancelled: {reason}"),
                         format!("cancelled: {reason}"),
                         now,
                         &mut actions,
@@ -2199,6 +2190,26 @@ pub(crate) fn finish_run(
             },
         }));
     }
+}
+
+/// Cancels a run (see [`finish_run`]): its error is `{"name": "Error", "message": message}` and
+/// `history` is the line its history gets.
+pub(crate) fn cancel_run(
+    run: &mut Run,
+    message: String,
+    history: String,
+    now: DateTime<Utc>,
+    actions: &mut Actions,
+) {
+    finish_run(
+        run,
+        RunStatus::Cancelled,
+        None,
+        Some(json!({"name": "Error", "message": message})),
+        history,
+        now,
+        actions,
+    );
 }
 
 /// An error object with at least `name` and `message`.

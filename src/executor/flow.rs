@@ -59,7 +59,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::engine::{finish_run, Actions, Inner, Job, State};
+use super::engine::{cancel_run, Actions, Inner, Job, State};
 use super::expr::{Expr, Vars};
 use super::registry::FunctionDef;
 use super::state::{HistoryKind, RunStatus};
@@ -574,13 +574,9 @@ impl Inner {
                     return;
                 }
                 if let Some(run) = st.runs.get_mut(&run_id) {
-                    finish_run(
+                    cancel_run(
                         run,
-                        RunStatus::Cancelled,
-                        None,
-                        Some(
-                            json!({"name": "Error", "message": "function cancelled: replaced by a new singleton run"}),
-                        ),
+                        "function cancelled: replaced by a new singleton run".into(),
                         format!("cancelled by singleton: event {first_id} started a new run"),
                         now,
                         actions,
@@ -802,13 +798,9 @@ impl Inner {
                 TimerKind::StartTimeout { run_id } => {
                     let waiting = st.flow.runs.get(&run_id).is_some_and(|r| !r.started);
                     if let Some(run) = st.runs.get_mut(&run_id).filter(|_| waiting) {
-                        finish_run(
+                        cancel_run(
                             run,
-                            RunStatus::Cancelled,
-                            None,
-                            Some(
-                                json!({"name": "Error", "message": "function cancelled: not started within timeouts.start"}),
-                            ),
+                            "function cancelled: not started within timeouts.start".into(),
                             "cancelled: timeouts.start passed before the run started".into(),
                             now,
                             &mut actions,
@@ -817,13 +809,9 @@ impl Inner {
                 }
                 TimerKind::FinishTimeout { run_id } => {
                     if let Some(run) = st.runs.get_mut(&run_id) {
-                        finish_run(
+                        cancel_run(
                             run,
-                            RunStatus::Cancelled,
-                            None,
-                            Some(
-                                json!({"name": "Error", "message": "function cancelled: not finished within timeouts.finish"}),
-                            ),
+                            "function cancelled: not finished within timeouts.finish".into(),
                             "cancelled: timeouts.finish passed".into(),
                             now,
                             &mut actions,
