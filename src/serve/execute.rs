@@ -34,6 +34,19 @@ const CHECKPOINT_MAX_RUNTIME: Duration = Duration::from_secs(60);
 /// The running function of one call.
 type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Send>>;
 
+/// Checkpointing in one call. Like JS 4.24: only a discovery call's first attempt checkpoints
+/// (a step that succeeds on a retry is answered as a plain StepRun), and in checkpointing mode
+/// every discovery call that sees the function return answers `RunComplete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpoints {
+    /// Classic answers.
+    Off,
+    /// Steps are answered classically, a return is answered `206 [RunComplete]`.
+    RunCompleteOnly,
+    /// Executed `step.run`s are checkpointed and the call goes on; a return is `RunComplete`.
+    Steps,
+}
+
 /// How a call ended.
 enum Outcome {
     Returned(Result<Box<RawValue>, Error>),
@@ -167,15 +180,18 @@ impl ServeHandler {
             CallMode::Targeted(step_id.clone())
         };
         let targeted = matches!(mode, CallMode::Targeted(_));
-        // Like JS 4.24: only a discovery call's first attempt checkpoints (a step that succeeds
-        // on a retry is answered as a plain StepRun), and in checkpointing mode every discovery
-        // call that sees the function return answers `RunComplete`.
-        let run_complete = self.inner.client.config().checkpointing()
-            && matches!(mode, CallMode::Discovery { .. });
-        let checkpointing = run_complete
-            && matches!(mode, CallMode::Discovery { immediate: true })
-            && req.ctx.attempt == 0
-            && is_plain_id(&req.ctx.run_id);
+        let checkpoints = match mode {
+            CallMode::Discovery { .. } if !self.inner.client.config().checkpointing() => {
+                Checkpoints::Off
+            }
+            CallMode::Discovery { immediate: true }
+                if req.ctx.attempt == 0 && is_plain_id(&req.ctx.run_id) =>
+            {
+                Checkpoints::Steps
+            }
+            CallMode::Discovery { .. } => Checkpoints::RunCompleteOnly,
+            CallMode::Targeted(_) => Checkpoints::Off,
+        };
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
         let call = Arc::new(CallState::new(
             state.memo,
@@ -215,44 +231,9 @@ impl ServeHandler {
         }));
         let outcome = match started {
             Ok(mut fut) => {
-                let call_started = std::time::Instant::now();
-                let started_ms = chrono::Utc::now().timestamp_millis();
-                let mut checkpointed = 0usize;
-                loop {
-                    let outcome =
-                        drive(&mut fut, &call, targeted, self.inner.step_not_found_timeout)
-                            .instrument(span.clone())
-                            .await;
-                    match outcome {
-                        Outcome::Executed(e)
-                            if checkpointing
-                                && e.op.op == OpCode::StepRun
-                                && call_started.elapsed() < CHECKPOINT_MAX_RUNTIME =>
-                        {
-                            let recorded = self
-                                .checkpoint(&req.ctx, started_ms, &e.op)
-                                .instrument(span.clone())
-                                .await;
-                            match recorded {
-                                Ok(()) => {
-                                    let data = e.op.data.as_deref().map_or("null", RawValue::get);
-                                    call.resume_executed(&e.op.id, Bytes::from(data.to_owned()));
-                                    checkpointed += 1;
-                                }
-                                Err(msg) => {
-                                    let _enter = span.enter();
-                                    tracing::warn!(error = %msg, "checkpoint failed: answering with the step instead");
-                                    break Outcome::Executed(e);
-                                }
-                            }
-                        }
-                        Outcome::Returned(Ok(value)) if run_complete => {
-                            tracing::debug!(checkpointed, "run complete");
-                            break Outcome::Completed(value);
-                        }
-                        other => break other,
-                    }
-                }
+                self.run_call(&mut fut, &call, targeted, checkpoints, &req.ctx)
+                    .instrument(span.clone())
+                    .await
             }
             Err(panic) => Outcome::Panicked(panic_message(&*panic)),
         };
@@ -260,6 +241,41 @@ impl ServeHandler {
         let mut res = respond(outcome, &call, &step_id, key);
         echo_trace_headers(&parts.headers, &mut res);
         res
+    }
+
+    /// Drives the function to the outcome of this call. With [`Checkpoints::Steps`], each
+    /// `step.run` it executes is recorded with Inngest and the function goes on in the same call
+    /// (until the budget is spent or a checkpoint fails, which answers with the step instead).
+    async fn run_call(
+        &self,
+        fut: &mut CallFuture,
+        call: &CallState,
+        targeted: bool,
+        checkpoints: Checkpoints,
+        ctx: &crate::wire::CallCtxRef<'_>,
+    ) -> Outcome {
+        let started = std::time::Instant::now();
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        loop {
+            match drive(fut, call, targeted, self.inner.step_not_found_timeout).await {
+                Outcome::Executed(e)
+                    if checkpoints == Checkpoints::Steps
+                        && e.op.op == OpCode::StepRun
+                        && started.elapsed() < CHECKPOINT_MAX_RUNTIME =>
+                {
+                    if let Err(msg) = self.checkpoint(ctx, started_ms, &e.op).await {
+                        tracing::warn!(error = %msg, "checkpoint failed: answering with the step instead");
+                        return Outcome::Executed(e);
+                    }
+                    let data = e.op.data.as_deref().map_or("null", RawValue::get);
+                    call.resume_executed(&e.op.id, Bytes::from(data.to_owned()));
+                }
+                Outcome::Returned(Ok(value)) if checkpoints != Checkpoints::Off => {
+                    return Outcome::Completed(value)
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records an executed step with Inngest (`POST /v1/checkpoint/{run_id}/async`), in the
