@@ -2,33 +2,13 @@
 //! the embedded executor, the real webhook routes with real signatures, the sandbox fakes.
 //! Asserts the facts the summary prints, then re-reads them from the database.
 
-use std::path::PathBuf;
-
 use inngest_sdk::executor::{RunStatus, StepStatus};
 use otakumori::app::{run_demo, AppError, DemoOptions, DemoReport, Env};
 use otakumori::db::{Db, OrderStatus};
 use serde_json::Value;
 
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        TempDb(
-            std::env::temp_dir().join(format!("otakumori-app-{name}-{}.db", uuid::Uuid::new_v4())),
-        )
-    }
-    fn url(&self) -> String {
-        format!("sqlite://{}?mode=rwc", self.0.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
+mod app_support;
+use app_support::TempDb;
 
 async fn demo(db: &TempDb, env: Env) -> Result<DemoReport, AppError> {
     let mut opts = DemoOptions::new(env);

@@ -3,7 +3,6 @@
 //! Cloud (`INNGEST_SIGNING_KEY` + `INNGEST_EVENT_KEY`). Each starts on free ports and a temp SQLite
 //! file, answers `GET /api/inngest`, and shuts down gracefully.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use inngest_sdk::executor::RunStatus;
@@ -11,32 +10,8 @@ use otakumori::app::{start, Env, InngestSetup, RunningApp, StartOptions};
 use otakumori::functions::FUNCTION_IDS;
 use serde_json::{json, Value};
 
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        TempDb(
-            std::env::temp_dir().join(format!("otakumori-app-{name}-{}.db", uuid::Uuid::new_v4())),
-        )
-    }
-    fn url(&self) -> String {
-        format!("sqlite://{}?mode=rwc", self.0.display())
-    }
-    /// The embedded executor's state directory, beside the database (never the default
-    /// `./otakumori-executor`, which tests must not share).
-    fn state_dir(&self) -> PathBuf {
-        PathBuf::from(format!("{}-executor", self.0.display()))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-        let _ = std::fs::remove_dir_all(self.state_dir());
-    }
-}
+mod app_support;
+use app_support::TempDb;
 
 fn env(db: &TempDb, extra: &[(&str, &str)]) -> Env {
     let url = db.url();
