@@ -263,16 +263,12 @@ pub fn sync_inventory(d: &Deps) -> Function {
                             let sent = d
                                 .app
                                 .mailer
-                                .send_once(&EmailRequest {
-                                    idempotency_key: alert_email_key(&ids),
-                                    template: templates::INVENTORY_ALERT.to_string(),
-                                    to: vec![admin.clone()],
-                                    subject: r.subject,
-                                    html: Some(r.html),
-                                    text: Some(r.text),
-                                    order_id: None,
-                                    user_id: None,
-                                })
+                                .send_once(&EmailRequest::rendered(
+                                    alert_email_key(&ids),
+                                    templates::INVENTORY_ALERT,
+                                    admin.clone(),
+                                    r,
+                                ))
                                 .await
                                 .map_err(super::email_err)?;
                             db.mark_alerts_notified(&ids, now_utc())

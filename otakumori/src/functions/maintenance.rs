@@ -190,19 +190,12 @@ pub fn monthly_operations(d: &Deps) -> Function {
                             let sent = d
                                 .app
                                 .mailer
-                                .send_once(&EmailRequest {
-                                    idempotency_key: format!(
-                                        "monthly-audit:{}",
-                                        now.format("%Y-%m")
-                                    ),
-                                    template: templates::MONTHLY_AUDIT.to_string(),
-                                    to: vec![admin.clone()],
-                                    subject: r.subject,
-                                    html: Some(r.html),
-                                    text: Some(r.text),
-                                    order_id: None,
-                                    user_id: None,
-                                })
+                                .send_once(&EmailRequest::rendered(
+                                    format!("monthly-audit:{}", now.format("%Y-%m")),
+                                    templates::MONTHLY_AUDIT,
+                                    admin.clone(),
+                                    r,
+                                ))
                                 .await
                                 .map_err(email_err)?;
                             Ok::<_, Error>(Emailed {

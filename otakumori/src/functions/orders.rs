@@ -227,14 +227,14 @@ pub async fn send_confirmation(d: &Deps, view: &OrderEmailView) -> Result<EmailO
         .app
         .mailer
         .send_once(&EmailRequest {
-            idempotency_key: confirmation_email_key(view.order_id),
-            template: templates::ORDER_CONFIRMATION.to_string(),
-            to: vec![view.recipient.clone()],
-            subject: r.subject,
-            html: Some(r.html),
-            text: Some(r.text),
             order_id: Some(view.order_id),
             user_id: Some(view.user_id),
+            ..EmailRequest::rendered(
+                confirmation_email_key(view.order_id),
+                templates::ORDER_CONFIRMATION,
+                view.recipient.clone(),
+                r,
+            )
         })
         .await
         .map_err(email_err)?;

@@ -313,6 +313,27 @@ pub struct EmailRequest {
     pub user_id: Option<Uuid>,
 }
 
+impl EmailRequest {
+    /// An email of `template` to `to`, with its rendered subject and bodies (no order or user).
+    pub fn rendered(
+        idempotency_key: String,
+        template: &str,
+        to: String,
+        r: templates::Rendered,
+    ) -> EmailRequest {
+        EmailRequest {
+            idempotency_key,
+            template: template.to_string(),
+            to: vec![to],
+            subject: r.subject,
+            html: Some(r.html),
+            text: Some(r.text),
+            order_id: None,
+            user_id: None,
+        }
+    }
+}
+
 /// Result of [`Mailer::send_once`] (small enough to be a step output).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EmailOutcome {
