@@ -7,7 +7,7 @@
 //!
 //! | | Inngest side | then |
 //! |---|---|---|
-//! | demo | the embedded [`inngest_sdk::executor::Executor`] on a free loopback port, in memory | plays the scenario (`src/app/demo.rs`) and prints a summary |
+//! | demo | the embedded [`inngest_executor::Executor`] on a free loopback port, in memory | plays the scenario (`src/app/demo.rs`) and prints a summary |
 //! | `serve` (default) | the embedded executor on `127.0.0.1:$EXECUTOR_PORT` (8288), its state journaled in `$EXECUTOR_STATE_DIR` (`otakumori-executor`) | serves until Ctrl-C |
 //! | `serve` + `INNGEST_DEV=1` or a URL | `inngest-cli dev` (not started here) | serves `/api/inngest` for the Dev Server |
 //! | `serve` + `INNGEST_SIGNING_KEY`/`INNGEST_EVENT_KEY` | Inngest Cloud | serves signed `/api/inngest` |

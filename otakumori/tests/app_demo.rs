@@ -2,7 +2,7 @@
 //! the embedded executor, the real webhook routes with real signatures, the sandbox fakes.
 //! Asserts the facts the summary prints, then re-reads them from the database.
 
-use inngest_sdk::executor::{RunStatus, StepStatus};
+use inngest_executor::{RunStatus, StepStatus};
 use otakumori::app::{run_demo, AppError, DemoOptions, DemoReport, Env};
 use otakumori::db::{Db, OrderStatus};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use inngest_sdk::executor::RunStatus;
+use inngest_executor::RunStatus;
 use otakumori::app::{start, Env, InngestSetup, RunningApp, StartOptions};
 use otakumori::functions::FUNCTION_IDS;
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@ mod functions_support;
 use std::time::Duration;
 
 use functions_support::{matching, Opts, TestApp, ADMIN_EMAIL};
-use inngest_sdk::executor::{HistoryKind, RunStatus, RunView, StepStatus};
+use inngest_executor::{HistoryKind, RunStatus, RunView, StepStatus};
 use inngest_sdk::Event;
 use otakumori::db::OperationStatus;
 use otakumori::functions::{

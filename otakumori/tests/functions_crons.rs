@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use functions_support::{at, Opts, TestApp, ADMIN_EMAIL};
-use inngest_sdk::executor::{RunStatus, RunView};
+use inngest_executor::{RunStatus, RunView};
 use otakumori::db::{
     EmailStatus, NewEmailLog, NewFailedOperation, NewOrder, NewOrderItem, Order, OrderStatus, User,
     WebhookSource,

@@ -9,7 +9,7 @@ mod functions_support;
 use std::time::Duration;
 
 use functions_support::{checkout_completed, matching, pg_db, Opts, TestApp};
-use inngest_sdk::executor::{RunStatus, StepStatus};
+use inngest_executor::{RunStatus, StepStatus};
 use inngest_sdk::Event;
 use otakumori::db::{OperationStatus, Order, OrderStatus, PrintifySyncStatus};
 use otakumori::functions::orders::{confirmation_event_id, order_created_event_id};

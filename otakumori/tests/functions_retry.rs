@@ -7,8 +7,8 @@ mod functions_support;
 use std::time::Duration;
 
 use functions_support::TestApp;
-use inngest_sdk::executor::clock::Clock;
-use inngest_sdk::executor::{RunStatus, SkipReason, SkipView, StepStatus};
+use inngest_executor::clock::Clock;
+use inngest_executor::{RunStatus, SkipReason, SkipView, StepStatus};
 use inngest_sdk::Event;
 use otakumori::db::{
     now_utc, NewFailedOperation, NewOrder, NewOrderItem, OperationStatus, Order, User,

@@ -4,7 +4,7 @@
 mod functions_support;
 
 use functions_support::{clerk_user, TestApp};
-use inngest_sdk::executor::RunStatus;
+use inngest_executor::RunStatus;
 use inngest_sdk::Event;
 use otakumori::functions::{
     EVENT_CLERK_USER_CREATED, FN_SYNC_USER_TO_SUPABASE, FN_USER_PROFILE_UPDATE,

@@ -19,8 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use inngest_sdk::executor::testing::describe;
-use inngest_sdk::executor::{Executor, RunStatus, RunView};
+use inngest_executor::{Executor, RunStatus, RunView};
 use inngest_sdk::Event;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -803,7 +802,7 @@ async fn settle(executor: &Executor, functions: &[&str], timeout: Duration) -> R
                 bad.id,
                 short_fn(&bad.function_id),
                 bad.status.as_str(),
-                describe(bad)
+                bad.describe()
             ));
         }
         let missing: Vec<&str> = functions
@@ -828,7 +827,7 @@ async fn settle(executor: &Executor, functions: &[&str], timeout: Duration) -> R
                     "; run {} of {} is still running\n{}",
                     r.id,
                     short_fn(&r.function_id),
-                    describe(r)
+                    r.describe()
                 ));
             }
             return Err(msg);

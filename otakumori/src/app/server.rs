@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use inngest_sdk::executor::{AppView, Executor};
+use inngest_executor::{AppView, Executor};
 use inngest_sdk::{serve, Inngest, Mode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -26,7 +26,7 @@ pub const DEFAULT_EXECUTOR_PORT: u16 = 8288;
 /// Where the Inngest side of the app lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InngestSetup {
-    /// The embedded local executor ([`inngest_sdk::executor`]) on `127.0.0.1:port`
+    /// The embedded local executor ([`inngest_executor`]) on `127.0.0.1:port`
     /// (`0`: any free port). The app is synced with it at startup.
     Embedded {
         /// Loopback port of the executor's HTTP API (event API, run history).

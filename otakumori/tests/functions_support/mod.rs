@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use inngest_sdk::executor::testing::TestHarness;
-use inngest_sdk::executor::RunView;
+use inngest_executor::RunView;
+use inngest_sdk::testing::TestHarness;
 use otakumori::config::Config;
 use otakumori::context::AppContext;
 use otakumori::db::{

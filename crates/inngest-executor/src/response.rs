@@ -1,0 +1,583 @@
+//! Reading an app's answer the way the real executor does (protocol §8, §13.2): status codes,
+//! the `X-Inngest-SDK` check, streamed (201) envelopes, and op arrays parsed and checked up front
+//! (unknown op names, missing `error` objects, unparsable durations, timeouts and expressions), so
+//! a bad answer is rejected whole and never half applied.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{json, Map, Value};
+
+use super::expr::Expr;
+use super::state::HistoryKind;
+use inngest_protocol::wire::ErrorObject;
+use inngest_protocol::wire::{headers as h, Op, OpCode};
+
+/// Default invoke timeout (the real server's one year, as captured: 365 days).
+pub(crate) const INVOKE_DEFAULT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Bounds applied to `Retry-After`, like the real server.
+const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The raw answer of an app.
+pub(crate) struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What an answer means for the run.
+pub(crate) enum Outcome {
+    Ops {
+        ops: Vec<ParsedOp>,
+        version: Option<i64>,
+        no_retry: bool,
+        retry_after: Option<Duration>,
+    },
+    Empty,
+    Done(Value),
+    Failure {
+        error: Value,
+        retriable: bool,
+        retry_after: Option<Duration>,
+        kind: HistoryKind,
+        reason: String,
+    },
+}
+
+/// An op with everything the executor needs already parsed and checked.
+pub(crate) struct ParsedOp {
+    pub op: Op,
+    pub name: String,
+    pub action: OpAction,
+}
+
+pub(crate) enum OpAction {
+    Run(Value),
+    Error(Value),
+    Failed(Value),
+    Planned,
+    Sleep(DateTime<Utc>),
+    Wait {
+        event: String,
+        expr: Option<Expr>,
+        until: DateTime<Utc>,
+    },
+    Invoke {
+        function_id: String,
+        payload: Map<String, Value>,
+        until: DateTime<Utc>,
+    },
+    Complete(Value),
+    Discovery,
+    Nothing,
+    Unsupported,
+}
+
+// -------------------------------------------------------------------------------------------
+// Response classification
+// -------------------------------------------------------------------------------------------
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Reads an app's answer the way the real executor does.
+pub(crate) fn classify(mut raw: RawResponse, now: DateTime<Utc>) -> Outcome {
+    if raw.status == 201 {
+        match unwrap_stream(&raw) {
+            Ok(inner) => raw = inner,
+            Err(reason) => return invalid(reason),
+        }
+    }
+    let has_sdk = raw.headers.contains_key(h::SDK);
+    let no_retry =
+        header(&raw.headers, h::NO_RETRY).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let retry_after = header(&raw.headers, h::RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
+    if (200..300).contains(&raw.status) {
+        if !has_sdk {
+            return invalid(format!(
+                "HTTP {} without X-Inngest-SDK: the response did not come from an Inngest SDK",
+                raw.status
+            ));
+        }
+        if raw.status == 206 {
+            return match parse_ops(&raw.body, now) {
+                Ok(ops) if ops.is_empty() => Outcome::Empty,
+                Ok(ops) => Outcome::Ops {
+                    ops,
+                    version: header(&raw.headers, h::REQ_VERSION).and_then(|v| v.parse().ok()),
+                    no_retry,
+                    retry_after,
+                },
+                Err(reason) => invalid(reason),
+            };
+        }
+        return Outcome::Done(parse_output(&raw.body));
+    }
+    let error = if has_sdk {
+        match serde_json::from_slice::<Value>(&raw.body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(Value::String(s)) => json!({"name": "Error", "message": s}),
+            _ => {
+                json!({"name": "Error", "message": format!("HTTP {}: {}", raw.status, snippet(&raw.body))})
+            }
+        }
+    } else {
+        json!({"name": "Error", "message": format!("upstream error: HTTP {} from the app (not an SDK response)", raw.status)})
+    };
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    Outcome::Failure {
+        error,
+        retriable: !no_retry,
+        retry_after,
+        kind: HistoryKind::FunctionError,
+        reason: format!(
+            "HTTP {}{}: {message}",
+            raw.status,
+            if no_retry { " (no retry)" } else { "" }
+        ),
+    }
+}
+
+fn invalid(reason: String) -> Outcome {
+    Outcome::Failure {
+        error: json!({"name": "Error", "message": reason}),
+        retriable: true,
+        retry_after: None,
+        kind: HistoryKind::InvalidResponse,
+        reason,
+    }
+}
+
+/// A streamed (201) answer: keep-alive bytes, then `{"status", "headers", "body"}`.
+fn unwrap_stream(raw: &RawResponse) -> Result<RawResponse, String> {
+    let text = String::from_utf8_lossy(&raw.body);
+    let v: Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("streamed (201) response is not a JSON envelope: {e}"))?;
+    let status = v
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or("streamed (201) response has no `status`")?;
+    let mut headers = raw.headers.clone();
+    if let Some(hs) = v.get("headers").and_then(Value::as_object) {
+        for (k, val) in hs {
+            if let (Ok(n), Some(Ok(v))) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                val.as_str().map(HeaderValue::from_str),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+    }
+    let body = match v.get("body") {
+        Some(Value::String(s)) => Bytes::from(s.clone()),
+        Some(other) => Bytes::from(other.to_string()),
+        None => Bytes::new(),
+    };
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The function's output from a 200 body (a JSON string holding JSON is unwrapped).
+fn parse_output(body: &[u8]) -> Value {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+            Ok(inner @ (Value::Object(_) | Value::Array(_))) => inner,
+            _ => Value::String(s),
+        },
+        Ok(v) => v,
+        Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+const OP_NAMES: &[&str] = &[
+    "StepRun",
+    "StepError",
+    "StepFailed",
+    "StepPlanned",
+    "Sleep",
+    "WaitForEvent",
+    "InvokeFunction",
+    "RunComplete",
+    "Step",
+    "AIGateway",
+    "Gateway",
+    "WaitForSignal",
+    "DiscoveryRequest",
+    "None",
+];
+
+/// Parses a 206 body into ops, checking each one as the real executor would.
+pub(crate) fn parse_ops(body: &[u8], now: DateTime<Utc>) -> Result<Vec<ParsedOp>, String> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("malformed op array: the 206 body is not JSON ({e})"))?;
+    let items = match v {
+        Value::Array(a) => a,
+        obj @ Value::Object(_) => vec![obj],
+        _ => return Err("malformed op array: the 206 body must be a JSON array of ops".into()),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, mut item) in items.into_iter().enumerate() {
+        let Some(obj) = item.as_object_mut() else {
+            return Err(format!("malformed op array: op #{i} is not an object"));
+        };
+        let Some(given) = obj.get("op").and_then(Value::as_str).map(str::to_owned) else {
+            return Err(format!("malformed op array: op #{i} has no `op` name"));
+        };
+        let canonical = OP_NAMES
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(&given))
+            .copied();
+        let ignored = ["DeferAdd", "DeferAbort"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&given));
+        let unsupported = ["SyncRunComplete"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&given));
+        let name = match canonical {
+            Some(n) => n,
+            None if ignored || unsupported => "None",
+            None => return Err(format!("unknown op name `{given}` (op #{i})")),
+        };
+        obj.insert("op".into(), Value::String(name.to_owned()));
+        if !obj.contains_key("id") {
+            obj.insert("id".into(), Value::String(String::new()));
+        }
+        let op: Op = serde_json::from_value(item)
+            .map_err(|e| format!("malformed op #{i} (`{given}`): {e}"))?;
+        if op.id.is_empty() && name != "None" {
+            return Err(format!("malformed op #{i} (`{given}`): missing `id`"));
+        }
+        let opts = op.opts.clone().unwrap_or(Value::Null);
+        let opt_str = |k: &str| opts.get(k).and_then(Value::as_str).map(str::to_owned);
+        let data = op
+            .data
+            .as_ref()
+            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+            .unwrap_or(Value::Null);
+        let error = |op: &Op| -> Result<Value, String> {
+            op.error
+                .as_ref()
+                .map(error_memo)
+                .ok_or_else(|| format!("op #{i} `{given}` has no `error` object"))
+        };
+        let action = if unsupported {
+            OpAction::Unsupported
+        } else if ignored {
+            OpAction::Nothing
+        } else {
+            match op.op {
+                OpCode::StepRun | OpCode::Step => OpAction::Run(data),
+                OpCode::StepError => OpAction::Error(error(&op)?),
+                OpCode::StepFailed => OpAction::Failed(error(&op)?),
+                OpCode::StepPlanned => OpAction::Planned,
+                OpCode::Sleep => {
+                    let spec =
+                        opt_str("duration")
+                            .or_else(|| op.name.clone())
+                            .ok_or_else(|| {
+                                format!(
+                                    "op #{i} `Sleep` has no duration (`opts.duration` or `name`)"
+                                )
+                            })?;
+                    let until = inngest_protocol::timestr::parse_time_or_duration(&spec, now)
+                        .map_err(|e| format!("op #{i} `Sleep` duration `{spec}`: {e}"))?;
+                    OpAction::Sleep(until)
+                }
+                OpCode::WaitForEvent => {
+                    let event = opt_str("event")
+                        .or_else(|| op.name.clone())
+                        .ok_or_else(|| {
+                            format!(
+                                "op #{i} `WaitForEvent` has no event name (`opts.event` or `name`)"
+                            )
+                        })?;
+                    let timeout = opt_str("timeout").unwrap_or_default();
+                    let until = if timeout.is_empty() {
+                        now
+                    } else {
+                        inngest_protocol::timestr::parse_time_or_duration(&timeout, now).map_err(
+                            |e| format!("op #{i} `WaitForEvent` timeout `{timeout}`: {e}"),
+                        )?
+                    };
+                    let expr =
+                        match opt_str("if").filter(|s| !s.trim().is_empty()) {
+                            Some(src) => Some(Expr::compile(&src).map_err(|e| {
+                                format!("op #{i} `WaitForEvent` `if` expression: {e}")
+                            })?),
+                            None => None,
+                        };
+                    OpAction::Wait { event, expr, until }
+                }
+                OpCode::InvokeFunction => {
+                    let function_id = opt_str("function_id")
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            format!("op #{i} `InvokeFunction` has no `opts.function_id`")
+                        })?;
+                    let payload = match opts.get("payload") {
+                        None | Some(Value::Null) => Map::new(),
+                        Some(Value::Object(m)) => m.clone(),
+                        Some(_) => {
+                            return Err(format!(
+                                "op #{i} `InvokeFunction` `opts.payload` must be an object"
+                            ))
+                        }
+                    };
+                    let until = match opt_str("timeout").filter(|s| !s.is_empty()) {
+                        Some(t) => inngest_protocol::timestr::parse_time_or_duration(&t, now)
+                            .map_err(|e| format!("op #{i} `InvokeFunction` timeout `{t}`: {e}"))?,
+                        None => now + chrono_duration(INVOKE_DEFAULT_TIMEOUT),
+                    };
+                    OpAction::Invoke {
+                        function_id,
+                        payload,
+                        until,
+                    }
+                }
+                OpCode::RunComplete => OpAction::Complete(data),
+                OpCode::DiscoveryRequest => OpAction::Discovery,
+                OpCode::None => OpAction::Nothing,
+                _ => OpAction::Unsupported,
+            }
+        };
+        out.push(ParsedOp {
+            op,
+            name: if ignored || unsupported {
+                given
+            } else {
+                name.to_owned()
+            },
+            action,
+        });
+    }
+    Ok(out)
+}
+
+/// The memoized form of a step error: `name`, `message` and `stack` only.
+fn error_memo(e: &ErrorObject) -> Value {
+    serde_json::to_value(e).unwrap_or_else(|_| json!({"name": "Error", "message": ""}))
+}
+
+/// `Retry-After`: seconds (≤ 7 characters) or a date; clamped to [1 s, 24 h].
+pub(crate) fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let d = if v.len() <= 7 {
+        Duration::from_secs(v.parse::<u64>().ok()?)
+    } else {
+        let t = DateTime::parse_from_rfc3339(v)
+            .or_else(|_| DateTime::parse_from_rfc2822(v))
+            .ok()?
+            .with_timezone(&Utc);
+        (t - now).to_std().unwrap_or(Duration::ZERO)
+    };
+    Some(d.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER))
+}
+
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    if s.len() > 200 {
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The message of an error body (`message`, else `error`, else the text).
+pub(crate) fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v
+            .get("message")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .or_else(|| v.get("error").and_then(Value::as_str))
+            .map(str::to_owned)
+            .unwrap_or_else(|| snippet(body)),
+        Err(_) => snippet(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(status: u16, headers: &[(&str, &str)], body: &str) -> RawResponse {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        RawResponse {
+            status,
+            headers: map,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    const SDK: (&str, &str) = ("x-inngest-sdk", "inngest-js:v4.24.0");
+
+    #[test]
+    fn classifies_like_the_real_executor() {
+        let now = Utc::now();
+        assert!(matches!(
+            classify(raw(200, &[], "{}"), now),
+            Outcome::Failure {
+                kind: HistoryKind::InvalidResponse,
+                retriable: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(raw(206, &[SDK], "[]"), now),
+            Outcome::Empty
+        ));
+        match classify(raw(206, &[SDK], r#"[{"op":"Bogus","id":"x"}]"#), now) {
+            Outcome::Failure { reason, .. } => {
+                assert!(reason.contains("unknown op name `Bogus`"), "{reason}")
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(raw(206, &[SDK], r#"{"nope": 1"#), now) {
+            Outcome::Failure { reason, .. } => {
+                assert!(reason.contains("malformed op array"), "{reason}")
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(
+            raw(206, &[SDK], r#"[{"op":"StepError","id":"x","data":null}]"#),
+            now,
+        ) {
+            Outcome::Failure { reason, .. } => assert!(reason.contains("no `error`"), "{reason}"),
+            _ => panic!("expected failure"),
+        }
+        match classify(
+            raw(
+                206,
+                &[SDK, ("x-inngest-req-version", "2")],
+                r#"[{"op":"steprun","id":"x","data":{"a":1}}]"#,
+            ),
+            now,
+        ) {
+            Outcome::Ops { ops, version, .. } => {
+                assert_eq!(version, Some(2));
+                assert!(matches!(&ops[0].action, OpAction::Run(v) if v == &json!({"a": 1})));
+            }
+            _ => panic!("expected ops"),
+        }
+        match classify(raw(200, &[SDK], r#""{\"a\":1}""#), now) {
+            Outcome::Done(v) => assert_eq!(v, json!({"a": 1})),
+            _ => panic!("expected done"),
+        }
+        match classify(
+            raw(
+                400,
+                &[SDK, ("x-inngest-no-retry", "true")],
+                r#"{"name":"NonRetriableError","message":"no"}"#,
+            ),
+            now,
+        ) {
+            Outcome::Failure {
+                retriable, error, ..
+            } => {
+                assert!(!retriable);
+                assert_eq!(error["message"], "no");
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(raw(502, &[], "bad gateway"), now) {
+            Outcome::Failure {
+                retriable, error, ..
+            } => {
+                assert!(retriable);
+                assert!(error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("upstream error"));
+            }
+            _ => panic!("expected failure"),
+        }
+    }
+
+    #[test]
+    fn streamed_responses_are_unwrapped() {
+        let now = Utc::now();
+        let body = r#"   {"status":206,"headers":{"x-inngest-req-version":"2"},"body":"[{\"op\":\"StepRun\",\"id\":\"a\",\"data\":1}]"}"#;
+        match classify(raw(201, &[SDK], body), now) {
+            Outcome::Ops { ops, version, .. } => {
+                assert_eq!(version, Some(2));
+                assert_eq!(ops.len(), 1);
+            }
+            _ => panic!("expected ops"),
+        }
+    }
+
+    #[test]
+    fn op_options_are_parsed_up_front() {
+        let now = Utc::now();
+        let ops = parse_ops(
+            br#"[{"op":"Sleep","id":"a","name":"2s","opts":{}},
+                 {"op":"Sleep","id":"b","name":"b","opts":{"duration":"2024-06-10T09:00:00Z"}},
+                 {"op":"WaitForEvent","id":"c","name":"x/y","opts":{"timeout":"1m","if":"async.data.id == event.data.id"}},
+                 {"op":"InvokeFunction","id":"d","opts":{"function_id":"app-child","payload":{"data":{"n":1}}}}]"#,
+            now,
+        )
+        .unwrap();
+        assert!(
+            matches!(ops[0].action, OpAction::Sleep(t) if t == now + chrono::Duration::seconds(2))
+        );
+        assert!(
+            matches!(ops[1].action, OpAction::Sleep(t) if t.to_rfc3339() == "2024-06-10T09:00:00+00:00")
+        );
+        assert!(
+            matches!(&ops[2].action, OpAction::Wait { event, expr: Some(_), until } if event == "x/y" && *until == now + chrono::Duration::minutes(1))
+        );
+        assert!(
+            matches!(&ops[3].action, OpAction::Invoke { function_id, .. } if function_id == "app-child")
+        );
+        let err = parse_ops(br#"[{"op":"WaitForEvent","id":"c","name":"x","opts":{"timeout":"1m","if":"async.data.id =="}}]"#, now).err().unwrap();
+        assert!(err.contains("`if` expression"), "{err}");
+        let err = parse_ops(br#"[{"op":"Sleep","id":"a","name":"soon"}]"#, now)
+            .err()
+            .unwrap();
+        assert!(err.contains("Sleep"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let now = Utc::now();
+        assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(parse_retry_after("0", now), Some(Duration::from_secs(1)));
+        assert_eq!(parse_retry_after("9999999", now), Some(MAX_RETRY_AFTER));
+        let later = (now + chrono::Duration::seconds(30)).to_rfc3339();
+        let d = parse_retry_after(&later, now).unwrap();
+        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(29));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

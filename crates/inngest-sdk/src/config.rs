@@ -1,0 +1,884 @@
+//! SDK configuration: mode (cloud/dev), keys, origins and serve options.
+//!
+//! Values come from code (the [`ConfigBuilder`] setters) and, when asked for, from environment
+//! variables (`INNGEST_*`). Code always wins over the environment. Reading the environment is
+//! opt-in: call [`ConfigBuilder::from_env`] for the process environment, or
+//! [`ConfigBuilder::env_source`] / [`ConfigBuilder::env_map`] to supply variables (handy in tests).
+//!
+//! ```
+//! use inngest_sdk::config::{Config, Mode};
+//!
+//! let config = Config::builder("billing").dev(true).build().unwrap();
+//! assert_eq!(config.mode(), Mode::Dev);
+//! assert_eq!(config.api_origin().as_str(), "http://localhost:8288/");
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use url::Url;
+
+pub use inngest_protocol::signature::SigningKey;
+
+/// Default API origin in cloud mode.
+pub const DEFAULT_CLOUD_API_ORIGIN: &str = "https://api.inngest.com";
+/// Default event API origin in cloud mode.
+pub const DEFAULT_CLOUD_EVENT_API_ORIGIN: &str = "https://inn.gs";
+/// Default origin of the Dev Server (API and event API alike).
+pub const DEFAULT_DEV_ORIGIN: &str = "http://localhost:8288";
+/// Default largest request body the serve handler accepts: 64 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Default framework name reported to Inngest.
+pub const DEFAULT_FRAMEWORK: &str = "axum";
+
+/// Whether the SDK talks to Inngest Cloud (or a self-hosted server) or to a local Dev Server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Production: signatures are required and verified.
+    Cloud,
+    /// Local development against the Dev Server: no keys needed, signatures not checked.
+    Dev,
+}
+
+impl Mode {
+    /// The wire name: `"cloud"` or `"dev"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Cloud => "cloud",
+            Mode::Dev => "dev",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Invalid or incomplete configuration. Messages never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Cloud mode needs a signing key.
+    #[error(
+        "no signing key: cloud mode requires one; set INNGEST_SIGNING_KEY, \
+         or set INNGEST_DEV=1 to use the local Dev Server"
+    )]
+    MissingSigningKey,
+    /// A URL setting could not be used.
+    #[error("invalid URL in {field} ({value:?}): {reason}")]
+    InvalidUrl {
+        /// Environment variable or builder setter the value came from.
+        field: String,
+        /// The offending value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A signing key is not `signkey-<env>-<hex>` or bare even-length hex.
+    #[error("invalid {field}: {reason}")]
+    InvalidSigningKey {
+        /// Environment variable or builder setter the key came from.
+        field: String,
+        /// What is wrong with it (never the key itself).
+        reason: String,
+    },
+    /// The app id is empty.
+    #[error("the app id must not be empty")]
+    EmptyAppId,
+    /// A boolean setting has an unrecognised value.
+    #[error("invalid value {value:?} for {var}: expected 1, true, 0 or false")]
+    InvalidBool {
+        /// The environment variable.
+        var: String,
+        /// The offending value.
+        value: String,
+    },
+}
+
+/// Resolved SDK configuration. Build one with [`Config::builder`].
+///
+/// `Debug` output redacts the event and signing keys.
+#[derive(Clone)]
+pub struct Config {
+    app_id: String,
+    app_version: Option<String>,
+    mode: Mode,
+    event_key: Option<String>,
+    signing_key: Option<SigningKey>,
+    signing_key_fallback: Option<SigningKey>,
+    env: Option<String>,
+    api_origin: Url,
+    event_api_origin: Url,
+    serve_origin: Option<String>,
+    serve_path: Option<String>,
+    allow_in_band_sync: bool,
+    max_body_bytes: usize,
+    framework: String,
+    checkpointing: bool,
+}
+
+impl Config {
+    /// Starts a builder for the app `app_id`. The environment is not read unless asked for.
+    pub fn builder(app_id: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder::new(app_id)
+    }
+
+    /// The app id (functions are registered as `<app_id>-<fn_id>`).
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// Optional app version (`INNGEST_APP_VERSION`).
+    pub fn app_version(&self) -> Option<&str> {
+        self.app_version.as_deref()
+    }
+
+    /// Cloud or dev.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// `true` in dev mode.
+    pub fn is_dev(&self) -> bool {
+        self.mode == Mode::Dev
+    }
+
+    /// The event key used to send events, if any.
+    pub fn event_key(&self) -> Option<&str> {
+        self.event_key.as_deref()
+    }
+
+    /// `hex(SHA-256(event_key))`, as reported by authenticated introspection.
+    pub fn event_key_hash(&self) -> Option<String> {
+        self.event_key
+            .as_deref()
+            .map(|k| hex::encode(Sha256::digest(k.as_bytes())))
+    }
+
+    /// The primary signing key.
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.signing_key.as_ref()
+    }
+
+    /// The fallback signing key (key rotation).
+    pub fn signing_key_fallback(&self) -> Option<&SigningKey> {
+        self.signing_key_fallback.as_ref()
+    }
+
+    /// Branch environment name, sent as `X-Inngest-Env`.
+    pub fn env(&self) -> Option<&str> {
+        self.env.as_deref()
+    }
+
+    /// Origin of the Inngest API (`/fn/register`, `/v0`, `/v1`).
+    pub fn api_origin(&self) -> &Url {
+        &self.api_origin
+    }
+
+    /// Origin of the event API (`/e/<key>`).
+    pub fn event_api_origin(&self) -> &Url {
+        &self.event_api_origin
+    }
+
+    /// Origin to report at sync instead of the one seen on the request.
+    pub fn serve_origin(&self) -> Option<&str> {
+        self.serve_origin.as_deref()
+    }
+
+    /// Path to report at sync instead of the one seen on the request.
+    pub fn serve_path(&self) -> Option<&str> {
+        self.serve_path.as_deref()
+    }
+
+    /// Whether in-band sync is allowed (default `true`).
+    pub fn allow_in_band_sync(&self) -> bool {
+        self.allow_in_band_sync
+    }
+
+    /// Largest request body the serve handler accepts, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Framework name reported to Inngest (default `"axum"`).
+    pub fn framework(&self) -> &str {
+        &self.framework
+    }
+
+    /// Whether steps are checkpointed (default `false`): see [`ConfigBuilder::checkpointing`].
+    pub fn checkpointing(&self) -> bool {
+        self.checkpointing
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |present: bool| if present { "[redacted]" } else { "None" };
+        f.debug_struct("Config")
+            .field("app_id", &self.app_id)
+            .field("app_version", &self.app_version)
+            .field("mode", &self.mode)
+            .field("event_key", &redact(self.event_key.is_some()))
+            .field("signing_key", &redact(self.signing_key.is_some()))
+            .field(
+                "signing_key_fallback",
+                &redact(self.signing_key_fallback.is_some()),
+            )
+            .field("env", &self.env)
+            .field("api_origin", &self.api_origin.as_str())
+            .field("event_api_origin", &self.event_api_origin.as_str())
+            .field("serve_origin", &self.serve_origin)
+            .field("serve_path", &self.serve_path)
+            .field("allow_in_band_sync", &self.allow_in_band_sync)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("framework", &self.framework)
+            .field("checkpointing", &self.checkpointing)
+            .finish()
+    }
+}
+
+type EnvSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Builder for [`Config`]. Setters override environment variables.
+#[derive(Clone, Default)]
+pub struct ConfigBuilder {
+    app_id: String,
+    env_source: Option<EnvSource>,
+    dev: Option<bool>,
+    dev_url: Option<String>,
+    event_key: Option<String>,
+    signing_key: Option<String>,
+    signing_key_fallback: Option<String>,
+    env: Option<String>,
+    base_url: Option<String>,
+    api_base_url: Option<String>,
+    event_api_base_url: Option<String>,
+    serve_origin: Option<String>,
+    serve_path: Option<String>,
+    app_version: Option<String>,
+    allow_in_band_sync: Option<bool>,
+    max_body_bytes: Option<usize>,
+    framework: Option<String>,
+    checkpointing: bool,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("app_id", &self.app_id)
+            .field("reads_env", &self.env_source.is_some())
+            .field("dev", &self.dev)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigBuilder {
+    /// Same as [`Config::builder`].
+    pub fn new(app_id: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder {
+            app_id: app_id.into(),
+            ..ConfigBuilder::default()
+        }
+    }
+
+    /// Reads `INNGEST_*` variables from the process environment (code settings still win).
+    pub fn from_env(self) -> ConfigBuilder {
+        self.env_source(|name| std::env::var(name).ok())
+    }
+
+    /// Reads `INNGEST_*` variables through `source` instead of the process environment.
+    pub fn env_source(
+        mut self,
+        source: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> ConfigBuilder {
+        self.env_source = Some(Arc::new(source));
+        self
+    }
+
+    /// Reads `INNGEST_*` variables from `vars` instead of the process environment.
+    pub fn env_map(self, vars: HashMap<String, String>) -> ConfigBuilder {
+        self.env_source(move |name| vars.get(name).cloned())
+    }
+
+    /// Forces dev (`true`) or cloud (`false`) mode, whatever `INNGEST_DEV` says.
+    pub fn dev(mut self, dev: bool) -> ConfigBuilder {
+        self.dev = Some(dev);
+        self
+    }
+
+    /// Dev mode against the Dev Server at `url` (used for both the API and the event API).
+    pub fn dev_url(mut self, url: impl Into<String>) -> ConfigBuilder {
+        self.dev = Some(true);
+        self.dev_url = Some(url.into());
+        self
+    }
+
+    /// Event key for sending events.
+    pub fn event_key(mut self, key: impl Into<String>) -> ConfigBuilder {
+        self.event_key = Some(key.into());
+        self
+    }
+
+    /// Signing key (`signkey-<env>-<hex>` or bare hex); validated by [`ConfigBuilder::build`].
+    pub fn signing_key(mut self, key: impl Into<String>) -> ConfigBuilder {
+        self.signing_key = Some(key.into());
+        self
+    }
+
+    /// Fallback signing key, tried when the primary one fails (key rotation).
+    pub fn signing_key_fallback(mut self, key: impl Into<String>) -> ConfigBuilder {
+        self.signing_key_fallback = Some(key.into());
+        self
+    }
+
+    /// Branch environment name (`X-Inngest-Env`).
+    pub fn env(mut self, env: impl Into<String>) -> ConfigBuilder {
+        self.env = Some(env.into());
+        self
+    }
+
+    /// Origin for both the API and the event API.
+    pub fn base_url(mut self, url: impl Into<String>) -> ConfigBuilder {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// API origin (wins over [`ConfigBuilder::base_url`]).
+    pub fn api_base_url(mut self, url: impl Into<String>) -> ConfigBuilder {
+        self.api_base_url = Some(url.into());
+        self
+    }
+
+    /// Event API origin (wins over [`ConfigBuilder::base_url`]).
+    pub fn event_api_base_url(mut self, url: impl Into<String>) -> ConfigBuilder {
+        self.event_api_base_url = Some(url.into());
+        self
+    }
+
+    /// Origin reported at sync (e.g. `https://my-app.example.com`).
+    pub fn serve_origin(mut self, origin: impl Into<String>) -> ConfigBuilder {
+        self.serve_origin = Some(origin.into());
+        self
+    }
+
+    /// Path reported at sync (e.g. `/api/inngest`).
+    pub fn serve_path(mut self, path: impl Into<String>) -> ConfigBuilder {
+        self.serve_path = Some(path.into());
+        self
+    }
+
+    /// App version reported at sync.
+    pub fn app_version(mut self, version: impl Into<String>) -> ConfigBuilder {
+        self.app_version = Some(version.into());
+        self
+    }
+
+    /// Allows or denies in-band sync.
+    pub fn allow_in_band_sync(mut self, allow: bool) -> ConfigBuilder {
+        self.allow_in_band_sync = Some(allow);
+        self
+    }
+
+    /// Largest request body the serve handler accepts, in bytes.
+    pub fn max_body_bytes(mut self, bytes: usize) -> ConfigBuilder {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Framework name reported to Inngest.
+    pub fn framework(mut self, framework: impl Into<String>) -> ConfigBuilder {
+        self.framework = Some(framework.into());
+        self
+    }
+
+    /// Checkpointing (the JS SDK's default since 4.x): in a discovery call, a `step.run` that
+    /// executes is recorded with Inngest right away (`POST {api}/v1/checkpoint/{run_id}/async`)
+    /// and the function goes on in the same call, running the next step inline too, instead of
+    /// answering with the step and waiting for the next call. A function that runs several
+    /// steps in a row then costs one request instead of one per step. Sleeps, waits, invokes,
+    /// parallel steps, failed attempts and retry attempts still end the call as usual (as in
+    /// JS 4.24); a discovery call that sees the function return answers `206 [RunComplete]`. If a checkpoint cannot be recorded, the call falls back to
+    /// answering with the step (nothing is lost). Default: off.
+    ///
+    /// ```
+    /// let config = inngest_sdk::Config::builder("shop").dev(true).checkpointing(true).build().unwrap();
+    /// assert!(config.checkpointing());
+    /// ```
+    pub fn checkpointing(mut self, enabled: bool) -> ConfigBuilder {
+        self.checkpointing = enabled;
+        self
+    }
+
+    /// Resolves code settings, then environment variables, then defaults.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let app_id = self.app_id.trim().to_owned();
+        if app_id.is_empty() {
+            return Err(ConfigError::EmptyAppId);
+        }
+        let (mode, dev_origin) = self.resolve_mode()?;
+        let (api_origin, event_api_origin) = self.resolve_origins(mode, dev_origin)?;
+        let signing_key = self.key("signing_key", "INNGEST_SIGNING_KEY", &self.signing_key)?;
+        let signing_key_fallback = self.key(
+            "signing_key_fallback",
+            "INNGEST_SIGNING_KEY_FALLBACK",
+            &self.signing_key_fallback,
+        )?;
+        if mode == Mode::Cloud && signing_key.is_none() {
+            return Err(ConfigError::MissingSigningKey);
+        }
+        Ok(Config {
+            app_id,
+            app_version: self.text(&self.app_version, &["INNGEST_APP_VERSION"]),
+            mode,
+            event_key: self.text(&self.event_key, &["INNGEST_EVENT_KEY"]),
+            signing_key,
+            signing_key_fallback,
+            env: self.text(&self.env, &["INNGEST_ENV"]),
+            api_origin,
+            event_api_origin,
+            serve_origin: self.text(
+                &self.serve_origin,
+                &["INNGEST_SERVE_ORIGIN", "INNGEST_SERVE_HOST"],
+            ),
+            serve_path: self.text(&self.serve_path, &["INNGEST_SERVE_PATH"]),
+            allow_in_band_sync: self.resolve_in_band_sync()?,
+            max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            framework: self
+                .framework
+                .clone()
+                .unwrap_or_else(|| DEFAULT_FRAMEWORK.to_owned()),
+            checkpointing: self.checkpointing,
+        })
+    }
+
+    /// An environment variable, trimmed; `None` when unset or when no env source is configured.
+    fn var(&self, name: &str) -> Option<String> {
+        let source = self.env_source.as_ref()?;
+        source(name).map(|v| v.trim().to_owned())
+    }
+
+    /// A non-empty environment variable.
+    fn non_empty_var(&self, name: &str) -> Option<(String, String)> {
+        self.var(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (name.to_owned(), v))
+    }
+
+    /// A text setting: the code value, else the first non-empty variable; empty means unset.
+    fn text(&self, code: &Option<String>, vars: &[&str]) -> Option<String> {
+        let from_code = code.as_deref().map(|v| v.trim().to_owned());
+        from_code
+            .or_else(|| vars.iter().find_map(|v| self.non_empty_var(v)).map(|p| p.1))
+            .filter(|v| !v.is_empty())
+    }
+
+    fn key(
+        &self,
+        setter: &str,
+        var: &str,
+        code: &Option<String>,
+    ) -> Result<Option<SigningKey>, ConfigError> {
+        let (field, value) = match code {
+            Some(v) => (setter.to_owned(), v.clone()),
+            None => match self.non_empty_var(var) {
+                Some(found) => found,
+                None => return Ok(None),
+            },
+        };
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        SigningKey::parse(&value)
+            .map(Some)
+            .map_err(|e| ConfigError::InvalidSigningKey {
+                field,
+                reason: e.reason().to_owned(),
+            })
+    }
+
+    /// The mode and, when `INNGEST_DEV` or `dev_url` holds a URL, the Dev Server origin.
+    fn resolve_mode(&self) -> Result<(Mode, Option<Url>), ConfigError> {
+        if let Some(url) = &self.dev_url {
+            return Ok((Mode::Dev, Some(parse_origin("dev_url", url)?)));
+        }
+        let from_env = match self.var("INNGEST_DEV") {
+            Some(value) => Some(parse_dev_var(&value)?),
+            None => None,
+        };
+        let env_url = from_env.as_ref().and_then(|(_, url)| url.clone());
+        let mode = match (self.dev, &from_env) {
+            (Some(true), _) => Mode::Dev,
+            (Some(false), _) => Mode::Cloud,
+            (None, Some((mode, _))) => *mode,
+            (None, None) => Mode::Cloud,
+        };
+        Ok((mode, env_url.filter(|_| mode == Mode::Dev)))
+    }
+
+    /// API and event API origins: code (specific, base, dev URL), then env, then mode defaults.
+    fn resolve_origins(
+        &self,
+        mode: Mode,
+        dev_origin: Option<Url>,
+    ) -> Result<(Url, Url), ConfigError> {
+        let default = match mode {
+            Mode::Cloud => (DEFAULT_CLOUD_API_ORIGIN, DEFAULT_CLOUD_EVENT_API_ORIGIN),
+            Mode::Dev => (DEFAULT_DEV_ORIGIN, DEFAULT_DEV_ORIGIN),
+        };
+        let api = self.origin(
+            [
+                ("api_base_url", &self.api_base_url),
+                ("base_url", &self.base_url),
+            ],
+            ["INNGEST_API_BASE_URL", "INNGEST_BASE_URL"],
+            &dev_origin,
+            default.0,
+        )?;
+        let events = self.origin(
+            [
+                ("event_api_base_url", &self.event_api_base_url),
+                ("base_url", &self.base_url),
+            ],
+            ["INNGEST_EVENT_API_BASE_URL", "INNGEST_BASE_URL"],
+            &dev_origin,
+            default.1,
+        )?;
+        Ok((api, events))
+    }
+
+    fn origin(
+        &self,
+        code: [(&str, &Option<String>); 2],
+        vars: [&str; 2],
+        dev_origin: &Option<Url>,
+        default: &str,
+    ) -> Result<Url, ConfigError> {
+        let from_code = code
+            .into_iter()
+            .find_map(|(field, v)| v.as_ref().map(|v| (field.to_owned(), v.clone())));
+        if let Some((field, value)) = from_code {
+            return parse_origin(&field, &value);
+        }
+        if let (Some(url), true) = (dev_origin, self.dev_url.is_some()) {
+            return Ok(url.clone());
+        }
+        if let Some((var, value)) = vars.iter().find_map(|v| self.non_empty_var(v)) {
+            return parse_origin(&var, &value);
+        }
+        match dev_origin {
+            Some(url) => Ok(url.clone()),
+            None => parse_origin("default origin", default),
+        }
+    }
+
+    fn resolve_in_band_sync(&self) -> Result<bool, ConfigError> {
+        if let Some(allow) = self.allow_in_band_sync {
+            return Ok(allow);
+        }
+        let var = "INNGEST_ALLOW_IN_BAND_SYNC";
+        match self.var(var) {
+            None => Ok(true),
+            Some(v) if v.is_empty() => Ok(true),
+            Some(v) => parse_bool(&v).ok_or(ConfigError::InvalidBool {
+                var: var.to_owned(),
+                value: v,
+            }),
+        }
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `INNGEST_DEV`: `1`/`true` → dev, `0`/`false`/empty → cloud, an http(s) URL → dev at that URL.
+fn parse_dev_var(value: &str) -> Result<(Mode, Option<Url>), ConfigError> {
+    if value.is_empty() {
+        return Ok((Mode::Cloud, None));
+    }
+    if let Some(dev) = parse_bool(value) {
+        let mode = if dev { Mode::Dev } else { Mode::Cloud };
+        return Ok((mode, None));
+    }
+    match parse_origin("INNGEST_DEV", value) {
+        Ok(url) => Ok((Mode::Dev, Some(url))),
+        Err(_) => Err(ConfigError::InvalidBool {
+            var: "INNGEST_DEV".to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}
+
+/// Parses an http(s) URL with a host; the result's path always ends with `/`.
+fn parse_origin(field: &str, value: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidUrl {
+        field: field.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().unwrap_or("").is_empty() {
+        return Err(invalid("the URL has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("the URL must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "signkey-prod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn with_env(vars: &[(&str, &str)]) -> ConfigBuilder {
+        let map = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::builder("app").env_map(map)
+    }
+
+    #[test]
+    fn cloud_defaults() {
+        let c = with_env(&[("INNGEST_SIGNING_KEY", KEY)]).build().unwrap();
+        assert_eq!(c.mode(), Mode::Cloud);
+        assert_eq!(c.mode().as_str(), "cloud");
+        assert_eq!(c.api_origin().as_str(), "https://api.inngest.com/");
+        assert_eq!(c.event_api_origin().as_str(), "https://inn.gs/");
+        assert!(c.event_key().is_none());
+        assert!(c.allow_in_band_sync());
+        assert_eq!(c.max_body_bytes(), 64 * 1024 * 1024);
+        assert_eq!(c.framework(), "axum");
+        assert_eq!(c.app_id(), "app");
+        assert!(c.signing_key().is_some());
+        assert!(c.signing_key_fallback().is_none());
+    }
+
+    #[test]
+    fn cloud_without_signing_key_fails_with_hint() {
+        let err = with_env(&[]).build().unwrap_err();
+        assert_eq!(err, ConfigError::MissingSigningKey);
+        let msg = err.to_string();
+        assert!(msg.contains("INNGEST_SIGNING_KEY") && msg.contains("INNGEST_DEV=1"));
+    }
+
+    #[test]
+    fn no_env_read_unless_asked() {
+        // Without an env source the builder must not look at the process environment.
+        let c = Config::builder("app").dev(true).build().unwrap();
+        assert!(c.signing_key().is_none() && c.event_key().is_none() && c.env().is_none());
+    }
+
+    #[test]
+    fn inngest_dev_values() {
+        for v in ["1", "true", "TRUE"] {
+            let c = with_env(&[("INNGEST_DEV", v)]).build().unwrap();
+            assert_eq!(c.mode(), Mode::Dev, "{v}");
+            assert_eq!(c.api_origin().as_str(), "http://localhost:8288/");
+            assert_eq!(c.event_api_origin().as_str(), "http://localhost:8288/");
+        }
+        for v in ["0", "false", ""] {
+            let c = with_env(&[("INNGEST_DEV", v), ("INNGEST_SIGNING_KEY", KEY)])
+                .build()
+                .unwrap();
+            assert_eq!(c.mode(), Mode::Cloud, "{v}");
+        }
+        let c = with_env(&[("INNGEST_DEV", "http://127.0.0.1:9999")])
+            .build()
+            .unwrap();
+        assert_eq!(c.mode(), Mode::Dev);
+        assert_eq!(c.api_origin().as_str(), "http://127.0.0.1:9999/");
+        assert_eq!(c.event_api_origin().as_str(), "http://127.0.0.1:9999/");
+        let err = with_env(&[("INNGEST_DEV", "maybe")]).build().unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidBool { ref var, .. } if var == "INNGEST_DEV"));
+    }
+
+    #[test]
+    fn code_overrides_env() {
+        let c = with_env(&[
+            ("INNGEST_DEV", "1"),
+            ("INNGEST_EVENT_KEY", "env-key"),
+            ("INNGEST_ENV", "env-branch"),
+        ])
+        .dev(false)
+        .signing_key(KEY)
+        .event_key("code-key")
+        .env("code-branch")
+        .build()
+        .unwrap();
+        assert_eq!(c.mode(), Mode::Cloud);
+        assert_eq!(c.event_key(), Some("code-key"));
+        assert_eq!(c.env(), Some("code-branch"));
+        let c = with_env(&[("INNGEST_DEV", "0")]).dev(true).build().unwrap();
+        assert_eq!(c.mode(), Mode::Dev);
+    }
+
+    #[test]
+    fn origin_precedence() {
+        let c = with_env(&[
+            ("INNGEST_DEV", "1"),
+            ("INNGEST_BASE_URL", "http://base:1"),
+            ("INNGEST_EVENT_API_BASE_URL", "http://events:2/prefix"),
+        ])
+        .build()
+        .unwrap();
+        assert_eq!(c.api_origin().as_str(), "http://base:1/");
+        assert_eq!(c.event_api_origin().as_str(), "http://events:2/prefix/");
+
+        let c = with_env(&[
+            ("INNGEST_DEV", "1"),
+            ("INNGEST_API_BASE_URL", "http://env:1"),
+        ])
+        .base_url("http://code:3")
+        .build()
+        .unwrap();
+        assert_eq!(c.api_origin().as_str(), "http://code:3/");
+        assert_eq!(c.event_api_origin().as_str(), "http://code:3/");
+
+        let c = Config::builder("app")
+            .dev_url("http://127.0.0.1:5555")
+            .api_base_url("http://api:1")
+            .build()
+            .unwrap();
+        assert_eq!(c.mode(), Mode::Dev);
+        assert_eq!(c.api_origin().as_str(), "http://api:1/");
+        assert_eq!(c.event_api_origin().as_str(), "http://127.0.0.1:5555/");
+    }
+
+    #[test]
+    fn invalid_urls() {
+        for bad in ["not a url", "ftp://x", "http://", "http://h/?q=1"] {
+            let err = with_env(&[("INNGEST_DEV", "1"), ("INNGEST_BASE_URL", bad)])
+                .build()
+                .unwrap_err();
+            match err {
+                ConfigError::InvalidUrl { field, value, .. } => {
+                    assert_eq!(field, "INNGEST_BASE_URL");
+                    assert_eq!(value, bad);
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let err = Config::builder("a").dev_url("nope").build().unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidUrl { ref field, .. } if field == "dev_url"));
+    }
+
+    #[test]
+    fn signing_keys_validated_and_named() {
+        let err = with_env(&[("INNGEST_SIGNING_KEY", "signkey-prod-xyz")])
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidSigningKey { ref field, .. } if field == "INNGEST_SIGNING_KEY")
+        );
+        assert!(!err.to_string().contains("xyz"));
+        let err = Config::builder("a")
+            .dev(true)
+            .signing_key_fallback("abc")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidSigningKey { ref field, .. } if field == "signing_key_fallback")
+        );
+        let c = with_env(&[
+            ("INNGEST_SIGNING_KEY", KEY),
+            ("INNGEST_SIGNING_KEY_FALLBACK", "signkey-prod-abcd"),
+        ])
+        .build()
+        .unwrap();
+        assert_eq!(c.signing_key_fallback().unwrap().hmac_key(), b"abcd");
+    }
+
+    #[test]
+    fn serve_and_misc_vars() {
+        let c = with_env(&[
+            ("INNGEST_DEV", "1"),
+            ("INNGEST_SERVE_HOST", "https://old.example.com"),
+            ("INNGEST_SERVE_PATH", "/custom/inngest"),
+            ("INNGEST_APP_VERSION", "v42"),
+            ("INNGEST_ALLOW_IN_BAND_SYNC", "false"),
+            ("INNGEST_EVENT_KEY", ""),
+        ])
+        .build()
+        .unwrap();
+        assert_eq!(c.serve_origin(), Some("https://old.example.com"));
+        assert_eq!(c.serve_path(), Some("/custom/inngest"));
+        assert_eq!(c.app_version(), Some("v42"));
+        assert!(!c.allow_in_band_sync());
+        assert_eq!(c.event_key(), None);
+
+        let c = with_env(&[
+            ("INNGEST_DEV", "1"),
+            ("INNGEST_SERVE_HOST", "https://old.example.com"),
+            ("INNGEST_SERVE_ORIGIN", "https://new.example.com"),
+            ("INNGEST_ALLOW_IN_BAND_SYNC", "1"),
+        ])
+        .allow_in_band_sync(false)
+        .max_body_bytes(10)
+        .build()
+        .unwrap();
+        assert_eq!(c.serve_origin(), Some("https://new.example.com"));
+        assert!(!c.allow_in_band_sync());
+        assert_eq!(c.max_body_bytes(), 10);
+
+        let err = with_env(&[("INNGEST_DEV", "1"), ("INNGEST_ALLOW_IN_BAND_SYNC", "nah")])
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidBool { .. }));
+    }
+
+    #[test]
+    fn empty_app_id() {
+        assert_eq!(
+            Config::builder("  ").dev(true).build().unwrap_err(),
+            ConfigError::EmptyAppId
+        );
+    }
+
+    #[test]
+    fn debug_redacts_keys() {
+        let c = with_env(&[
+            ("INNGEST_SIGNING_KEY", KEY),
+            ("INNGEST_SIGNING_KEY_FALLBACK", "signkey-prod-abcd"),
+            ("INNGEST_EVENT_KEY", "secret-event-key"),
+        ])
+        .build()
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("0123456789"), "{dbg}");
+        assert!(!dbg.contains("abcd"), "{dbg}");
+        assert!(!dbg.contains("secret-event-key"), "{dbg}");
+        assert!(dbg.contains("[redacted]"));
+    }
+
+    #[test]
+    fn event_key_hash() {
+        let c = Config::builder("a")
+            .dev(true)
+            .event_key("my-event-key")
+            .build()
+            .unwrap();
+        assert_eq!(
+            c.event_key_hash().as_deref(),
+            Some("756db3455bd70816c089ed7fcd514ab0e66cf5cdf62ccb7a3bca66d96ee3132c")
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! Rust SDK for [Inngest](https://www.inngest.com): durable functions made of steps, served from an
+//! axum `Router`, and tested end to end against a local executor.
+//!
+//! A handful of nouns: an [`Inngest`] client, [`Function`]s built with triggers and flow control,
+//! the [`Step`] tools a handler uses, and [`serve::axum::router`] to expose them at
+//! `/api/inngest`. With the `test-util` feature, [`testing::TestHarness`] runs them against the
+//! local executor ([`inngest-executor`](https://docs.rs/inngest-executor)) in your tests.
+//!
+//! # Features
+//! * `axum` (default): [`serve::axum::router`].
+//! * `test-util`: [`testing::TestHarness`] and the executor it drives.
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod function;
+pub mod serve;
+pub mod step;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+/// The wire protocol shared with the executor: ops, signatures, time strings, step ids.
+pub use inngest_protocol as protocol;
+/// Builders of Inngest expressions with correct quoting (`if`, cancellation and key expressions).
+pub use inngest_protocol::quote as expr;
+
+pub use client::{Inngest, SendError};
+pub use config::{Config, ConfigError, Mode};
+pub use error::{Error, ErrorKind, NonRetriable, RetryAfter, StepError};
+pub use event::Event;
+pub use function::{
+    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Function, FunctionFailed,
+    RateLimit, Singleton, SingletonMode, Throttle, Timeouts, Trigger,
+};
+pub use serve::ServeError;
+pub use step::{Invoke, InvokeTarget, Step, WaitForEvent};

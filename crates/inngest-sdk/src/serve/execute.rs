@@ -1,0 +1,555 @@
+//! POST: execution calls. Parse the request once, run the function until it finishes, runs one
+//! step, or discovers new steps, and answer `200`, `206` or an error.
+
+use std::collections::BTreeMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+use serde_json::value::RawValue;
+use tracing::Instrument;
+
+use super::{
+    error_response, json_response, raw_response, set_no_retry, Query, Response, ServeHandler,
+};
+use crate::error::{Error, ErrorKind};
+use crate::function::CallInput;
+use crate::step::state::{CallMode, CallState, Decision, Executed, Memo};
+use crate::step::{panic_message, Step};
+use inngest_protocol::signature::SigningKey;
+use inngest_protocol::wire::{self, headers as h, ExecRequestRef, Op, OpCode};
+
+/// Hashed id of the `RunComplete` op: sha1("complete").
+const RUN_COMPLETE_ID: &str = "0737c22d3bfae812339732d14d8c7dbd6dc4e09c";
+/// Checkpointing stops after this long in one call: the step that ends it is answered as
+/// usual, so no request runs into the server's request timeout.
+const CHECKPOINT_MAX_RUNTIME: Duration = Duration::from_secs(60);
+
+/// The running function of one call.
+type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Send>>;
+
+/// Checkpointing in one call. Like JS 4.24: only a discovery call's first attempt checkpoints
+/// (a step that succeeds on a retry is answered as a plain StepRun), and in checkpointing mode
+/// every discovery call that sees the function return answers `RunComplete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpoints {
+    /// Classic answers.
+    Off,
+    /// Steps are answered classically, a return is answered `206 [RunComplete]`.
+    RunCompleteOnly,
+    /// Executed `step.run`s are checkpointed and the call goes on; a return is `RunComplete`.
+    Steps,
+}
+
+/// How a call ended.
+enum Outcome {
+    Returned(Result<Box<RawValue>, Error>),
+    /// The function returned in checkpointing mode (`206 [RunComplete]`).
+    Completed(Box<RawValue>),
+    Executed(Box<Executed>),
+    Report(Vec<Op>),
+    Panicked(String),
+    StepNotFound,
+}
+
+impl ServeHandler {
+    pub(super) async fn execute(&self, parts: &http::request::Parts, body: Bytes) -> Response {
+        let key = match self.authenticate(&parts.headers, &body) {
+            Ok(key) => key,
+            Err(e) => return super::unauthorized(&e),
+        };
+        let query = Query::parse(parts.uri.query());
+        if let Some(probe) = query.probe.as_deref() {
+            return if probe == "trust" {
+                json_response(StatusCode::OK, json!({}), key)
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown probe `{probe}`"),
+                    true,
+                    key,
+                )
+            };
+        }
+        let Some(fn_id) = query.fn_id.as_deref() else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "missing `fnId` query parameter",
+                true,
+                key,
+            );
+        };
+        let Some(target) = self.inner.by_slug.get(fn_id).copied() else {
+            tracing::warn!(fn_id, "execution request for an unknown function");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("could not find function with ID `{fn_id}` in this app"),
+                false,
+                key,
+            );
+        };
+        let step_id = query
+            .step_id
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(h::STEP_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| wire::DISCOVERY_STEP_ID.to_owned());
+
+        // One UTF-8 check of the whole body, then no per-string checks; a body that is not UTF-8
+        // goes through `from_slice`, which reports the error exactly as before.
+        let parsed = match std::str::from_utf8(&body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&body),
+        };
+        let mut req: ExecRequestRef<'_> = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid execution request body: {e}"),
+                    true,
+                    key,
+                )
+            }
+        };
+        if req.version == Some(0) {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "request version 0 is not supported (this SDK speaks version 2)",
+                true,
+                key,
+            );
+        }
+        let function = &self.inner.functions[target.index];
+        let span = tracing::info_span!(
+            "inngest.call",
+            fn_id = %fn_id,
+            run_id = %req.ctx.run_id,
+            attempt = req.ctx.attempt,
+            step = %step_id,
+        );
+        let use_api = req.ctx.use_api || req.use_api.unwrap_or(false);
+        let stack = req.ctx.stack.stack.iter().map(|id| id.as_ref());
+        let state = if use_api {
+            if !is_plain_id(&req.ctx.run_id) {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "`ctx.run_id` must be a run id (letters, digits, `-` or `_`) to load state",
+                    true,
+                    key,
+                );
+            }
+            match self.fetch_state(&req.ctx.run_id, stack).await {
+                Ok(s) => s,
+                Err(msg) => {
+                    return error_response(StatusCode::INTERNAL_SERVER_ERROR, &msg, false, key)
+                }
+            }
+        } else {
+            match inline_state(&body, &req, stack) {
+                Ok(s) => s,
+                Err(msg) => return error_response(StatusCode::BAD_REQUEST, &msg, true, key),
+            }
+        };
+
+        // The memo holds what the call needs from the steps and the stack: free the parsed lists
+        // before running the function (peak memory per call).
+        req.steps = None;
+        req.ctx.stack.stack = Vec::new();
+        let already_done = state.memo.get(&step_id).is_some();
+        let mode = if step_id == wire::DISCOVERY_STEP_ID {
+            CallMode::Discovery {
+                immediate: !req.ctx.disable_immediate_execution,
+            }
+        } else if already_done {
+            // A targeted call for a step that already has a result (a duplicate delivery): never
+            // run it again; replay as a discovery that only reports what is still to do.
+            tracing::info!(step = %step_id, "targeted step is already memoized; replaying as discovery");
+            CallMode::Discovery { immediate: false }
+        } else {
+            CallMode::Targeted(step_id.clone())
+        };
+        let targeted = matches!(mode, CallMode::Targeted(_));
+        let checkpoints = match mode {
+            CallMode::Discovery { .. } if !self.inner.client.config().checkpointing() => {
+                Checkpoints::Off
+            }
+            CallMode::Discovery { immediate: true }
+                if req.ctx.attempt == 0 && is_plain_id(&req.ctx.run_id) =>
+            {
+                Checkpoints::Steps
+            }
+            CallMode::Discovery { .. } => Checkpoints::RunCompleteOnly,
+            CallMode::Targeted(_) => Checkpoints::Off,
+        };
+        let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
+        let call = Arc::new(CallState::new(
+            state.memo,
+            mode,
+            req.ctx.attempt,
+            max_attempts,
+        ));
+        let step = Step {
+            call: call.clone(),
+            env: self.inner.step_env.clone(),
+        };
+        let handler = if target.failure {
+            function.on_failure.clone()
+        } else {
+            Some(function.handler.clone())
+        };
+        let Some(handler) = handler else {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "function has no failure handler",
+                true,
+                key,
+            );
+        };
+        let input = CallInput {
+            event: state.event,
+            events: state.events,
+            run_id: req.ctx.run_id.to_string(),
+            attempt: req.ctx.attempt,
+            max_attempts,
+            step,
+        };
+        // The user's closure (and the decoding of its event type) runs before the first poll:
+        // a panic there must become a 500 like any other, not a dropped connection.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.call(&function.config.id, input)
+        }));
+        let outcome = match started {
+            Ok(mut fut) => {
+                self.run_call(&mut fut, &call, targeted, checkpoints, &req.ctx)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+        };
+        let _enter = span.enter();
+        let mut res = respond(outcome, &call, &step_id, key);
+        echo_trace_headers(&parts.headers, &mut res);
+        res
+    }
+
+    /// Drives the function to the outcome of this call. With [`Checkpoints::Steps`], each
+    /// `step.run` it executes is recorded with Inngest and the function goes on in the same call
+    /// (until the budget is spent or a checkpoint fails, which answers with the step instead).
+    async fn run_call(
+        &self,
+        fut: &mut CallFuture,
+        call: &CallState,
+        targeted: bool,
+        checkpoints: Checkpoints,
+        ctx: &inngest_protocol::wire::CallCtxRef<'_>,
+    ) -> Outcome {
+        let started = std::time::Instant::now();
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        loop {
+            match drive(fut, call, targeted, self.inner.step_not_found_timeout).await {
+                Outcome::Executed(e)
+                    if checkpoints == Checkpoints::Steps
+                        && e.op.op == OpCode::StepRun
+                        && started.elapsed() < CHECKPOINT_MAX_RUNTIME =>
+                {
+                    if let Err(msg) = self.checkpoint(ctx, started_ms, &e.op).await {
+                        tracing::warn!(error = %msg, "checkpoint failed: answering with the step instead");
+                        return Outcome::Executed(e);
+                    }
+                    let data = e.op.data.as_deref().map_or("null", RawValue::get);
+                    call.resume_executed(&e.op.id, Bytes::from(data.to_owned()));
+                }
+                Outcome::Returned(Ok(value)) if checkpoints != Checkpoints::Off => {
+                    return Outcome::Completed(value)
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records an executed step with Inngest (`POST /v1/checkpoint/{run_id}/async`), in the
+    /// shape JS 4.24 sends: the call's ids copied from `ctx`, the step as its `StepRun` op.
+    async fn checkpoint(
+        &self,
+        ctx: &inngest_protocol::wire::CallCtxRef<'_>,
+        started_ms: i64,
+        op: &Op,
+    ) -> Result<(), String> {
+        let body = json!({
+            "run_id": ctx.run_id,
+            "fn_id": ctx.fn_id,
+            "qi_id": ctx.qi_id,
+            "request_id": ctx.request_id,
+            "generation_id": ctx.generation_id,
+            "request_started_at": started_ms,
+            "steps": [op],
+            "ts": chrono::Utc::now().timestamp_millis(),
+        });
+        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let path = format!("/v1/checkpoint/{}/async", ctx.run_id);
+        self.inner
+            .client
+            .api_request(reqwest::Method::POST, &path, Some(Bytes::from(body)), &[])
+            .await
+            .map(|_| tracing::debug!(step = %op.id, "step checkpointed"))
+            .map_err(|e| e.to_string())
+    }
+
+    /// `use_api`: the state was too large to send inline; fetch it from the API.
+    async fn fetch_state<'s>(
+        &self,
+        run_id: &str,
+        stack: impl IntoIterator<Item = &'s str> + Clone,
+    ) -> Result<State, String> {
+        let client = &self.inner.client;
+        let get = |path: String| async move {
+            client
+                .api_request(reqwest::Method::GET, &path, None, &[])
+                .await
+                .map(|(_, body)| body)
+                .map_err(|e| format!("could not load run state from the Inngest API: {e}"))
+        };
+        let actions = get(format!("/v0/runs/{run_id}/actions")).await?;
+        let batch = get(format!("/v0/runs/{run_id}/batch")).await?;
+        let steps: BTreeMap<std::borrow::Cow<'_, str>, &RawValue> =
+            serde_json::from_slice(&actions)
+                .map_err(|e| format!("invalid run actions from the Inngest API: {e}"))?;
+        let memo = Memo::new(
+            steps
+                .iter()
+                .map(|(k, v)| (k.as_ref(), actions.slice_ref(v.get().as_bytes()))),
+            stack,
+        );
+        let events: Vec<&RawValue> = serde_json::from_slice(&batch)
+            .map_err(|e| format!("invalid run events from the Inngest API: {e}"))?;
+        let first = events
+            .first()
+            .ok_or_else(|| "the Inngest API returned no events for this run".to_owned())?;
+        Ok(State {
+            memo,
+            event: batch.slice_ref(first.get().as_bytes()),
+            events: Some(batch.clone()),
+        })
+    }
+}
+
+/// The memo, event and events of a call; values are slices of the buffers they arrived in.
+struct State {
+    memo: Memo,
+    event: Bytes,
+    events: Option<Bytes>,
+}
+
+fn inline_state<'s>(
+    body: &Bytes,
+    req: &ExecRequestRef<'_>,
+    stack: impl IntoIterator<Item = &'s str> + Clone,
+) -> Result<State, String> {
+    let event = req
+        .event
+        .ok_or_else(|| "execution request has no `event`".to_owned())?;
+    let steps = req.steps.as_deref().unwrap_or_default();
+    let memo = Memo::new(
+        steps
+            .iter()
+            .map(|(k, v)| (k.as_ref(), body.slice_ref(v.get().as_bytes()))),
+        stack,
+    );
+    Ok(State {
+        memo,
+        event: body.slice_ref(event.get().as_bytes()),
+        events: req.events.map(|e| body.slice_ref(e.get().as_bytes())),
+    })
+}
+
+/// Whether `id` can go into an API path as one segment as it is (run ids are ULIDs): the run id
+/// comes from the request body, and must not steer the SDK's API calls to another path.
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A waker that records whether it was woken, then forwards to the task's waker.
+struct FlagWaker {
+    woken: AtomicBool,
+    inner: Waker,
+}
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+/// Polls the function until it returns, runs a step, discovers steps, or (targeted) never reaches
+/// its step. Decisions are taken only at quiescence: after a poll that woke nothing.
+async fn drive(fut: &mut CallFuture, call: &CallState, targeted: bool, grace: Duration) -> Outcome {
+    let mut idle_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    poll_fn(move |cx| {
+        call.set_driver(cx.waker());
+        let flag = Arc::new(FlagWaker {
+            woken: AtomicBool::new(false),
+            inner: cx.waker().clone(),
+        });
+        let waker = Waker::from(flag.clone());
+        let mut sub = std::task::Context::from_waker(&waker);
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(&mut sub)));
+        match polled {
+            Err(panic) => return Poll::Ready(Outcome::Panicked(panic_message(&*panic))),
+            Ok(Poll::Ready(result)) => return Poll::Ready(Outcome::Returned(result)),
+            Ok(Poll::Pending) => {}
+        }
+        if flag.woken.load(Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        match call.decide() {
+            Decision::Executed(e) => Poll::Ready(Outcome::Executed(e)),
+            Decision::Report(ops) => Poll::Ready(Outcome::Report(ops)),
+            Decision::Continue => Poll::Pending,
+            Decision::Idle if targeted => {
+                let timer = idle_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(grace)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Outcome::StepNotFound),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Decision::Idle => Poll::Pending,
+        }
+    })
+    .await
+}
+
+fn respond(
+    outcome: Outcome,
+    call: &CallState,
+    step_id: &str,
+    key: Option<&SigningKey>,
+) -> Response {
+    match outcome {
+        Outcome::Returned(Ok(value)) => {
+            tracing::info!("function completed");
+            let body = Bytes::from(value.get().to_owned());
+            raw_response(StatusCode::OK, body, key)
+        }
+        Outcome::Returned(Err(err)) => function_error(&err, call, key),
+        Outcome::Completed(value) => {
+            tracing::info!("function completed (checkpointing)");
+            let body = format!(
+                r#"[{{"op":"RunComplete","id":"{RUN_COMPLETE_ID}","data":{}}}]"#,
+                value.get()
+            );
+            raw_response(StatusCode::PARTIAL_CONTENT, Bytes::from(body), key)
+        }
+        Outcome::Executed(executed) => {
+            let Executed { op, retry_after } = *executed;
+            let code = op.op;
+            tracing::info!(op = ?code, step = op.name.as_deref().unwrap_or(""), "step executed");
+            let mut res = ops_response(&[op], key);
+            match code {
+                OpCode::StepError => {
+                    set_no_retry(&mut res, false);
+                    if let Some(at) = retry_after {
+                        if let Ok(v) = HeaderValue::from_str(&at.header_value()) {
+                            res.headers_mut().insert(h::RETRY_AFTER, v);
+                        }
+                    }
+                }
+                OpCode::StepFailed => set_no_retry(&mut res, true),
+                _ => {}
+            }
+            res
+        }
+        Outcome::Report(ops) => {
+            tracing::info!(count = ops.len(), "reporting discovered steps");
+            ops_response(&ops, key)
+        }
+        Outcome::Panicked(msg) => {
+            tracing::error!(panic = %msg, "function panicked");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("function panicked: {msg}"),
+                false,
+                key,
+            )
+        }
+        Outcome::StepNotFound => {
+            let found = call.found_ops();
+            tracing::warn!(
+                requested = step_id,
+                found = found.len(),
+                "targeted step not found"
+            );
+            let found_json: Vec<serde_json::Value> = found
+                .iter()
+                .map(|op| json!({ "id": op.id, "name": op.name, "displayName": op.display_name }))
+                .collect();
+            let mut res = json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({
+                    "name": "Error",
+                    "message": format!("could not find step `{step_id}` to run"),
+                    "requestedStep": step_id,
+                    "foundSteps": found_json,
+                    "totalFoundSteps": found.len(),
+                }),
+                key,
+            );
+            set_no_retry(&mut res, false);
+            res
+        }
+    }
+}
+
+fn ops_response(ops: &[Op], key: Option<&SigningKey>) -> Response {
+    let body = serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec());
+    raw_response(StatusCode::PARTIAL_CONTENT, Bytes::from(body), key)
+}
+
+fn function_error(err: &Error, call: &CallState, key: Option<&SigningKey>) -> Response {
+    let (status, no_retry) = match err.kind() {
+        ErrorKind::NonRetriable | ErrorKind::StepFailed => (StatusCode::BAD_REQUEST, true),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, false),
+    };
+    tracing::warn!(
+        error_name = err.name(),
+        retriable = !no_retry,
+        final_attempt = call.is_final_attempt(),
+        "function returned an error"
+    );
+    let body = serde_json::to_value(err.to_wire()).unwrap_or(json!({}));
+    let mut res = json_response(status, body, key);
+    set_no_retry(&mut res, no_retry);
+    if let ErrorKind::RetryAfter(at) = err.kind() {
+        if let Ok(v) = HeaderValue::from_str(&at.header_value()) {
+            res.headers_mut().insert(h::RETRY_AFTER, v);
+        }
+    }
+    res
+}
+
+fn echo_trace_headers(req: &http::HeaderMap, res: &mut Response) {
+    for name in [h::TRACEPARENT, h::TRACESTATE] {
+        if let Some(v) = req.get(name) {
+            res.headers_mut().insert(name, v.clone());
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! PUT: syncing the app's functions with Inngest, out-of-band (we POST `/fn/register`) or in-band
+//! (the config goes back in the signed PUT response).
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use super::{error_response, json_response, Response, ServeHandler};
+use crate::client::ApiError;
+use inngest_protocol::signature::SigningKey;
+use inngest_protocol::wire::{headers as h, RegisterReply, SyncRequest};
+
+/// The `sdk` field of the register payload: `<language>:v<version>`, from which the server reads
+/// the SDK language.
+pub(crate) const REGISTER_SDK: &str = concat!("rust:v", env!("CARGO_PKG_VERSION"));
+
+impl ServeHandler {
+    pub(super) async fn sync(&self, parts: &http::request::Parts, body: Bytes) -> Response {
+        let config = self.inner.client.config();
+        let in_band = parts
+            .headers
+            .get(h::SYNC_KIND)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("in_band"))
+            && config.allow_in_band_sync();
+        if in_band {
+            return self.sync_in_band(parts, &body);
+        }
+        self.sync_out_of_band(parts, &body).await
+    }
+
+    fn sync_in_band(&self, parts: &http::request::Parts, body: &[u8]) -> Response {
+        let key = match self.authenticate(&parts.headers, body) {
+            Ok(key) => key,
+            Err(e) => return super::unauthorized(&e),
+        };
+        let req: SyncRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("in-band sync body must be exactly {{\"url\": \"…\"}}: {e}"),
+                    true,
+                    key,
+                )
+            }
+        };
+        let url = match url::Url::parse(&req.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => self.apply_overrides(&u),
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "in-band sync `url` must be an absolute http(s) URL",
+                    true,
+                    key,
+                )
+            }
+        };
+        let config = self.inner.client.config();
+        let inspection = json!({
+            "schema_version": "2024-05-24",
+            "authentication_succeeded": key.is_some(),
+            "function_count": self.function_count(),
+            "mode": config.mode().as_str(),
+        });
+        let body = json!({
+            "app_id": config.app_id(),
+            "appVersion": config.app_version(),
+            "capabilities": capabilities(),
+            "env": config.env(),
+            "framework": config.framework(),
+            "functions": self.functions_json(&url),
+            "inspection": inspection,
+            "platform": null,
+            "sdk": crate::client::SDK_HEADER,
+            "sdk_author": "inngest-sdk-rust",
+            "sdk_language": "rust",
+            "sdk_version": env!("CARGO_PKG_VERSION"),
+            "url": url,
+        });
+        tracing::info!(functions = self.function_count(), "in-band sync");
+        let mut res = json_response(StatusCode::OK, body, key);
+        res.headers_mut()
+            .insert(h::SYNC_KIND, HeaderValue::from_static("in_band"));
+        res
+    }
+
+    async fn sync_out_of_band(&self, parts: &http::request::Parts, body: &[u8]) -> Response {
+        let config = self.inner.client.config();
+        // Out-of-band sync needs no signature (the SDK only ever calls its own API origin), but a
+        // signed PUT must verify, and then its response is signed.
+        let key: Option<&SigningKey> = if parts.headers.contains_key(h::SIGNATURE) {
+            match self.authenticate(&parts.headers, body) {
+                Ok(k) => k,
+                Err(e) => return super::unauthorized(&e),
+            }
+        } else {
+            None
+        };
+        let query = super::Query::parse(parts.uri.query());
+        let url = self.request_url(parts);
+        let payload = self.register_payload(&url);
+        let path = match &query.deploy_id {
+            Some(id) => format!(
+                "/fn/register?deployId={}",
+                url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            ),
+            None => "/fn/register".to_owned(),
+        };
+        let server_kind = parts
+            .headers
+            .get(h::SERVER_KIND)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut headers = vec![
+            (h::SYNC_KIND, "out_of_band".to_owned()),
+            (h::FRAMEWORK, config.framework().to_owned()),
+        ];
+        if let Some(kind) = &server_kind {
+            headers.push((h::EXPECTED_SERVER_KIND, kind.clone()));
+        }
+        let body = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
+        let result = self
+            .inner
+            .client
+            .api_request(reqwest::Method::POST, &path, Some(body), &headers)
+            .await;
+        let mut res = match result {
+            Ok((_, reply)) => {
+                let reply: RegisterReply = serde_json::from_slice(&reply).unwrap_or_default();
+                tracing::info!(
+                    modified = reply.modified,
+                    "synced with Inngest (out-of-band)"
+                );
+                json_response(
+                    StatusCode::OK,
+                    json!({ "message": "Successfully registered", "modified": reply.modified }),
+                    key,
+                )
+            }
+            Err(err) => {
+                let (status, message) = match &err {
+                    ApiError::Status { status, message } => (*status, message.clone()),
+                    other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+                };
+                tracing::error!(%status, error = %message, "sync with Inngest failed");
+                let status = if status.is_client_error() || status.is_server_error() {
+                    status
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                json_response(
+                    status,
+                    json!({ "message": message, "modified": false }),
+                    key,
+                )
+            }
+        };
+        res.headers_mut()
+            .insert(h::SYNC_KIND, HeaderValue::from_static("out_of_band"));
+        if let Some(kind) = server_kind.and_then(|k| HeaderValue::from_str(&k).ok()) {
+            res.headers_mut().insert(h::EXPECTED_SERVER_KIND, kind);
+        }
+        res
+    }
+
+    /// The URL Inngest should call: the request's own URL (honouring `X-Forwarded-Proto/Host`)
+    /// with the serve origin/path overrides applied, without `deployId`.
+    pub(crate) fn request_url(&self, parts: &http::request::Parts) -> String {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let proto = header(h::FORWARDED_PROTO)
+            .or_else(|| parts.uri.scheme_str().map(str::to_owned))
+            .unwrap_or_else(|| "http".to_owned());
+        let host = header(h::FORWARDED_HOST)
+            .or_else(|| header(http::header::HOST.as_str()))
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "localhost".to_owned());
+        let base = format!("{proto}://{host}{}", parts.uri.path());
+        match url::Url::parse(&base) {
+            Ok(u) => self.apply_overrides(&u),
+            Err(_) => base,
+        }
+    }
+
+    fn apply_overrides(&self, url: &url::Url) -> String {
+        let config = self.inner.client.config();
+        let mut url = url.clone();
+        let query: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != inngest_protocol::wire::QUERY_DEPLOY_ID)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if query.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(query);
+        }
+        let origin = config
+            .serve_origin()
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| url.origin().ascii_serialization());
+        let path = config
+            .serve_path()
+            .map(str::to_owned)
+            .unwrap_or_else(|| url.path().to_owned());
+        let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+        format!("{origin}{path}{query}")
+    }
+
+    /// Functions the app registers, `-failure` companions included.
+    pub(super) fn function_count(&self) -> usize {
+        self.inner
+            .functions
+            .iter()
+            .map(|f| 1 + usize::from(f.on_failure.is_some()))
+            .sum()
+    }
+
+    fn functions_json(&self, url: &str) -> Vec<Value> {
+        let app_id = self.inner.client.config().app_id();
+        let mut out = Vec::new();
+        for f in &self.inner.functions {
+            out.push(f.config.to_register_json(app_id, url));
+            if f.on_failure.is_some() {
+                out.push(f.config.failure_register_json(app_id, url));
+            }
+        }
+        out
+    }
+
+    /// The `/fn/register` body.
+    pub(crate) fn register_payload(&self, url: &str) -> Value {
+        let config = self.inner.client.config();
+        let mut payload = json!({
+            "url": url,
+            "deployType": "ping",
+            "framework": config.framework(),
+            "appName": config.app_id(),
+            "functions": self.functions_json(url),
+            "sdk": REGISTER_SDK,
+            "v": "0.1",
+            "capabilities": capabilities(),
+        });
+        if let (Some(v), Some(obj)) = (config.app_version(), payload.as_object_mut()) {
+            obj.insert("appVersion".into(), v.into());
+        }
+        payload
+    }
+}
+
+/// The capabilities this SDK advertises (introspection, register payload, in-band sync).
+pub(super) fn capabilities() -> Value {
+    json!({ "trust_probe": "v1", "in_band_sync": "v1" })
+}

@@ -1,0 +1,517 @@
+//! Step tools: memoized, retried units of work inside a function.
+//!
+//! Every tool is a method on [`Step`] returning a future, memoized by the protocol's hashed step
+//! id ([`hash_id`]). The id (with its `:N` repeat index) is taken when the method is *called*, in
+//! code order like the JS SDK, not when the future is first polled: a step future that is created
+//! and then dropped unpolled (the losing branch of a `select`) still counts, and gives its place
+//! in the replay order up instead of holding later steps back.
+//!
+//! A tool whose result is already known resolves at once; otherwise it suspends the function (its
+//! future simply never completes in this call) and the SDK reports the step to Inngest, which
+//! calls the function again once the step has a result. User code needs none of the mechanics.
+//!
+//! Parallel steps are plain Rust: await several step futures together with `futures::join!`,
+//! `join_all` or `try_join!` and every branch is discovered in the same call and reported as
+//! planned steps; `futures::select!`-style races replay in their original completion order.
+
+pub(crate) mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+pub use inngest_protocol::step_id::hash_id;
+
+use crate::error::{Error, ErrorKind, ErrorObject, StepError};
+use crate::event::Event;
+use inngest_protocol::wire::{OpCode, Timing};
+use state::{step_op, CallState, Executed};
+
+/// The step tools of one function call. Cheap to clone; clones share the call.
+#[derive(Clone)]
+pub struct Step {
+    pub(crate) call: Arc<CallState>,
+    pub(crate) env: Arc<StepEnv>,
+}
+
+/// What step tools need from the serving app.
+pub(crate) struct StepEnv {
+    pub app_id: String,
+    pub client: Option<crate::Inngest>,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("app_id", &self.env.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Step {
+    /// Runs `f` once, durably: its output is memoized under `id` and returned on every later call.
+    ///
+    /// The closure returns `Result<T, E>` with any `E` that converts into [`Error`]. An `Err` is
+    /// retried by Inngest (with the function's retries) unless it is [`NonRetriable`](crate::NonRetriable);
+    /// when the step fails for good, `run` returns the [`StepError`] to the function, which may
+    /// handle it or let it escape with `?`. The output always round-trips through JSON.
+    ///
+    /// ```no_run
+    /// # async fn demo(step: inngest_sdk::Step) -> Result<(), inngest_sdk::Error> {
+    /// let total: u64 = step.run("sum", || async { Ok::<_, inngest_sdk::Error>(40 + 2) }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn run<'s, 'i, T, E, F, Fut>(
+        &'s self,
+        id: &'i str,
+        f: F,
+    ) -> impl Future<Output = Result<T, StepError>> + use<'s, 'i, T, E, F, Fut>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Into<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run_op(self.reserve(id), None, None, f)
+    }
+
+    /// Takes the next id for `id` now (code order) and, for a memoized step, its place in the
+    /// replay order, which a future dropped before its turn gives up.
+    fn reserve<'s, 'i>(&'s self, id: &'i str) -> Reserved<'s, 'i> {
+        let sid = self.call.next_id(id);
+        let memo = self.call.memo(&sid.hash);
+        let turn = self.call.wait_turn(memo.and_then(|e| e.pos));
+        Reserved { sid, memo, turn }
+    }
+
+    async fn run_op<T, E, F, Fut>(
+        &self,
+        reserved: Reserved<'_, '_>,
+        name: Option<&str>,
+        opts: Option<serde_json::Value>,
+        f: F,
+    ) -> Result<T, StepError>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Into<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let Reserved { sid, memo, turn } = reserved;
+        if let Some(entry) = memo {
+            turn.await;
+            return decode_result(&entry.value);
+        }
+        let mut op = step_op(&sid, OpCode::StepRun, None);
+        if let Some(name) = name {
+            op.name = Some(name.to_owned());
+        }
+        op.opts = opts;
+        if self.call.discover(op.clone(), true).await.is_err() {
+            return Err(nested_error(&sid.user));
+        }
+
+        self.call.begin(&sid.hash);
+        let started = SystemTime::now();
+        // Poll the body with the "inside a step" marker set, so a step tool called from the body
+        // (a nested step) is told apart from a parallel branch discovered meanwhile.
+        let mut body = std::pin::pin!(std::panic::AssertUnwindSafe(f()).catch_unwind());
+        let outcome = std::future::poll_fn(|cx| {
+            self.call.set_in_body(Some(&sid.hash));
+            let polled = body.as_mut().poll(cx);
+            self.call.set_in_body(None);
+            polled
+        })
+        .await;
+        let timing = timing_since(started);
+        let nested = self.call.take_nested();
+        let result: Result<Box<RawValue>, Error> = match outcome {
+            _ if nested.is_some() => Err(Error::msg(nested.unwrap_or_default())
+                .with_name("NestedStepError")
+                .non_retriable()),
+            Ok(Ok(value)) => serde_json::value::to_raw_value(&value).map_err(|e| {
+                Error::msg(format!("step output could not be serialized: {e}")).non_retriable()
+            }),
+            Ok(Err(e)) => Err(e.into()),
+            Err(panic) => Err(Error::msg(format!(
+                "step panicked: {}",
+                panic_message(&*panic)
+            ))),
+        };
+        op.timing = Some(timing);
+        let retry_after = match result {
+            Ok(data) => {
+                op.data = Some(data);
+                None
+            }
+            Err(err) => {
+                let retry_after = match err.kind() {
+                    ErrorKind::RetryAfter(at) => Some(*at),
+                    _ => None,
+                };
+                let final_failure = !err.is_retriable() || self.call.is_final_attempt();
+                op.op = if final_failure {
+                    OpCode::StepFailed
+                } else {
+                    OpCode::StepError
+                };
+                op.error = Some(err.to_wire());
+                retry_after.filter(|_| !final_failure)
+            }
+        };
+        let executed_ok = op.op == OpCode::StepRun;
+        self.call.finish(Executed { op, retry_after });
+        if !executed_ok {
+            // A failed attempt always ends the call with its StepError / StepFailed op.
+            return std::future::pending().await;
+        }
+        // Classic mode: the call ends with the StepRun op and this future is dropped. With
+        // checkpointing, the serve handler records the result with Inngest and resumes us with
+        // the output, which round-trips through JSON like a memoized one.
+        let data = self.call.wait_resumed(sid.hash.as_str()).await;
+        decode_data(&data)
+    }
+
+    /// Pauses the run for `duration` (durably: the process may restart meanwhile).
+    ///
+    /// Durations have a one-second resolution; sub-second values round up.
+    pub fn sleep<'s, 'i>(
+        &'s self,
+        id: &'i str,
+        duration: Duration,
+    ) -> impl Future<Output = ()> + use<'s, 'i> {
+        let opts = serde_json::json!({ "duration": inngest_protocol::timestr::format(duration) });
+        let op = self.async_op(self.reserve(id), OpCode::Sleep, opts);
+        async move {
+            op.await;
+        }
+    }
+
+    /// Pauses the run until `until`. A time in the past resolves at once.
+    pub fn sleep_until<'s, 'i, U: Into<SystemTime>>(
+        &'s self,
+        id: &'i str,
+        until: U,
+    ) -> impl Future<Output = ()> + use<'s, 'i, U> {
+        let until: SystemTime = until.into();
+        let reserved = self.reserve(id);
+        // A past instant never needs the executor: resolve without an op (the id still counts,
+        // so later repeats keep their indices).
+        let past = until <= SystemTime::now();
+        let dt: chrono::DateTime<chrono::Utc> = until.into();
+        let opts = serde_json::json!({
+            "duration": dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
+        async move {
+            if past {
+                if reserved.memo.is_some() {
+                    reserved.turn.await;
+                }
+                return;
+            }
+            self.async_op(reserved, OpCode::Sleep, opts).await;
+        }
+    }
+
+    /// Waits for an event matching `opts`; `None` when the timeout passes first.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use inngest_sdk::{Event, WaitForEvent};
+    /// # async fn demo(step: inngest_sdk::Step) {
+    /// let paid: Option<Event<serde_json::Value>> = step
+    ///     .wait_for_event(
+    ///         "wait-for-payment",
+    ///         WaitForEvent::new("shop/order.paid", Duration::from_secs(3600)).matching("data.order_id"),
+    ///     )
+    ///     .await
+    ///     .expect("event payload matches the type");
+    /// # }
+    /// ```
+    pub fn wait_for_event<'s, 'i, T: DeserializeOwned>(
+        &'s self,
+        id: &'i str,
+        opts: WaitForEvent,
+    ) -> impl Future<Output = Result<Option<Event<T>>, StepError>> + use<'s, 'i, T> {
+        let reserved = self.reserve(id);
+        let mut o = serde_json::Map::new();
+        o.insert("event".into(), opts.event.into());
+        if let Some(expr) = opts.if_expr {
+            o.insert("if".into(), expr.into());
+        }
+        o.insert(
+            "timeout".into(),
+            inngest_protocol::timestr::format(opts.timeout).into(),
+        );
+        let op = self.async_op(reserved, OpCode::WaitForEvent, serde_json::Value::Object(o));
+        async move {
+            let memo = op.await;
+            if memo.as_ref() == b"null" {
+                return Ok(None);
+            }
+            serde_json::from_slice(&memo)
+                .map(Some)
+                .map_err(|e| decode_error("the awaited event", &e))
+        }
+    }
+
+    /// Invokes another function and waits for its return value.
+    ///
+    /// Invoking a [`Function`](crate::Function) of the same app computes its composite id
+    /// (`<app id>-<function id>`); use [`InvokeTarget::id`] for a function of another app.
+    pub fn invoke<'s, 'i, R: DeserializeOwned>(
+        &'s self,
+        id: &'i str,
+        opts: Invoke,
+    ) -> impl Future<Output = Result<R, StepError>> + use<'s, 'i, R> {
+        let reserved = self.reserve(id);
+        let function_id = match opts.target {
+            InvokeTarget::Local(fn_id) => format!("{}-{}", self.env.app_id, fn_id),
+            InvokeTarget::Composite(id) => id,
+        };
+        let mut payload = serde_json::Map::new();
+        payload.insert("data".into(), opts.data);
+        if let Some(user) = opts.user {
+            payload.insert("user".into(), user);
+        }
+        let mut o = serde_json::Map::new();
+        o.insert("function_id".into(), function_id.into());
+        o.insert("payload".into(), serde_json::Value::Object(payload));
+        if let Some(t) = opts.timeout {
+            o.insert(
+                "timeout".into(),
+                inngest_protocol::timestr::format(t).into(),
+            );
+        }
+        let op = self.async_op(
+            reserved,
+            OpCode::InvokeFunction,
+            serde_json::Value::Object(o),
+        );
+        async move { decode_result(&op.await) }
+    }
+
+    /// Sends events as a step: sent once, never again on replay. Returns the event ids.
+    pub fn send_event<'s, 'i, T: Serialize, V: Into<Vec<Event<T>>>>(
+        &'s self,
+        id: &'i str,
+        events: V,
+    ) -> impl Future<Output = Result<Vec<String>, StepError>> + use<'s, 'i, T, V> {
+        let events = events.into();
+        let client = self.env.client.clone();
+        let opts = serde_json::json!({ "type": "step.sendEvent" });
+        let op = self.run_op(
+            self.reserve(id),
+            Some("sendEvent"),
+            Some(opts),
+            || async move {
+                let client = client.ok_or_else(|| {
+                    Error::msg("send_event needs a client: serve the app with an Inngest client")
+                        .non_retriable()
+                })?;
+                let ids = client.send_many(&events).await.map_err(Error::from)?;
+                Ok::<_, Error>(SentIds { ids })
+            },
+        );
+        async move {
+            let sent: SentIds = op.await?;
+            Ok(sent.ids)
+        }
+    }
+
+    /// Reports an async op (sleep, wait, invoke) and returns its memoized value once it has one.
+    async fn async_op(
+        &self,
+        reserved: Reserved<'_, '_>,
+        code: OpCode,
+        opts: serde_json::Value,
+    ) -> bytes::Bytes {
+        let Reserved { sid, memo, turn } = reserved;
+        if let Some(entry) = memo {
+            turn.await;
+            return entry.value.clone();
+        }
+        let mut op = step_op(&sid, code, None);
+        op.opts = Some(opts);
+        if self.call.discover(op, false).await.is_err() {
+            // Called inside another step: that step fails with a clear error (see `run_op`).
+            return bytes::Bytes::from_static(b"null");
+        }
+        // An async op is never granted: the executor resolves it.
+        std::future::pending().await
+    }
+
+    /// The current attempt (0-based) of this call.
+    pub fn attempt(&self) -> u32 {
+        self.call.attempt
+    }
+}
+
+/// A step id taken in code order, with the memo (if any) and the step's turn in replay order.
+struct Reserved<'s, 'i> {
+    sid: inngest_protocol::step_id::StepId<'i>,
+    memo: Option<&'s state::MemoEntry>,
+    turn: state::WaitTurn<'s>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SentIds {
+    ids: Vec<String>,
+}
+
+/// Options of [`Step::wait_for_event`].
+#[derive(Debug, Clone)]
+pub struct WaitForEvent {
+    event: String,
+    timeout: Duration,
+    if_expr: Option<String>,
+}
+
+impl WaitForEvent {
+    /// Wait for an event named `event`, at most `timeout`.
+    pub fn new(event: impl Into<String>, timeout: Duration) -> Self {
+        WaitForEvent {
+            event: event.into(),
+            timeout,
+            if_expr: None,
+        }
+    }
+
+    /// Only accept events for which this expression holds (`event` = the run's triggering event,
+    /// `async` = the candidate). Prefer [`WaitForEvent::matching`] for the common case.
+    pub fn if_expr(mut self, expr: impl Into<String>) -> Self {
+        self.if_expr = Some(expr.into());
+        self
+    }
+
+    /// Only accept events whose `field` equals the triggering event's same field, e.g.
+    /// `matching("data.order_id")` → `event.data.order_id == async.data.order_id`.
+    pub fn matching(self, field: &str) -> Self {
+        let expr = inngest_protocol::quote::fields_equal(field, field);
+        self.if_expr(expr)
+    }
+}
+
+/// Which function [`Step::invoke`] calls.
+#[derive(Debug, Clone)]
+pub enum InvokeTarget {
+    /// A function of the serving app, by its own id.
+    Local(String),
+    /// A composite id `<app id>-<function id>`, e.g. of another app.
+    Composite(String),
+}
+
+impl InvokeTarget {
+    /// A function by composite id (`<app id>-<function id>`).
+    pub fn id(composite: impl Into<String>) -> Self {
+        InvokeTarget::Composite(composite.into())
+    }
+}
+
+impl From<&crate::Function> for InvokeTarget {
+    fn from(f: &crate::Function) -> Self {
+        InvokeTarget::Local(f.id().to_owned())
+    }
+}
+
+/// Options of [`Step::invoke`].
+#[derive(Debug, Clone)]
+pub struct Invoke {
+    target: InvokeTarget,
+    data: serde_json::Value,
+    user: Option<serde_json::Value>,
+    timeout: Option<Duration>,
+}
+
+impl Invoke {
+    /// Invoke `target` with `data` as the event data it receives.
+    pub fn new(target: impl Into<InvokeTarget>, data: impl Serialize) -> Self {
+        Invoke {
+            target: target.into(),
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+            user: None,
+            timeout: None,
+        }
+    }
+
+    /// Give up (with an error) if the invoked function has not finished after `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Decodes a run-style memo (`{"data": …}` or `{"error": …}`).
+fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow, default)]
+        data: Option<&'a RawValue>,
+        #[serde(default)]
+        error: Option<ErrorObject>,
+    }
+    if memo == b"null" {
+        return serde_json::from_str("null").map_err(|e| decode_error("step output", &e));
+    }
+    // The common `{"data": …}` in one pass; anything else takes the general reading below.
+    if let Some(value) = state::decode_data_only(memo) {
+        return Ok(value);
+    }
+    let env: Envelope<'_> =
+        serde_json::from_slice(memo).map_err(|e| decode_error("memoized step", &e))?;
+    match (env.data, env.error) {
+        (_, Some(err)) => Err(StepError::from_wire(err)),
+        (Some(raw), None) => {
+            serde_json::from_str(raw.get()).map_err(|e| decode_error("step output", &e))
+        }
+        // `{"data": null}` deserializes `data` as absent.
+        (None, None) => serde_json::from_str("null").map_err(|e| decode_error("step output", &e)),
+    }
+}
+
+/// Decodes a step output given as bare JSON (not wrapped in `{"data": …}`).
+fn decode_data<T: DeserializeOwned>(data: &[u8]) -> Result<T, StepError> {
+    serde_json::from_slice(data).map_err(|e| decode_error("step output", &e))
+}
+
+fn nested_error(id: &str) -> StepError {
+    StepError {
+        name: "NestedStepError".to_owned(),
+        message: format!(
+            "step `{id}` was called inside another step's body; steps cannot be nested"
+        ),
+        stack: None,
+    }
+}
+
+fn decode_error(what: &str, e: &serde_json::Error) -> StepError {
+    StepError {
+        name: "DeserializationError".to_owned(),
+        message: format!("{what} does not match the expected type: {e}"),
+        stack: None,
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    }
+}
+
+fn timing_since(started: SystemTime) -> Timing {
+    let a = started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let b = started.elapsed().map(|d| d.as_nanos() as u64).unwrap_or(0);
+    Timing { a, b }
+}
