@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[allow(dead_code)]
-#[path = "../../../examples/bench_app.rs"]
+#[path = "../../../crates/inngest-sdk/examples/bench_app.rs"]
 mod bench_app;
-#[path = "../../../examples/loadgen.rs"]
+#[path = "../../../crates/inngest-sdk/examples/loadgen.rs"]
 mod loadgen;
 
 use bench_app::StepOutput;

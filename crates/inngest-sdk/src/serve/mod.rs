@@ -5,6 +5,7 @@
 //! `X-Inngest-Req-Version: 2`; error responses carry `X-Inngest-No-Retry`; responses to signed
 //! requests are signed with the key that verified them.
 
+#[cfg(feature = "axum")]
 pub mod axum;
 mod execute;
 mod sync;
