@@ -81,13 +81,24 @@ pub mod clock;
 pub(crate) mod cron;
 pub mod expr;
 
+mod checkpoint;
+mod crons;
+mod dispatch;
 mod engine;
 mod flow;
+mod flow_control;
+mod flow_state;
 mod http;
+mod intake;
+mod lifecycle;
+mod ops;
 mod persist;
 mod registry;
 mod response;
+mod restore;
+mod shared;
 mod state;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,12 +106,15 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+/// The error of a failed or cancelled run ([`RunView::error`]).
+pub use inngest_protocol::wire::ErrorObject;
+
 pub use flow::{SkipReason, SkipView};
 pub use registry::{AppView, FunctionView};
 pub use state::{HistoryEntry, HistoryKind, RunStatus, RunView, StepStatus, StepView};
 
 use clock::{Clock, SystemClock};
-use engine::{Backoff, Inner, Settings};
+use shared::{Backoff, Inner, Settings};
 
 /// Default largest request body sent inline before `use_api` is set (the real server's 4 MB).
 pub const DEFAULT_MAX_INLINE_STATE: usize = 4 * 1024 * 1024;

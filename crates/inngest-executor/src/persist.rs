@@ -1,4 +1,4 @@
-//! The executor's optional on-disk state ([`super::ExecutorBuilder::state_dir`]).
+//! The executor's optional on-disk state ([`crate::ExecutorBuilder::state_dir`]).
 //!
 //! Layout of the directory:
 //! * `events.jsonl`: every event the executor accepted, one JSON object per line, appended.
@@ -13,7 +13,7 @@
 //!
 //! On start, events are loaded (not routed again: they keep deduplicating by id) and runs are
 //! held until their function is registered again; then they join the history and every
-//! unfinished one is driven again ([`super::engine::Inner::restore_runs`]).
+//! unfinished one is driven again ([`crate::restore`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
+use crate::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
 
 const EVENTS_FILE: &str = "events.jsonl";
 const RUNS_DIR: &str = "runs";

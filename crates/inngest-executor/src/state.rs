@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::expr::Expr;
-use super::registry::{CancelRule, FunctionDef};
+use crate::expr::Expr;
+use crate::registry::{CancelRule, FunctionDef};
+use inngest_protocol::wire::ErrorObject;
 
 /// Status of a run, with the names the dev server's REST API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Scheduled or in progress (including sleeping or waiting).
     Running,
@@ -43,6 +45,7 @@ impl RunStatus {
 
 /// Status of one step of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum StepStatus {
     /// Reported as `StepPlanned`; its targeted request has not been answered yet.
     Planned,
@@ -68,6 +71,7 @@ pub enum StepStatus {
 
 /// One step of a run as recorded by the executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepView {
     /// Hashed step id (the key of the memo map).
     pub id: String,
@@ -92,6 +96,7 @@ pub struct StepView {
 /// What a [`HistoryEntry`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HistoryKind {
     /// The run was created.
     Scheduled,
@@ -140,6 +145,7 @@ pub enum HistoryKind {
 
 /// One line of a run's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryEntry {
     /// When (executor clock).
     pub at: DateTime<Utc>,
@@ -155,6 +161,7 @@ pub struct HistoryEntry {
 
 /// A snapshot of one run: what tests assert on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunView {
     /// Run id (ULID).
     pub id: String,
@@ -167,7 +174,7 @@ pub struct RunView {
     /// The function's return value (completed runs).
     pub output: Option<Value>,
     /// The final error (failed runs), or why the run was cancelled.
-    pub error: Option<Value>,
+    pub error: Option<ErrorObject>,
     /// Id of the triggering event as returned by the event API.
     pub event_id: String,
     /// The triggering events as sent to the app (`events[0]` is `event`).
@@ -281,7 +288,7 @@ impl Run {
             app_id: self.function.app.clone(),
             status: self.status,
             output: self.output.clone(),
-            error: self.error.clone(),
+            error: self.error.as_ref().map(error_object),
             event_id: self.event_id.clone(),
             events: self.events.clone(),
             steps: self.steps.clone(),
@@ -348,6 +355,34 @@ impl Run {
             }
         }
         out
+    }
+}
+
+/// The `name`, `message` and `stack` of a run's error (any JSON the app answered with):
+/// strings are taken as they are, a missing name is `Error`, a missing message is empty and any
+/// other value is its JSON text.
+fn error_object(error: &Value) -> ErrorObject {
+    let text = |key: &str| match error.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    match error {
+        Value::Object(_) => ErrorObject {
+            name: text("name").unwrap_or_else(|| "Error".to_owned()),
+            message: text("message").unwrap_or_default(),
+            stack: text("stack"),
+        },
+        Value::String(s) => ErrorObject {
+            name: "Error".to_owned(),
+            message: s.clone(),
+            stack: None,
+        },
+        other => ErrorObject {
+            name: "Error".to_owned(),
+            message: other.to_string(),
+            stack: None,
+        },
     }
 }
 
