@@ -816,6 +816,7 @@ fn format_float(f: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests {
     use super::*;
     use serde_json::json;

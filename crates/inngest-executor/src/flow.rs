@@ -15,10 +15,10 @@ use crate::expr::Expr;
 /// A concurrency limit of a function.
 #[derive(Debug, Clone)]
 pub(crate) struct ConcurrencyLimit {
-    pub limit: u32,
-    pub key: Option<Expr>,
+    pub(crate) limit: u32,
+    pub(crate) key: Option<Expr>,
     /// `fn`, `env` or `account`.
-    pub scope: String,
+    pub(crate) scope: String,
 }
 
 /// Parsed flow-control settings of a function.
@@ -26,23 +26,23 @@ pub(crate) struct ConcurrencyLimit {
 pub(crate) struct FlowConfig {
     pub(crate) concurrency: Vec<ConcurrencyLimit>,
     /// `(limit, period, key, is idempotency)`.
-    pub rate_limit: Option<(u32, Duration, Option<Expr>, bool)>,
+    pub(crate) rate_limit: Option<(u32, Duration, Option<Expr>, bool)>,
     /// `(limit, period, burst, key)`.
-    pub throttle: Option<(u32, Duration, u32, Option<Expr>)>,
+    pub(crate) throttle: Option<(u32, Duration, u32, Option<Expr>)>,
     /// `(period, key, timeout)`.
-    pub debounce: Option<(Duration, Option<Expr>, Option<Duration>)>,
+    pub(crate) debounce: Option<(Duration, Option<Expr>, Option<Duration>)>,
     /// `(max size, timeout, key, if)`.
-    pub batch: Option<(usize, Duration, Option<Expr>, Option<Expr>)>,
+    pub(crate) batch: Option<(usize, Duration, Option<Expr>, Option<Expr>)>,
     /// `(cancel mode, key)`.
-    pub singleton: Option<(bool, Option<Expr>)>,
-    pub start_timeout: Option<Duration>,
-    pub finish_timeout: Option<Duration>,
-    pub priority: Option<Expr>,
+    pub(crate) singleton: Option<(bool, Option<Expr>)>,
+    pub(crate) start_timeout: Option<Duration>,
+    pub(crate) finish_timeout: Option<Duration>,
+    pub(crate) priority: Option<Expr>,
 }
 
 impl FlowConfig {
     /// Whether every run of the function starts at once with no bookkeeping.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.concurrency.is_empty()
             && self.rate_limit.is_none()
             && self.throttle.is_none()
@@ -55,7 +55,7 @@ impl FlowConfig {
     }
 
     /// Parses the flow-control keys of a function object; returns every problem found.
-    pub fn parse(obj: &Map<String, Value>) -> Result<FlowConfig, Vec<String>> {
+    pub(crate) fn parse(obj: &Map<String, Value>) -> Result<FlowConfig, Vec<String>> {
         let mut errors = Vec::new();
         let mut cfg = FlowConfig::default();
         let expr = |what: &str, v: Option<&Value>, errors: &mut Vec<String>| -> Option<Expr> {

@@ -23,9 +23,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// The raw answer of an app.
 pub(crate) struct RawResponse {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// What an answer means for the run.
@@ -65,9 +65,9 @@ pub(crate) struct Failure {
 
 /// An op with everything the executor needs already parsed and checked.
 pub(crate) struct ParsedOp {
-    pub op: Op,
-    pub name: String,
-    pub action: OpAction,
+    pub(crate) op: Op,
+    pub(crate) name: String,
+    pub(crate) action: OpAction,
 }
 
 pub(crate) enum OpAction {

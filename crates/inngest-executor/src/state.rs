@@ -230,58 +230,58 @@ pub(crate) enum PendingKind {
 /// A pending async op of a run. `seq` tells a live timer from a stale one.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    pub kind: PendingKind,
-    pub seq: u64,
+    pub(crate) kind: PendingKind,
+    pub(crate) seq: u64,
     /// When the sleep ends or the wait / invoke times out.
-    pub until: DateTime<Utc>,
+    pub(crate) until: DateTime<Utc>,
 }
 
 /// One run.
 pub(crate) struct Run {
-    pub id: String,
-    pub function: Arc<FunctionDef>,
-    pub event_id: String,
-    pub event: Value,
-    pub events: Vec<Value>,
-    pub status: RunStatus,
-    pub output: Option<Value>,
-    pub error: Option<Value>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub max_attempts: u32,
+    pub(crate) id: String,
+    pub(crate) function: Arc<FunctionDef>,
+    pub(crate) event_id: String,
+    pub(crate) event: Value,
+    pub(crate) events: Vec<Value>,
+    pub(crate) status: RunStatus,
+    pub(crate) output: Option<Value>,
+    pub(crate) error: Option<Value>,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) ended_at: Option<DateTime<Utc>>,
+    pub(crate) max_attempts: u32,
     /// Memoized values of completed steps, keyed by hashed id.
-    pub memo: BTreeMap<String, Value>,
+    pub(crate) memo: BTreeMap<String, Value>,
     /// Completed steps in completion order.
-    pub stack: Vec<String>,
+    pub(crate) stack: Vec<String>,
     /// Memo entries supplied by step mocks (sent, never stacked).
-    pub mocked: BTreeMap<String, Value>,
+    pub(crate) mocked: BTreeMap<String, Value>,
     /// Request version: -1 until the first 206 decides it.
-    pub version: i64,
+    pub(crate) version: i64,
     /// `ctx.disable_immediate_execution`.
-    pub force_step_plan: bool,
+    pub(crate) force_step_plan: bool,
     /// Planned steps whose targeted request has not completed them yet.
-    pub planned: HashSet<String>,
+    pub(crate) planned: HashSet<String>,
     /// Async ops waiting for the executor (sleep, wait, invoke).
-    pub pending: HashMap<String, Pending>,
+    pub(crate) pending: HashMap<String, Pending>,
     /// A discovery request is queued, in flight or waiting for its retry.
-    pub discovery_busy: bool,
+    pub(crate) discovery_busy: bool,
     /// Another discovery was asked for while one was busy.
-    pub discovery_again: bool,
+    pub(crate) discovery_again: bool,
     /// Consecutive `206 []` answers.
-    pub empty_responses: u32,
-    pub steps: Vec<StepView>,
-    pub history: Vec<HistoryEntry>,
+    pub(crate) empty_responses: u32,
+    pub(crate) steps: Vec<StepView>,
+    pub(crate) history: Vec<HistoryEntry>,
     /// `<parent run>.<hashed step>` when this run was invoked.
-    pub correlation_id: Option<String>,
-    pub requests: u32,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) requests: u32,
 }
 
 impl Run {
-    pub fn cancel_rules(&self) -> &[CancelRule] {
+    pub(crate) fn cancel_rules(&self) -> &[CancelRule] {
         &self.function.cancel
     }
 
-    pub fn view(&self) -> RunView {
+    pub(crate) fn view(&self) -> RunView {
         RunView {
             id: self.id.clone(),
             function_id: self.function.slug.clone(),
@@ -299,7 +299,7 @@ impl Run {
         }
     }
 
-    pub fn log(
+    pub(crate) fn log(
         &mut self,
         at: DateTime<Utc>,
         kind: HistoryKind,
@@ -320,7 +320,13 @@ impl Run {
     }
 
     /// The step record for `id`, created (with `started_at = at`) if missing.
-    pub fn step_mut(&mut self, id: &str, name: &str, op: &str, at: DateTime<Utc>) -> &mut StepView {
+    pub(crate) fn step_mut(
+        &mut self,
+        id: &str,
+        name: &str,
+        op: &str,
+        at: DateTime<Utc>,
+    ) -> &mut StepView {
         let idx = match self.steps.iter().position(|s| s.id == id) {
             Some(i) => i,
             None => {
@@ -342,12 +348,12 @@ impl Run {
     }
 
     /// The step record for `id`, if any.
-    pub fn find_step(&mut self, id: &str) -> Option<&mut StepView> {
+    pub(crate) fn find_step(&mut self, id: &str) -> Option<&mut StepView> {
         self.steps.iter_mut().find(|s| s.id == id)
     }
 
     /// The memo sent to the app: completed steps in the stack plus mocks.
-    pub fn steps_for_request(&self) -> BTreeMap<String, Value> {
+    pub(crate) fn steps_for_request(&self) -> BTreeMap<String, Value> {
         let mut out = self.mocked.clone();
         for id in &self.stack {
             if let Some(v) = self.memo.get(id) {
@@ -390,10 +396,10 @@ fn error_object(error: &Value) -> ErrorObject {
 #[derive(Debug, Clone)]
 pub(crate) struct StoredEvent {
     /// The id returned by the event API (ULID).
-    pub internal_id: String,
+    pub(crate) internal_id: String,
     /// The event as sent to apps (`name`, `data`, `id`, `ts`, `user`, …).
-    pub event: Value,
-    pub received_at: DateTime<Utc>,
+    pub(crate) event: Value,
+    pub(crate) received_at: DateTime<Utc>,
 }
 
 impl RunView {
