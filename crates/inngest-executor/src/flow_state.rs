@@ -19,14 +19,21 @@ pub(crate) struct FlowTimer {
     pub(crate) what: TimerKind,
 }
 
+/// What a [`FlowTimer`] does when it fires (`seq` tells a live buffer from a replaced one).
 pub(crate) enum TimerKind {
+    /// The debounce period of a key ended: its last event starts a run.
     Debounce { key: String, seq: u64 },
+    /// A batch's timeout passed: the batch starts a run.
     Batch { key: String, seq: u64 },
+    /// The throttle of a key may start its next queued run.
     Throttle { key: String },
+    /// `timeouts.start` of a run passed.
     StartTimeout { run_id: String },
+    /// `timeouts.finish` of a run passed.
     FinishTimeout { run_id: String },
 }
 
+/// The event a debounce key holds.
 pub(crate) struct Debouncing {
     pub(crate) function: Arc<FunctionDef>,
     pub(crate) event: Value,
@@ -35,12 +42,14 @@ pub(crate) struct Debouncing {
     pub(crate) seq: u64,
 }
 
+/// The events a batch key collected.
 pub(crate) struct Batching {
     pub(crate) function: Arc<FunctionDef>,
     pub(crate) events: Vec<(Value, String)>,
     pub(crate) seq: u64,
 }
 
+/// The runs a throttle key holds, and its GCRA state.
 #[derive(Default)]
 pub(crate) struct ThrottleQueue {
     /// GCRA theoretical arrival time.
@@ -61,24 +70,31 @@ pub(crate) struct RunFlow {
     pub(crate) finish_timeout: Option<Duration>,
 }
 
+/// A request waiting for concurrency slots; granted through `tx`.
 pub(crate) struct Waiter {
     pub(crate) slots: Arc<[(String, u32)]>,
     pub(crate) tx: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Flow-control state, kept in the executor's [`State`].
+/// Flow-control state, kept in the executor's [`State`](crate::shared::State). Keys are
+/// `<function>\0<evaluated key>` (concurrency: `<scope>\0…`).
 #[derive(Default)]
 pub(crate) struct FlowState {
+    /// Start times in the current rate-limit window, per key.
     pub(crate) rate: HashMap<String, Vec<DateTime<Utc>>>,
     pub(crate) debounce: HashMap<String, Debouncing>,
     pub(crate) batches: HashMap<String, Batching>,
+    /// The running singleton run of each key.
     pub(crate) singleton: HashMap<String, String>,
     pub(crate) throttle: HashMap<String, ThrottleQueue>,
+    /// Per-run facts, for runs of functions with flow control.
     pub(crate) runs: HashMap<String, RunFlow>,
-    pub(crate) in_flight: HashMap<String, u32>,
+    /// Requests in flight per concurrency key.
+    in_flight: HashMap<String, u32>,
+    /// Requests waiting for slots, by (score, sequence).
     pub(crate) waiting: BTreeMap<(i64, u64), Waiter>,
-    pub(crate) skipped: Vec<SkipView>,
-    pub(crate) seq: u64,
+    skipped: Vec<SkipView>,
+    seq: u64,
 }
 
 impl FlowState {
