@@ -91,7 +91,7 @@
 //! # Known differences from the real server
 //! * Flow control (idempotency, rate limit, debounce, batching, singleton, throttle,
 //!   concurrency, priority, timeouts) is applied on the executor's clock, within a test
-//!   engine's fidelity (see [Flow control](self#flow-control); the docs of `flow.rs` say
+//!   engine's fidelity (see [Flow control](self#flow-control); the docs of `flow_control.rs` say
 //!   what is exact and what is approximated). In short: rate limits count a sliding window (the server uses GCRA; exact
 //!   for idempotency); throttle uses the server's compatibility GCRA; priority only orders
 //!   starts queued by throttle and requests queued by concurrency; `env` and `account`
