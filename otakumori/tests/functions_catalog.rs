@@ -266,9 +266,11 @@ async fn a_permanent_printify_error_is_not_retried_and_is_recorded_for_the_retry
     let step = run.step("sync-page-1").unwrap();
     assert_eq!(step.attempts, 1, "non-retriable");
     assert_eq!(step.error.as_ref().unwrap()["name"], "NonRetriableError");
-    assert!(run.error.as_ref().unwrap()["message"]
-        .as_str()
+    assert!(run
+        .error
+        .as_ref()
         .unwrap()
+        .message
         .contains("This shop is disconnected"));
     assert_eq!(
         listing_pages(&app),

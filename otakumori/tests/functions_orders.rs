@@ -391,9 +391,11 @@ async fn a_printify_400_fails_the_order_into_the_dead_letter_path() {
     assert_eq!(step.status, StepStatus::Failed);
     assert_eq!(step.attempts, 1, "a 400 is not retried");
     assert_eq!(step.error.as_ref().unwrap()["name"], "NonRetriableError");
-    assert!(run.error.as_ref().unwrap()["message"]
-        .as_str()
+    assert!(run
+        .error
+        .as_ref()
         .unwrap()
+        .message
         .contains("Validation failed."));
     assert!(run.step("send-confirmation").is_none());
 
@@ -598,7 +600,7 @@ async fn a_bad_order_event_fails_without_retry_naming_the_field() {
     let run = app.h.wait_for_run_of(&id).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.requests, 1);
-    let msg = run.error.unwrap()["message"].as_str().unwrap().to_string();
+    let msg = run.error.unwrap().message;
     assert!(msg.contains("`data.orderId` is not a UUID"), "{msg}");
     // Its on_failure still records it (for an operator to look at) and the retry dead-letters it.
     let failure = app

@@ -163,8 +163,8 @@ async fn scenario(checkpointing: bool) {
     let id = js.send("test/fails-hard", json!({})).await;
     let run = js.finish(&id).await;
     assert_eq!(run.status, RunStatus::Failed);
-    assert_eq!(run.error.as_ref().unwrap()["name"], "NonRetriableError");
-    assert_eq!(run.error.as_ref().unwrap()["message"], "nope, never retry");
+    assert_eq!(run.error.as_ref().unwrap().name, "NonRetriableError");
+    assert_eq!(run.error.as_ref().unwrap().message, "nope, never retry");
     assert_eq!(requests(&run), 1);
 
     let id = js.send("test/step-always-fails", json!({})).await;

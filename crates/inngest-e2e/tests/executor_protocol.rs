@@ -16,7 +16,7 @@ use axum::routing::any;
 use axum::Router;
 use executor_support::{recording_router, Recorder};
 use inngest_executor::clock::VirtualClock;
-use inngest_executor::{Executor, HistoryKind, RunStatus, RunView, SyncError};
+use inngest_executor::{ErrorObject, Executor, HistoryKind, RunStatus, RunView, SyncError};
 use inngest_sdk::testing::TestHarness;
 use inngest_sdk::{Ctx, Error, Event, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
@@ -208,9 +208,11 @@ async fn malformed_op_arrays_are_retried_then_fail_with_history() {
     let msgs = invalid_messages(&run);
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(msgs[0].contains("malformed op array"), "{msgs:?}");
-    assert!(run.error.as_ref().unwrap()["message"]
-        .as_str()
+    assert!(run
+        .error
+        .as_ref()
         .unwrap()
+        .message
         .contains("malformed op array"));
 }
 
@@ -239,9 +241,11 @@ async fn an_empty_op_array_re_drives_discovery() {
 
     let run = run_bad(&s, "bad-empty").await;
     assert_eq!(run.status, RunStatus::Failed);
-    assert!(run.error.as_ref().unwrap()["message"]
-        .as_str()
+    assert!(run
+        .error
+        .as_ref()
         .unwrap()
+        .message
         .contains("empty op array 3 times"));
     assert_eq!(s.app.calls("bad-empty"), 3);
 }
@@ -271,9 +275,11 @@ async fn non_sdk_errors_become_upstream_errors() {
     let run = run_bad(&s, "bad-upstream").await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(s.app.calls("bad-upstream"), 2);
-    assert!(run.error.as_ref().unwrap()["message"]
-        .as_str()
+    assert!(run
+        .error
+        .as_ref()
         .unwrap()
+        .message
         .contains("upstream error: HTTP 502"));
 }
 
@@ -283,9 +289,11 @@ async fn unsupported_ops_fail_clearly() {
     let run = run_bad(&s, "bad-unsupported").await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.history_of(HistoryKind::UnsupportedOp).count(), 1);
-    assert!(run.error.as_ref().unwrap()["message"]
-        .as_str()
+    assert!(run
+        .error
+        .as_ref()
         .unwrap()
+        .message
         .contains("`Gateway` is not supported"));
 }
 
@@ -342,7 +350,11 @@ async fn no_retry_header_stops_retries() {
     assert_eq!(s.app.calls("no-retry-500"), 1);
     assert_eq!(
         run.error,
-        Some(json!({"name": "Error", "message": "final"}))
+        Some(ErrorObject {
+            name: "Error".into(),
+            message: "final".into(),
+            stack: None,
+        })
     );
 }
 

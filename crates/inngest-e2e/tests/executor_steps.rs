@@ -514,7 +514,7 @@ async fn exhausted_retries_fail_the_run_and_run_on_failure() {
     let id = h.send(Event::new("test/always", json!({"k": 1}))).await;
     let run = h.wait_for_run_of(&id).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
-    assert_eq!(run.error.as_ref().unwrap()["message"], "always");
+    assert_eq!(run.error.as_ref().unwrap().message, "always");
     let step = run.step("always-fails").unwrap();
     assert_eq!(step.status, StepStatus::Failed);
     assert_eq!(step.attempts, 2);
@@ -566,7 +566,7 @@ async fn non_retriable_errors_are_not_retried() {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.requests, 1);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(run.error.as_ref().unwrap()["message"], "nope, never retry");
+    assert_eq!(run.error.as_ref().unwrap().message, "nope, never retry");
     assert_eq!(run.history_of(HistoryKind::RetryScheduled).count(), 0);
 }
 
@@ -583,7 +583,7 @@ async fn retriable_function_errors_use_every_attempt() {
     let run = h.wait_for_run_of(&id).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.requests, 3);
-    assert_eq!(run.error.as_ref().unwrap()["message"], "broken func");
+    assert_eq!(run.error.as_ref().unwrap().message, "broken func");
     assert_eq!(run.history_of(HistoryKind::FunctionError).count(), 3);
 }
 

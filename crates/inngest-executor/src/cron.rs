@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
-pub use inngest_protocol::cron::CronError;
+pub(crate) use inngest_protocol::cron::CronError;
 
 /// How many times [`CronSchedule::next_after`] re-searches when a candidate maps to an instant that
 /// is not after the requested time (possible inside a repeated fall-back hour).
@@ -33,7 +33,7 @@ const MAX_GAP_MINUTES: i32 = 2 * 24 * 60;
 
 /// A parsed cron schedule: a pattern plus the time zone it is evaluated in.
 #[derive(Debug, Clone)]
-pub struct CronSchedule {
+pub(crate) struct CronSchedule {
     source: String,
     tz: Tz,
     cron: Cron,
@@ -41,7 +41,7 @@ pub struct CronSchedule {
 
 impl CronSchedule {
     /// Parses a cron trigger string such as `"0 9 * * 1"` or `"TZ=Europe/Paris 0 9 * * 1"`.
-    pub fn parse(src: &str) -> Result<CronSchedule, CronError> {
+    pub(crate) fn parse(src: &str) -> Result<CronSchedule, CronError> {
         let (zone, pattern) = inngest_protocol::cron::split_time_zone(src);
         let tz = match zone {
             None => Tz::UTC,
@@ -66,7 +66,7 @@ impl CronSchedule {
     }
 
     /// The cron string exactly as given to [`CronSchedule::parse`].
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
@@ -84,7 +84,7 @@ impl CronSchedule {
     /// in the module docs. (croner 4's own zone-aware search differs: it fires interval jobs
     /// such as `*/15 * * * *` in both passes of a repeated hour, and skips, rather than
     /// delays, their runs that fall in a gap.)
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // A minute or hour field of only commas (`, * * * *`) selects nothing; croner would
         // search minute by minute until its year limit (seconds of CPU) to find that out.
         let pattern = &self.cron.pattern;

@@ -465,17 +465,7 @@ fn eval<'a>(node: &'a Node, env: &mut Env<'a>) -> EResult<'a> {
         Node::Index(operand, index) => {
             let target = eval(operand, env)?;
             let index = eval(index, env)?;
-            match (&target, &index) {
-                (Val::List(list), Val::Int(i)) => usize::try_from(*i)
-                    .ok()
-                    .and_then(|i| list.get(i))
-                    .unwrap_or(Val::Null),
-                (Val::List(list), Val::Float(f)) if f.fract() == 0.0 && *f >= 0.0 => {
-                    list.get(*f as usize).unwrap_or(Val::Null)
-                }
-                (Val::Map(_), Val::Str(key)) => target.field(key).unwrap_or(Val::Null),
-                _ => Val::Null,
-            }
+            index_of(&target, &index)
         }
         Node::Not(inner) => Val::Bool(!truth(eval(inner, env), "`!`")?),
         Node::Neg(inner) => match eval(inner, env)? {
@@ -483,32 +473,8 @@ fn eval<'a>(node: &'a Node, env: &mut Env<'a>) -> EResult<'a> {
             Val::Float(f) => Val::Float(-f),
             other => return Err(format!("cannot negate a {}", other.type_name())),
         },
-        Node::And(lhs, rhs) => {
-            let l = truth(eval(lhs, env), "`&&`");
-            if l == Ok(false) {
-                return Ok(Val::Bool(false));
-            }
-            let r = truth(eval(rhs, env), "`&&`");
-            match (l, r) {
-                (_, Ok(false)) => Val::Bool(false),
-                (Err(e), _) | (_, Err(e)) => return Err(e),
-                // Both true (a false left side returned above).
-                (Ok(_), Ok(_)) => Val::Bool(true),
-            }
-        }
-        Node::Or(lhs, rhs) => {
-            let l = truth(eval(lhs, env), "`||`");
-            if l == Ok(true) {
-                return Ok(Val::Bool(true));
-            }
-            let r = truth(eval(rhs, env), "`||`");
-            match (l, r) {
-                (_, Ok(true)) => Val::Bool(true),
-                (Err(e), _) | (_, Err(e)) => return Err(e),
-                // Both false (a true left side returned above).
-                (Ok(_), Ok(_)) => Val::Bool(false),
-            }
-        }
+        Node::And(lhs, rhs) => logical(lhs, rhs, env, false)?,
+        Node::Or(lhs, rhs) => logical(lhs, rhs, env, true)?,
         Node::Cond(cond, then, otherwise) => {
             if truth(eval(cond, env), "the condition of `? :`")? {
                 eval(then, env)?
@@ -528,24 +494,7 @@ fn eval<'a>(node: &'a Node, env: &mut Env<'a>) -> EResult<'a> {
             }
             Val::List(List::Owned(out))
         }
-        Node::Map(entries) => {
-            let mut out: Vec<(String, Val<'a>)> = Vec::with_capacity(entries.len());
-            for (k, v) in entries {
-                let key = match eval(k, env)? {
-                    Val::Str(s) => s.into_owned(),
-                    other => {
-                        return Err(format!(
-                            "map keys must be strings, got {}",
-                            other.type_name()
-                        ))
-                    }
-                };
-                let value = eval(v, env)?;
-                out.retain(|(existing, _)| *existing != key);
-                out.push((key, value));
-            }
-            Val::Map(Obj::Owned(out))
-        }
+        Node::Map(entries) => map_literal(entries, env)?,
         Node::Call(func, args) => {
             let mut vals = Vec::with_capacity(args.len());
             for a in args {
@@ -560,18 +509,75 @@ fn eval<'a>(node: &'a Node, env: &mut Env<'a>) -> EResult<'a> {
             filter,
             body,
         } => {
-            let items: Vec<Val<'a>> = match eval(range, env)? {
-                Val::List(list) => list.iter().collect(),
-                Val::Map(obj) => obj.keys().into_iter().map(Val::Str).collect(),
-                Val::Null => Vec::new(),
-                other => {
-                    return Err(format!(
-                        "macros need a list or map to iterate, got {}",
-                        other.type_name()
-                    ))
-                }
-            };
+            let items = macro_items(eval(range, env)?)?;
             run_macro(*kind, items, *slot, filter.as_deref(), body, env)?
+        }
+    })
+}
+
+/// `target[index]`: a list element, a map entry, else `null`.
+fn index_of<'a>(target: &Val<'a>, index: &Val<'a>) -> Val<'a> {
+    match (target, index) {
+        (Val::List(list), Val::Int(i)) => usize::try_from(*i)
+            .ok()
+            .and_then(|i| list.get(i))
+            .unwrap_or(Val::Null),
+        (Val::List(list), Val::Float(f)) if f.fract() == 0.0 && *f >= 0.0 => {
+            list.get(*f as usize).unwrap_or(Val::Null)
+        }
+        (Val::Map(_), Val::Str(key)) => target.field(key).unwrap_or(Val::Null),
+        _ => Val::Null,
+    }
+}
+
+/// `lhs && rhs` (`decisive` false) or `lhs || rhs` (`decisive` true), with CEL's
+/// commutative error handling: a decisive side wins over an error on the other.
+fn logical<'a>(lhs: &'a Node, rhs: &'a Node, env: &mut Env<'a>, decisive: bool) -> EResult<'a> {
+    let what = if decisive { "`||`" } else { "`&&`" };
+    let l = truth(eval(lhs, env), what);
+    if l == Ok(decisive) {
+        return Ok(Val::Bool(decisive));
+    }
+    let r = truth(eval(rhs, env), what);
+    match (l, r) {
+        (_, Ok(b)) if b == decisive => Ok(Val::Bool(decisive)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        // Both not decisive (a decisive left side returned above).
+        (Ok(_), Ok(_)) => Ok(Val::Bool(!decisive)),
+    }
+}
+
+/// A map literal; a repeated key keeps its last value.
+fn map_literal<'a>(entries: &'a [(Node, Node)], env: &mut Env<'a>) -> EResult<'a> {
+    let mut out: Vec<(String, Val<'a>)> = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        let key = match eval(k, env)? {
+            Val::Str(s) => s.into_owned(),
+            other => {
+                return Err(format!(
+                    "map keys must be strings, got {}",
+                    other.type_name()
+                ))
+            }
+        };
+        let value = eval(v, env)?;
+        out.retain(|(existing, _)| *existing != key);
+        out.push((key, value));
+    }
+    Ok(Val::Map(Obj::Owned(out)))
+}
+
+/// What a macro iterates: a list's elements or a map's keys (`null` is empty).
+fn macro_items(range: Val<'_>) -> Result<Vec<Val<'_>>, String> {
+    Ok(match range {
+        Val::List(list) => list.iter().collect(),
+        Val::Map(obj) => obj.keys().into_iter().map(Val::Str).collect(),
+        Val::Null => Vec::new(),
+        other => {
+            return Err(format!(
+                "macros need a list or map to iterate, got {}",
+                other.type_name()
+            ))
         }
     })
 }
@@ -810,6 +816,7 @@ fn format_float(f: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests {
     use super::*;
     use serde_json::json;

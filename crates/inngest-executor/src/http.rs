@@ -13,8 +13,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use super::engine::{self, Inner};
-use super::state::{Run, RunStatus};
+use crate::checkpoint::CheckpointError;
+use crate::shared::{self, Inner};
+use crate::state::{Run, RunStatus, StoredEvent};
 use inngest_protocol::wire::headers as h;
 
 /// The environment id the dev server reports.
@@ -204,7 +205,7 @@ async fn register(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) 
     match inner.register(&payload) {
         Ok((def, modified)) => json_status(
             StatusCode::OK,
-            json!({"ok": true, "modified": modified, "sync_id": engine::random_uuid(), "app_id": def.uuid}),
+            json!({"ok": true, "modified": modified, "sync_id": shared::random_uuid(), "app_id": def.uuid}),
         ),
         Err(errors) => {
             let functions = errors.iter().any(|e| e.starts_with("function"));
@@ -267,9 +268,9 @@ async fn invoke(
     let now = inner.now();
     data.insert(
         "_inngest".into(),
-        json!({"fn_id": function, "expire": (now + chrono::Duration::days(365)).timestamp_millis(), "gid": engine::random_uuid(), "source_fn_v": 1}),
+        json!({"fn_id": function, "expire": (now + chrono::Duration::days(365)).timestamp_millis(), "gid": shared::random_uuid(), "source_fn_v": 1}),
     );
-    let ev = json!({"name": engine::EVENT_INVOKED, "data": data, "user": payload.get("user").cloned().unwrap_or_else(|| json!({}))});
+    let ev = json!({"name": shared::EVENT_INVOKED, "data": data, "user": payload.get("user").cloned().unwrap_or_else(|| json!({}))});
     match inner.ingest_invoke(ev) {
         Ok(id) => json_status(StatusCode::OK, json!({"id": id, "status": 200})),
         Err(e) => json_status(
@@ -291,8 +292,10 @@ async fn checkpoint(State(inner): State<Shared>, Path(id): Path<String>, body: B
     };
     match inner.checkpoint(&id, &payload) {
         Ok(_) => StatusCode::OK.into_response(),
-        Err(e) if e == "run not found" => not_found("run"),
-        Err(e) => json_status(StatusCode::BAD_REQUEST, json!({"error": e, "status": 400})),
+        Err(CheckpointError::RunNotFound) => not_found("run"),
+        Err(CheckpointError::Invalid(e)) => {
+            json_status(StatusCode::BAD_REQUEST, json!({"error": e, "status": 400}))
+        }
     }
 }
 
@@ -339,7 +342,7 @@ async fn v1_events(State(inner): State<Shared>) -> Response {
     envelope(now, data)
 }
 
-fn event_json(e: &super::state::StoredEvent) -> Value {
+fn event_json(e: &StoredEvent) -> Value {
     json!({
         "internal_id": e.internal_id,
         "environment_id": ENVIRONMENT_ID,
@@ -372,7 +375,7 @@ async fn v1_event_skips(State(inner): State<Shared>, Path(id): Path<String>) -> 
     let now = inner.now();
     let st = inner.lock();
     let internal = st.resolve_event_id(&id).unwrap_or(id);
-    let data: Vec<&super::SkipView> = st
+    let data: Vec<&crate::SkipView> = st
         .flow
         .skipped()
         .iter()

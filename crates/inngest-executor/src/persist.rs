@@ -1,4 +1,4 @@
-//! The executor's optional on-disk state ([`super::ExecutorBuilder::state_dir`]).
+//! The executor's optional on-disk state ([`crate::ExecutorBuilder::state_dir`]).
 //!
 //! Layout of the directory:
 //! * `events.jsonl`: every event the executor accepted, one JSON object per line, appended.
@@ -13,7 +13,7 @@
 //!
 //! On start, events are loaded (not routed again: they keep deduplicating by id) and runs are
 //! held until their function is registered again; then they join the history and every
-//! unfinished one is driven again ([`super::engine::Inner::restore_runs`]).
+//! unfinished one is driven again ([`crate::restore`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
+use crate::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
 
 const EVENTS_FILE: &str = "events.jsonl";
 const RUNS_DIR: &str = "runs";
@@ -90,29 +90,29 @@ struct RunRecordRef<'a> {
 /// A run as read back from disk.
 #[derive(Deserialize)]
 pub(crate) struct RunRecord {
-    pub id: String,
+    pub(crate) id: String,
     /// The function's composite id (slug).
-    pub function: String,
-    pub event_id: String,
-    pub events: Vec<Value>,
-    pub status: RunStatus,
-    pub output: Option<Value>,
-    pub error: Option<Value>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub max_attempts: u32,
-    pub memo: BTreeMap<String, Value>,
-    pub stack: Vec<String>,
-    pub mocked: BTreeMap<String, Value>,
-    pub version: i64,
-    pub force_step_plan: bool,
-    pub planned: Vec<String>,
-    pub pending: Vec<PendingRecord>,
-    pub discovery_busy: bool,
-    pub steps: Vec<StepView>,
-    pub history: Vec<HistoryEntry>,
-    pub correlation_id: Option<String>,
-    pub requests: u32,
+    pub(crate) function: String,
+    pub(crate) event_id: String,
+    pub(crate) events: Vec<Value>,
+    pub(crate) status: RunStatus,
+    pub(crate) output: Option<Value>,
+    pub(crate) error: Option<Value>,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) ended_at: Option<DateTime<Utc>>,
+    pub(crate) max_attempts: u32,
+    pub(crate) memo: BTreeMap<String, Value>,
+    pub(crate) stack: Vec<String>,
+    pub(crate) mocked: BTreeMap<String, Value>,
+    pub(crate) version: i64,
+    pub(crate) force_step_plan: bool,
+    pub(crate) planned: Vec<String>,
+    pub(crate) pending: Vec<PendingRecord>,
+    pub(crate) discovery_busy: bool,
+    pub(crate) steps: Vec<StepView>,
+    pub(crate) history: Vec<HistoryEntry>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) requests: u32,
 }
 
 fn record_of(run: &Run) -> RunRecordRef<'_> {
@@ -168,7 +168,7 @@ fn record_of(run: &Run) -> RunRecordRef<'_> {
 }
 
 impl PendingRecord {
-    pub fn step(&self) -> &str {
+    pub(crate) fn step(&self) -> &str {
         match self {
             PendingRecord::Sleep { step, .. }
             | PendingRecord::Wait { step, .. }
@@ -179,8 +179,8 @@ impl PendingRecord {
 
 /// What was on disk when the executor started.
 pub(crate) struct Loaded {
-    pub events: Vec<StoredEvent>,
-    pub runs: Vec<RunRecord>,
+    pub(crate) events: Vec<StoredEvent>,
+    pub(crate) runs: Vec<RunRecord>,
 }
 
 /// What tells a changed run from an unchanged one without serializing it: every change the
@@ -241,7 +241,7 @@ pub(crate) struct Pass<'a> {
 
 impl Store {
     /// Opens (creating it if needed) a state directory and reads what it holds.
-    pub fn open(dir: &Path) -> Result<(Store, Loaded), String> {
+    pub(crate) fn open(dir: &Path) -> Result<(Store, Loaded), String> {
         let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
         let runs_dir = dir.join(RUNS_DIR);
         fs::create_dir_all(&runs_dir).map_err(|e| io("cannot create", &runs_dir, e))?;
@@ -335,7 +335,11 @@ impl Store {
     }
 
     /// Starts a save: call under the state lock, then release the lock and [`Pass::write`].
-    pub fn collect<'a>(&'a self, runs: &HashMap<String, Run>, events: &[StoredEvent]) -> Pass<'a> {
+    pub(crate) fn collect<'a>(
+        &'a self,
+        runs: &HashMap<String, Run>,
+        events: &[StoredEvent],
+    ) -> Pass<'a> {
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = Vec::new();
         for run in runs.values() {
@@ -377,7 +381,7 @@ impl Store {
 impl Pass<'_> {
     /// Writes the collected snapshots (runs first, then events). Errors are logged: the executor
     /// keeps running in memory.
-    pub fn write(mut self) {
+    pub(crate) fn write(mut self) {
         let runs_dir = self.store.dir.join(RUNS_DIR);
         for (id, bytes, hash, terminal) in std::mem::take(&mut self.runs) {
             let path = runs_dir.join(format!("{id}.json"));

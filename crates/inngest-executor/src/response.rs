@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 
-use super::expr::Expr;
-use super::state::HistoryKind;
+use crate::expr::Expr;
+use crate::state::HistoryKind;
 use inngest_protocol::wire::ErrorObject;
 use inngest_protocol::wire::{headers as h, Op, OpCode};
 
@@ -23,35 +23,51 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// The raw answer of an app.
 pub(crate) struct RawResponse {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// What an answer means for the run.
 pub(crate) enum Outcome {
-    Ops {
-        ops: Vec<ParsedOp>,
-        version: Option<i64>,
-        no_retry: bool,
-        retry_after: Option<Duration>,
-    },
+    /// A 206 with ops.
+    Ops(OpsResponse),
+    /// A 206 with an empty op array.
     Empty,
+    /// A 200: the function returned this value.
     Done(Value),
-    Failure {
-        error: Value,
-        retriable: bool,
-        retry_after: Option<Duration>,
-        kind: HistoryKind,
-        reason: String,
-    },
+    /// An error, a failed request or a protocol violation.
+    Failure(Failure),
+}
+
+/// A 206 answer with at least one op.
+pub(crate) struct OpsResponse {
+    pub(crate) ops: Vec<ParsedOp>,
+    /// `X-Inngest-Req-Version`, when sent.
+    pub(crate) version: Option<i64>,
+    /// `X-Inngest-No-Retry: true`.
+    pub(crate) no_retry: bool,
+    /// `Retry-After`, clamped.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// An attempt that failed.
+pub(crate) struct Failure {
+    /// The error object (the run's error if no retry follows).
+    pub(crate) error: Value,
+    pub(crate) retriable: bool,
+    pub(crate) retry_after: Option<Duration>,
+    /// The history line's kind.
+    pub(crate) kind: HistoryKind,
+    /// The history line's text.
+    pub(crate) reason: String,
 }
 
 /// An op with everything the executor needs already parsed and checked.
 pub(crate) struct ParsedOp {
-    pub op: Op,
-    pub name: String,
-    pub action: OpAction,
+    pub(crate) op: Op,
+    pub(crate) name: String,
+    pub(crate) action: OpAction,
 }
 
 pub(crate) enum OpAction {
@@ -109,12 +125,12 @@ pub(crate) fn classify(mut raw: RawResponse, now: DateTime<Utc>) -> Outcome {
         if raw.status == 206 {
             return match parse_ops(&raw.body, now) {
                 Ok(ops) if ops.is_empty() => Outcome::Empty,
-                Ok(ops) => Outcome::Ops {
+                Ok(ops) => Outcome::Ops(OpsResponse {
                     ops,
                     version: header(&raw.headers, h::REQ_VERSION).and_then(|v| v.parse().ok()),
                     no_retry,
                     retry_after,
-                },
+                }),
                 Err(reason) => invalid(reason),
             };
         }
@@ -136,7 +152,7 @@ pub(crate) fn classify(mut raw: RawResponse, now: DateTime<Utc>) -> Outcome {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    Outcome::Failure {
+    Outcome::Failure(Failure {
         error,
         retriable: !no_retry,
         retry_after,
@@ -146,17 +162,17 @@ pub(crate) fn classify(mut raw: RawResponse, now: DateTime<Utc>) -> Outcome {
             raw.status,
             if no_retry { " (no retry)" } else { "" }
         ),
-    }
+    })
 }
 
 fn invalid(reason: String) -> Outcome {
-    Outcome::Failure {
+    Outcome::Failure(Failure {
         error: json!({"name": "Error", "message": reason}),
         retriable: true,
         retry_after: None,
         kind: HistoryKind::InvalidResponse,
         reason,
-    }
+    })
 }
 
 /// A streamed (201) answer: keep-alive bytes, then `{"status", "headers", "body"}`.
@@ -233,142 +249,165 @@ pub(crate) fn parse_ops(body: &[u8], now: DateTime<Utc>) -> Result<Vec<ParsedOp>
         obj @ Value::Object(_) => vec![obj],
         _ => return Err("malformed op array: the 206 body must be a JSON array of ops".into()),
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, mut item) in items.into_iter().enumerate() {
-        let Some(obj) = item.as_object_mut() else {
-            return Err(format!("malformed op array: op #{i} is not an object"));
-        };
-        let Some(given) = obj.get("op").and_then(Value::as_str).map(str::to_owned) else {
-            return Err(format!("malformed op array: op #{i} has no `op` name"));
-        };
-        let canonical = OP_NAMES
-            .iter()
-            .find(|n| n.eq_ignore_ascii_case(&given))
-            .copied();
-        let ignored = ["DeferAdd", "DeferAbort"]
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&given));
-        let unsupported = ["SyncRunComplete"]
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&given));
-        let name = match canonical {
-            Some(n) => n,
-            None if ignored || unsupported => "None",
-            None => return Err(format!("unknown op name `{given}` (op #{i})")),
-        };
-        obj.insert("op".into(), Value::String(name.to_owned()));
-        if !obj.contains_key("id") {
-            obj.insert("id".into(), Value::String(String::new()));
-        }
-        let op: Op = serde_json::from_value(item)
-            .map_err(|e| format!("malformed op #{i} (`{given}`): {e}"))?;
-        if op.id.is_empty() && name != "None" {
-            return Err(format!("malformed op #{i} (`{given}`): missing `id`"));
-        }
-        let opts = op.opts.clone().unwrap_or(Value::Null);
-        let opt_str = |k: &str| opts.get(k).and_then(Value::as_str).map(str::to_owned);
-        let data = op
-            .data
-            .as_ref()
-            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
-            .unwrap_or(Value::Null);
-        let error = |op: &Op| -> Result<Value, String> {
-            op.error
-                .as_ref()
-                .map(error_memo)
-                .ok_or_else(|| format!("op #{i} `{given}` has no `error` object"))
-        };
-        let action = if unsupported {
-            OpAction::Unsupported
-        } else if ignored {
-            OpAction::Nothing
-        } else {
-            match op.op {
-                OpCode::StepRun | OpCode::Step => OpAction::Run(data),
-                OpCode::StepError => OpAction::Error(error(&op)?),
-                OpCode::StepFailed => OpAction::Failed(error(&op)?),
-                OpCode::StepPlanned => OpAction::Planned,
-                OpCode::Sleep => {
-                    let spec =
-                        opt_str("duration")
-                            .or_else(|| op.name.clone())
-                            .ok_or_else(|| {
-                                format!(
-                                    "op #{i} `Sleep` has no duration (`opts.duration` or `name`)"
-                                )
-                            })?;
-                    let until = inngest_protocol::timestr::parse_time_or_duration(&spec, now)
-                        .map_err(|e| format!("op #{i} `Sleep` duration `{spec}`: {e}"))?;
-                    OpAction::Sleep(until)
-                }
-                OpCode::WaitForEvent => {
-                    let event = opt_str("event")
-                        .or_else(|| op.name.clone())
-                        .ok_or_else(|| {
-                            format!(
-                                "op #{i} `WaitForEvent` has no event name (`opts.event` or `name`)"
-                            )
-                        })?;
-                    let timeout = opt_str("timeout").unwrap_or_default();
-                    let until = if timeout.is_empty() {
-                        now
-                    } else {
-                        inngest_protocol::timestr::parse_time_or_duration(&timeout, now).map_err(
-                            |e| format!("op #{i} `WaitForEvent` timeout `{timeout}`: {e}"),
-                        )?
-                    };
-                    let expr =
-                        match opt_str("if").filter(|s| !s.trim().is_empty()) {
-                            Some(src) => Some(Expr::compile(&src).map_err(|e| {
-                                format!("op #{i} `WaitForEvent` `if` expression: {e}")
-                            })?),
-                            None => None,
-                        };
-                    OpAction::Wait { event, expr, until }
-                }
-                OpCode::InvokeFunction => {
-                    let function_id = opt_str("function_id")
-                        .filter(|s| !s.is_empty())
-                        .ok_or_else(|| {
-                            format!("op #{i} `InvokeFunction` has no `opts.function_id`")
-                        })?;
-                    let payload = match opts.get("payload") {
-                        None | Some(Value::Null) => Map::new(),
-                        Some(Value::Object(m)) => m.clone(),
-                        Some(_) => {
-                            return Err(format!(
-                                "op #{i} `InvokeFunction` `opts.payload` must be an object"
-                            ))
-                        }
-                    };
-                    let until = match opt_str("timeout").filter(|s| !s.is_empty()) {
-                        Some(t) => inngest_protocol::timestr::parse_time_or_duration(&t, now)
-                            .map_err(|e| format!("op #{i} `InvokeFunction` timeout `{t}`: {e}"))?,
-                        None => now + chrono_duration(INVOKE_DEFAULT_TIMEOUT),
-                    };
-                    OpAction::Invoke {
-                        function_id,
-                        payload,
-                        until,
-                    }
-                }
-                OpCode::RunComplete => OpAction::Complete(data),
-                OpCode::DiscoveryRequest => OpAction::Discovery,
-                OpCode::None => OpAction::Nothing,
-                _ => OpAction::Unsupported,
-            }
-        };
-        out.push(ParsedOp {
-            op,
-            name: if ignored || unsupported {
-                given
-            } else {
-                name.to_owned()
-            },
-            action,
-        });
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| parse_op(i, item, now))
+        .collect()
+}
+
+/// Parses op `#i`: its name (case-insensitive; `DeferAdd`/`DeferAbort` are ignored,
+/// `SyncRunComplete` is unsupported), its shape, and what it asks for.
+fn parse_op(i: usize, mut item: Value, now: DateTime<Utc>) -> Result<ParsedOp, String> {
+    let Some(obj) = item.as_object_mut() else {
+        return Err(format!("malformed op array: op #{i} is not an object"));
+    };
+    let Some(given) = obj.get("op").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(format!("malformed op array: op #{i} has no `op` name"));
+    };
+    let canonical = OP_NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(&given))
+        .copied();
+    let ignored = ["DeferAdd", "DeferAbort"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(&given));
+    let unsupported = ["SyncRunComplete"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(&given));
+    let name = match canonical {
+        Some(n) => n,
+        None if ignored || unsupported => "None",
+        None => return Err(format!("unknown op name `{given}` (op #{i})")),
+    };
+    obj.insert("op".into(), Value::String(name.to_owned()));
+    if !obj.contains_key("id") {
+        obj.insert("id".into(), Value::String(String::new()));
     }
-    Ok(out)
+    let op: Op =
+        serde_json::from_value(item).map_err(|e| format!("malformed op #{i} (`{given}`): {e}"))?;
+    if op.id.is_empty() && name != "None" {
+        return Err(format!("malformed op #{i} (`{given}`): missing `id`"));
+    }
+    let action = if unsupported {
+        OpAction::Unsupported
+    } else if ignored {
+        OpAction::Nothing
+    } else {
+        op_action(i, &given, &op, now)?
+    };
+    Ok(ParsedOp {
+        op,
+        name: if ignored || unsupported {
+            given
+        } else {
+            name.to_owned()
+        },
+        action,
+    })
+}
+
+/// What a known op asks for, with its options parsed.
+fn op_action(i: usize, given: &str, op: &Op, now: DateTime<Utc>) -> Result<OpAction, String> {
+    let opts = op.opts.clone().unwrap_or(Value::Null);
+    let data = op
+        .data
+        .as_ref()
+        .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+        .unwrap_or(Value::Null);
+    let error = |op: &Op| -> Result<Value, String> {
+        op.error
+            .as_ref()
+            .map(error_memo)
+            .ok_or_else(|| format!("op #{i} `{given}` has no `error` object"))
+    };
+    Ok(match op.op {
+        OpCode::StepRun | OpCode::Step => OpAction::Run(data),
+        OpCode::StepError => OpAction::Error(error(op)?),
+        OpCode::StepFailed => OpAction::Failed(error(op)?),
+        OpCode::StepPlanned => OpAction::Planned,
+        OpCode::Sleep => sleep_action(i, op, &opts, now)?,
+        OpCode::WaitForEvent => wait_action(i, op, &opts, now)?,
+        OpCode::InvokeFunction => invoke_action(i, &opts, now)?,
+        OpCode::RunComplete => OpAction::Complete(data),
+        OpCode::DiscoveryRequest => OpAction::Discovery,
+        OpCode::None => OpAction::Nothing,
+        _ => OpAction::Unsupported,
+    })
+}
+
+fn opt_str(opts: &Value, key: &str) -> Option<String> {
+    opts.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// `Sleep`: until `opts.duration` (or `name`), a duration or a date.
+fn sleep_action(i: usize, op: &Op, opts: &Value, now: DateTime<Utc>) -> Result<OpAction, String> {
+    let spec = opt_str(opts, "duration")
+        .or_else(|| op.name.clone())
+        .ok_or_else(|| format!("op #{i} `Sleep` has no duration (`opts.duration` or `name`)"))?;
+    let until = inngest_protocol::timestr::parse_time_or_duration(&spec, now)
+        .map_err(|e| format!("op #{i} `Sleep` duration `{spec}`: {e}"))?;
+    Ok(OpAction::Sleep(until))
+}
+
+/// `WaitForEvent`: the event (`opts.event` or `name`), its timeout and `if` expression.
+fn wait_action(i: usize, op: &Op, opts: &Value, now: DateTime<Utc>) -> Result<OpAction, String> {
+    let event = opt_str(opts, "event")
+        .or_else(|| op.name.clone())
+        .ok_or_else(|| {
+            format!("op #{i} `WaitForEvent` has no event name (`opts.event` or `name`)")
+        })?;
+    let timeout = opt_str(opts, "timeout").unwrap_or_default();
+    let until = if timeout.is_empty() {
+        now
+    } else {
+        inngest_protocol::timestr::parse_time_or_duration(&timeout, now)
+            .map_err(|e| format!("op #{i} `WaitForEvent` timeout `{timeout}`: {e}"))?
+    };
+    let expr = match opt_str(opts, "if").filter(|s| !s.trim().is_empty()) {
+        Some(src) => Some(
+            Expr::compile(&src)
+                .map_err(|e| format!("op #{i} `WaitForEvent` `if` expression: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(OpAction::Wait { event, expr, until })
+}
+
+/// `InvokeFunction`: the function, its payload and timeout (default one year).
+fn invoke_action(i: usize, opts: &Value, now: DateTime<Utc>) -> Result<OpAction, String> {
+    let function_id = opt_str(opts, "function_id")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("op #{i} `InvokeFunction` has no `opts.function_id`"))?;
+    let payload = match opts.get("payload") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            return Err(format!(
+                "op #{i} `InvokeFunction` `opts.payload` must be an object"
+            ))
+        }
+    };
+    let until = match opt_str(opts, "timeout").filter(|s| !s.is_empty()) {
+        Some(t) => inngest_protocol::timestr::parse_time_or_duration(&t, now)
+            .map_err(|e| format!("op #{i} `InvokeFunction` timeout `{t}`: {e}"))?,
+        None => now + chrono_duration(INVOKE_DEFAULT_TIMEOUT),
+    };
+    Ok(OpAction::Invoke {
+        function_id,
+        payload,
+        until,
+    })
+}
+
+/// The user's label of a step: `userland.id`, else `displayName`, else `name`, else its id.
+pub(crate) fn step_label(op: &Op) -> String {
+    op.userland
+        .as_ref()
+        .map(|u| u.id.clone())
+        .or_else(|| op.display_name.clone())
+        .or_else(|| op.name.clone())
+        .unwrap_or_else(|| op.id.clone())
 }
 
 /// The memoized form of a step error: `name`, `message` and `stack` only.
@@ -448,24 +487,24 @@ mod tests {
         let now = Utc::now();
         assert!(matches!(
             classify(raw(200, &[], "{}"), now),
-            Outcome::Failure {
+            Outcome::Failure(Failure {
                 kind: HistoryKind::InvalidResponse,
                 retriable: true,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             classify(raw(206, &[SDK], "[]"), now),
             Outcome::Empty
         ));
         match classify(raw(206, &[SDK], r#"[{"op":"Bogus","id":"x"}]"#), now) {
-            Outcome::Failure { reason, .. } => {
+            Outcome::Failure(Failure { reason, .. }) => {
                 assert!(reason.contains("unknown op name `Bogus`"), "{reason}")
             }
             _ => panic!("expected failure"),
         }
         match classify(raw(206, &[SDK], r#"{"nope": 1"#), now) {
-            Outcome::Failure { reason, .. } => {
+            Outcome::Failure(Failure { reason, .. }) => {
                 assert!(reason.contains("malformed op array"), "{reason}")
             }
             _ => panic!("expected failure"),
@@ -474,7 +513,9 @@ mod tests {
             raw(206, &[SDK], r#"[{"op":"StepError","id":"x","data":null}]"#),
             now,
         ) {
-            Outcome::Failure { reason, .. } => assert!(reason.contains("no `error`"), "{reason}"),
+            Outcome::Failure(Failure { reason, .. }) => {
+                assert!(reason.contains("no `error`"), "{reason}")
+            }
             _ => panic!("expected failure"),
         }
         match classify(
@@ -485,7 +526,7 @@ mod tests {
             ),
             now,
         ) {
-            Outcome::Ops { ops, version, .. } => {
+            Outcome::Ops(OpsResponse { ops, version, .. }) => {
                 assert_eq!(version, Some(2));
                 assert!(matches!(&ops[0].action, OpAction::Run(v) if v == &json!({"a": 1})));
             }
@@ -503,18 +544,18 @@ mod tests {
             ),
             now,
         ) {
-            Outcome::Failure {
+            Outcome::Failure(Failure {
                 retriable, error, ..
-            } => {
+            }) => {
                 assert!(!retriable);
                 assert_eq!(error["message"], "no");
             }
             _ => panic!("expected failure"),
         }
         match classify(raw(502, &[], "bad gateway"), now) {
-            Outcome::Failure {
+            Outcome::Failure(Failure {
                 retriable, error, ..
-            } => {
+            }) => {
                 assert!(retriable);
                 assert!(error["message"]
                     .as_str()
@@ -530,7 +571,7 @@ mod tests {
         let now = Utc::now();
         let body = r#"   {"status":206,"headers":{"x-inngest-req-version":"2"},"body":"[{\"op\":\"StepRun\",\"id\":\"a\",\"data\":1}]"}"#;
         match classify(raw(201, &[SDK], body), now) {
-            Outcome::Ops { ops, version, .. } => {
+            Outcome::Ops(OpsResponse { ops, version, .. }) => {
                 assert_eq!(version, Some(2));
                 assert_eq!(ops.len(), 1);
             }

@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::expr::Expr;
-use super::registry::{CancelRule, FunctionDef};
+use crate::expr::Expr;
+use crate::registry::{CancelRule, FunctionDef};
+use inngest_protocol::wire::ErrorObject;
 
 /// Status of a run, with the names the dev server's REST API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Scheduled or in progress (including sleeping or waiting).
     Running,
@@ -43,6 +45,7 @@ impl RunStatus {
 
 /// Status of one step of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum StepStatus {
     /// Reported as `StepPlanned`; its targeted request has not been answered yet.
     Planned,
@@ -68,6 +71,7 @@ pub enum StepStatus {
 
 /// One step of a run as recorded by the executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepView {
     /// Hashed step id (the key of the memo map).
     pub id: String,
@@ -92,6 +96,7 @@ pub struct StepView {
 /// What a [`HistoryEntry`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HistoryKind {
     /// The run was created.
     Scheduled,
@@ -140,6 +145,7 @@ pub enum HistoryKind {
 
 /// One line of a run's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryEntry {
     /// When (executor clock).
     pub at: DateTime<Utc>,
@@ -155,6 +161,7 @@ pub struct HistoryEntry {
 
 /// A snapshot of one run: what tests assert on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunView {
     /// Run id (ULID).
     pub id: String,
@@ -167,7 +174,7 @@ pub struct RunView {
     /// The function's return value (completed runs).
     pub output: Option<Value>,
     /// The final error (failed runs), or why the run was cancelled.
-    pub error: Option<Value>,
+    pub error: Option<ErrorObject>,
     /// Id of the triggering event as returned by the event API.
     pub event_id: String,
     /// The triggering events as sent to the app (`events[0]` is `event`).
@@ -223,65 +230,65 @@ pub(crate) enum PendingKind {
 /// A pending async op of a run. `seq` tells a live timer from a stale one.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    pub kind: PendingKind,
-    pub seq: u64,
+    pub(crate) kind: PendingKind,
+    pub(crate) seq: u64,
     /// When the sleep ends or the wait / invoke times out.
-    pub until: DateTime<Utc>,
+    pub(crate) until: DateTime<Utc>,
 }
 
 /// One run.
 pub(crate) struct Run {
-    pub id: String,
-    pub function: Arc<FunctionDef>,
-    pub event_id: String,
-    pub event: Value,
-    pub events: Vec<Value>,
-    pub status: RunStatus,
-    pub output: Option<Value>,
-    pub error: Option<Value>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub max_attempts: u32,
+    pub(crate) id: String,
+    pub(crate) function: Arc<FunctionDef>,
+    pub(crate) event_id: String,
+    pub(crate) event: Value,
+    pub(crate) events: Vec<Value>,
+    pub(crate) status: RunStatus,
+    pub(crate) output: Option<Value>,
+    pub(crate) error: Option<Value>,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) ended_at: Option<DateTime<Utc>>,
+    pub(crate) max_attempts: u32,
     /// Memoized values of completed steps, keyed by hashed id.
-    pub memo: BTreeMap<String, Value>,
+    pub(crate) memo: BTreeMap<String, Value>,
     /// Completed steps in completion order.
-    pub stack: Vec<String>,
+    pub(crate) stack: Vec<String>,
     /// Memo entries supplied by step mocks (sent, never stacked).
-    pub mocked: BTreeMap<String, Value>,
+    pub(crate) mocked: BTreeMap<String, Value>,
     /// Request version: -1 until the first 206 decides it.
-    pub version: i64,
+    pub(crate) version: i64,
     /// `ctx.disable_immediate_execution`.
-    pub force_step_plan: bool,
+    pub(crate) force_step_plan: bool,
     /// Planned steps whose targeted request has not completed them yet.
-    pub planned: HashSet<String>,
+    pub(crate) planned: HashSet<String>,
     /// Async ops waiting for the executor (sleep, wait, invoke).
-    pub pending: HashMap<String, Pending>,
+    pub(crate) pending: HashMap<String, Pending>,
     /// A discovery request is queued, in flight or waiting for its retry.
-    pub discovery_busy: bool,
+    pub(crate) discovery_busy: bool,
     /// Another discovery was asked for while one was busy.
-    pub discovery_again: bool,
+    pub(crate) discovery_again: bool,
     /// Consecutive `206 []` answers.
-    pub empty_responses: u32,
-    pub steps: Vec<StepView>,
-    pub history: Vec<HistoryEntry>,
+    pub(crate) empty_responses: u32,
+    pub(crate) steps: Vec<StepView>,
+    pub(crate) history: Vec<HistoryEntry>,
     /// `<parent run>.<hashed step>` when this run was invoked.
-    pub correlation_id: Option<String>,
-    pub requests: u32,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) requests: u32,
 }
 
 impl Run {
-    pub fn cancel_rules(&self) -> &[CancelRule] {
+    pub(crate) fn cancel_rules(&self) -> &[CancelRule] {
         &self.function.cancel
     }
 
-    pub fn view(&self) -> RunView {
+    pub(crate) fn view(&self) -> RunView {
         RunView {
             id: self.id.clone(),
             function_id: self.function.slug.clone(),
             app_id: self.function.app.clone(),
             status: self.status,
             output: self.output.clone(),
-            error: self.error.clone(),
+            error: self.error.as_ref().map(error_object),
             event_id: self.event_id.clone(),
             events: self.events.clone(),
             steps: self.steps.clone(),
@@ -292,7 +299,7 @@ impl Run {
         }
     }
 
-    pub fn log(
+    pub(crate) fn log(
         &mut self,
         at: DateTime<Utc>,
         kind: HistoryKind,
@@ -313,7 +320,13 @@ impl Run {
     }
 
     /// The step record for `id`, created (with `started_at = at`) if missing.
-    pub fn step_mut(&mut self, id: &str, name: &str, op: &str, at: DateTime<Utc>) -> &mut StepView {
+    pub(crate) fn step_mut(
+        &mut self,
+        id: &str,
+        name: &str,
+        op: &str,
+        at: DateTime<Utc>,
+    ) -> &mut StepView {
         let idx = match self.steps.iter().position(|s| s.id == id) {
             Some(i) => i,
             None => {
@@ -335,12 +348,12 @@ impl Run {
     }
 
     /// The step record for `id`, if any.
-    pub fn find_step(&mut self, id: &str) -> Option<&mut StepView> {
+    pub(crate) fn find_step(&mut self, id: &str) -> Option<&mut StepView> {
         self.steps.iter_mut().find(|s| s.id == id)
     }
 
     /// The memo sent to the app: completed steps in the stack plus mocks.
-    pub fn steps_for_request(&self) -> BTreeMap<String, Value> {
+    pub(crate) fn steps_for_request(&self) -> BTreeMap<String, Value> {
         let mut out = self.mocked.clone();
         for id in &self.stack {
             if let Some(v) = self.memo.get(id) {
@@ -351,14 +364,42 @@ impl Run {
     }
 }
 
+/// The `name`, `message` and `stack` of a run's error (any JSON the app answered with):
+/// strings are taken as they are, a missing name is `Error`, a missing message is empty and any
+/// other value is its JSON text.
+fn error_object(error: &Value) -> ErrorObject {
+    let text = |key: &str| match error.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    match error {
+        Value::Object(_) => ErrorObject {
+            name: text("name").unwrap_or_else(|| "Error".to_owned()),
+            message: text("message").unwrap_or_default(),
+            stack: text("stack"),
+        },
+        Value::String(s) => ErrorObject {
+            name: "Error".to_owned(),
+            message: s.clone(),
+            stack: None,
+        },
+        other => ErrorObject {
+            name: "Error".to_owned(),
+            message: other.to_string(),
+            stack: None,
+        },
+    }
+}
+
 /// An event as stored by the executor.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredEvent {
     /// The id returned by the event API (ULID).
-    pub internal_id: String,
+    pub(crate) internal_id: String,
     /// The event as sent to apps (`name`, `data`, `id`, `ts`, `user`, …).
-    pub event: Value,
-    pub received_at: DateTime<Utc>,
+    pub(crate) event: Value,
+    pub(crate) received_at: DateTime<Utc>,
 }
 
 impl RunView {

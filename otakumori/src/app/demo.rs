@@ -795,7 +795,7 @@ async fn settle(executor: &Executor, functions: &[&str], timeout: Duration) -> R
             let error = bad
                 .error
                 .as_ref()
-                .map(|e| e.to_string())
+                .map(|e| format!("{}: {}", e.name, e.message))
                 .unwrap_or_default();
             return Err(format!(
                 "run {} of {} {}: {error}\n{}",
