@@ -7,7 +7,7 @@ use inngest_sdk::{Concurrency, Ctx, Error, Function, FunctionFailed, Step, Throt
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::operations::record_failure;
+use super::dead_letter::record_failure;
 use super::{
     api_err, bad_payload, db_err, event_time, field, now_utc, opt_str, opt_str_list, rfc3339, Deps,
     EVENT_PRINTIFY_PRODUCTS_UPDATE, FN_UPDATE_PRINTIFY_PRODUCTS, OP_PRINTIFY_SYNC,

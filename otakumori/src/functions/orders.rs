@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::operations::record_failure;
+use super::dead_letter::record_failure;
 use super::{
     api_err, db_err, email_err, now_utc, opt_str, req_uuid, Deps, EVENT_ORDER_CONFIRMATION_SENT,
     EVENT_ORDER_CREATED, EVENT_STRIPE_WEBHOOK, FN_PROCESS_ORDER, FN_SEND_ORDER_CONFIRMATION,
