@@ -10,6 +10,8 @@
 //! * [`context`]: wires config, database, sandbox fakes and clients into one [`context::AppContext`].
 //! * [`webhooks`]: inbound webhook routes (Clerk, Stripe, Printify) that emit Inngest events.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod app;
 pub mod config;
 pub mod context;

@@ -36,15 +36,15 @@ use crate::webhooks::stripe::{self, StripeSecret};
 use crate::webhooks::{WebhookConfig, CLERK_PATH, STRIPE_PATH};
 
 /// SQLite file the demo uses when `DATABASE_URL` is unset; recreated on every demo run.
-pub const DEMO_DB_FILE: &str = "otakumori-demo.db";
+pub(crate) const DEMO_DB_FILE: &str = "otakumori-demo.db";
 
 /// Clerk id of the demo customer (the sandbox Stripe fixtures use the same id).
-pub const DEMO_CLERK_ID: &str = "user_2sandboxMikuHatsune";
+pub(crate) const DEMO_CLERK_ID: &str = "user_2sandboxMikuHatsune";
 /// Email of the demo customer.
-pub const DEMO_EMAIL: &str = "miku.hatsune@otakumori.example";
+pub(crate) const DEMO_EMAIL: &str = "miku.hatsune@otakumori.example";
 
 /// Tables whose row counts the summary shows, in display order.
-pub const SUMMARY_TABLES: &[&str] = &[
+pub(crate) const SUMMARY_TABLES: &[&str] = &[
     "users",
     "products",
     "product_variants",

@@ -13,11 +13,17 @@ use crate::config::RetentionConfig;
 /// Counts of one full cleanup pass ([`Db::run_cleanup`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct CleanupCounts {
+    /// Processed `webhook_events` rows deleted (older than the webhook retention).
     pub webhook_events: u64,
+    /// `email_log` rows deleted (older than the email retention).
     pub email_logs: u64,
+    /// `email_outbox` messages deleted (same window as the email log).
     pub outbox_messages: u64,
+    /// `succeeded`/`dead` `failed_operations` rows purged.
     pub operations: u64,
+    /// Items of abandoned carts deleted.
     pub cart_items: u64,
+    /// Never-paid `pending` orders cancelled.
     pub expired_orders: u64,
 }
 

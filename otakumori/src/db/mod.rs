@@ -370,78 +370,78 @@ pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
 /// Per-backend value codecs used inside `with_db!` bodies.
 pub(crate) mod dialect {
     /// PostgreSQL: native types.
-    pub mod pg {
+    pub(crate) mod pg {
         use chrono::{DateTime, Utc};
         use uuid::Uuid;
 
-        pub fn id(v: Uuid) -> Uuid {
+        pub(crate) fn id(v: Uuid) -> Uuid {
             v
         }
-        pub fn opt_id(v: Option<Uuid>) -> Option<Uuid> {
+        pub(crate) fn opt_id(v: Option<Uuid>) -> Option<Uuid> {
             v
         }
-        pub fn ts(v: DateTime<Utc>) -> DateTime<Utc> {
+        pub(crate) fn ts(v: DateTime<Utc>) -> DateTime<Utc> {
             v
         }
-        pub fn opt_ts(v: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        pub(crate) fn opt_ts(v: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
             v
         }
-        pub fn json(v: &serde_json::Value) -> sqlx::types::Json<serde_json::Value> {
+        pub(crate) fn json(v: &serde_json::Value) -> sqlx::types::Json<serde_json::Value> {
             sqlx::types::Json(v.clone())
         }
-        pub fn opt_json(
+        pub(crate) fn opt_json(
             v: Option<&serde_json::Value>,
         ) -> Option<sqlx::types::Json<serde_json::Value>> {
             v.map(json)
         }
-        pub fn text_array(v: &[String]) -> Vec<String> {
+        pub(crate) fn text_array(v: &[String]) -> Vec<String> {
             v.to_vec()
         }
-        pub fn id_array(v: &[Uuid]) -> Vec<Uuid> {
+        pub(crate) fn id_array(v: &[Uuid]) -> Vec<Uuid> {
             v.to_vec()
         }
-        pub fn int_array(v: &[i64]) -> Vec<i64> {
+        pub(crate) fn int_array(v: &[i64]) -> Vec<i64> {
             v.to_vec()
         }
-        pub const fn pick(pg: &'static str, _sqlite: &'static str) -> &'static str {
+        pub(crate) const fn pick(pg: &'static str, _sqlite: &'static str) -> &'static str {
             pg
         }
     }
 
     /// SQLite: TEXT for ids, timestamps, arrays and JSON.
-    pub mod sqlite {
+    pub(crate) mod sqlite {
         use chrono::{DateTime, Utc};
         use uuid::Uuid;
 
-        pub fn id(v: Uuid) -> String {
+        pub(crate) fn id(v: Uuid) -> String {
             v.hyphenated().to_string()
         }
-        pub fn opt_id(v: Option<Uuid>) -> Option<String> {
+        pub(crate) fn opt_id(v: Option<Uuid>) -> Option<String> {
             v.map(id)
         }
-        pub fn ts(v: DateTime<Utc>) -> String {
+        pub(crate) fn ts(v: DateTime<Utc>) -> String {
             super::super::format_sqlite_ts(v)
         }
-        pub fn opt_ts(v: Option<DateTime<Utc>>) -> Option<String> {
+        pub(crate) fn opt_ts(v: Option<DateTime<Utc>>) -> Option<String> {
             v.map(ts)
         }
-        pub fn json(v: &serde_json::Value) -> String {
+        pub(crate) fn json(v: &serde_json::Value) -> String {
             v.to_string()
         }
-        pub fn opt_json(v: Option<&serde_json::Value>) -> Option<String> {
+        pub(crate) fn opt_json(v: Option<&serde_json::Value>) -> Option<String> {
             v.map(json)
         }
-        pub fn text_array(v: &[String]) -> String {
+        pub(crate) fn text_array(v: &[String]) -> String {
             serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
         }
-        pub fn id_array(v: &[Uuid]) -> String {
+        pub(crate) fn id_array(v: &[Uuid]) -> String {
             serde_json::to_string(&v.iter().map(|u| id(*u)).collect::<Vec<_>>())
                 .unwrap_or_else(|_| "[]".into())
         }
-        pub fn int_array(v: &[i64]) -> String {
+        pub(crate) fn int_array(v: &[i64]) -> String {
             serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
         }
-        pub const fn pick(_pg: &'static str, sqlite: &'static str) -> &'static str {
+        pub(crate) const fn pick(_pg: &'static str, sqlite: &'static str) -> &'static str {
             sqlite
         }
     }

@@ -7,7 +7,7 @@ use inngest_sdk::{Concurrency, Ctx, Error, Function, FunctionFailed, Step, Throt
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::operations::record_failure;
+use super::dead_letter::record_failure;
 use super::{
     api_err, bad_payload, db_err, event_time, field, now_utc, opt_str, opt_str_list, rfc3339, Deps,
     EVENT_PRINTIFY_PRODUCTS_UPDATE, FN_UPDATE_PRINTIFY_PRODUCTS, OP_PRINTIFY_SYNC,
@@ -22,13 +22,19 @@ pub const MAX_PAGES: u32 = 1000;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PageSync {
+    /// The page number synced (1-based).
     pub page: u32,
+    /// Printify's last page number (clamped to `1..=MAX_PAGES`).
     pub last_page: u32,
+    /// Products on the page written to the catalog.
     pub upserted: u64,
+    /// Of those, products that were new.
     pub created: u64,
+    /// Local variants disabled because Printify no longer offers them.
     pub variants_disabled: u64,
     /// Every product id Printify listed on this page.
     pub product_ids: Vec<String>,
+    /// Products whose upsert failed permanently, as `<printify id>: <error>`.
     pub errors: Vec<String>,
 }
 
@@ -36,13 +42,19 @@ pub struct PageSync {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductSync {
+    /// The Printify product id synced.
     pub printify_product_id: String,
     /// Printify still has it (else it was hidden locally).
     pub found: bool,
+    /// The product was written to the catalog.
     pub upserted: bool,
+    /// The product was new.
     pub created: bool,
+    /// The product was missing at Printify and has been hidden locally.
     pub hidden: bool,
+    /// Local variants disabled because Printify no longer offers them.
     pub variants_disabled: u64,
+    /// Why the upsert failed permanently, if it did.
     pub error: Option<String>,
 }
 

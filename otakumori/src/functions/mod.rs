@@ -60,6 +60,7 @@ pub use crate::db::now_utc;
 
 pub mod catalog;
 pub mod crons;
+mod dead_letter;
 pub mod inventory;
 pub mod maintenance;
 pub mod operations;

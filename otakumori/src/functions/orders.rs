@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::operations::record_failure;
+use super::dead_letter::record_failure;
 use super::{
     api_err, db_err, email_err, now_utc, opt_str, req_uuid, Deps, EVENT_ORDER_CONFIRMATION_SENT,
     EVENT_ORDER_CREATED, EVENT_STRIPE_WEBHOOK, FN_PROCESS_ORDER, FN_SEND_ORDER_CONFIRMATION,
@@ -40,9 +40,13 @@ pub fn confirmation_email_key(order_id: Uuid) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidatedItem {
+    /// Local variant of the line, if any.
     pub variant_id: Option<Uuid>,
+    /// Printify product id stored on the line, if any.
     pub printify_product_id: Option<String>,
+    /// Printify variant id stored on the line, if any.
     pub printify_variant_id: Option<i64>,
+    /// Number of units.
     pub quantity: i32,
 }
 
@@ -50,12 +54,19 @@ pub struct ValidatedItem {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
+    /// The order.
     pub order_id: Uuid,
+    /// The customer.
     pub user_id: Uuid,
+    /// The order's status when it was validated.
     pub status: OrderStatus,
+    /// The order's Stripe Checkout session id.
     pub stripe_session_id: Option<String>,
+    /// Printify order id, if the order was already sent there.
     pub printify_order_id: Option<String>,
+    /// The order is already `in_production` or later; the run stops here.
     pub already_processed: bool,
+    /// The order lines.
     pub items: Vec<ValidatedItem>,
 }
 
@@ -63,10 +74,13 @@ pub struct Validation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
+    /// The payment is confirmed.
     pub paid: bool,
     /// `webhook` (already confirmed by `process-payment-webhook`) or `stripe` (verified here).
     pub verified_by: Option<String>,
+    /// Stripe PaymentIntent id, if known.
     pub payment_intent_id: Option<String>,
+    /// Stripe's `payment_status` (`paid`, `unpaid`, `no_payment_required`).
     pub payment_status: Option<String>,
     /// The order was cancelled because payment never arrived.
     pub cancelled: bool,
@@ -76,8 +90,11 @@ pub struct Payment {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Inventory {
+    /// Every line can be fulfilled (else the order is now `pending_mapping`).
     pub eligible: bool,
+    /// Number of order lines checked.
     pub items: usize,
+    /// Lines that cannot be fulfilled, as `<name> (<reason>)`.
     pub problems: Vec<String>,
 }
 
@@ -85,8 +102,11 @@ pub struct Inventory {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Submitted {
+    /// The order.
     pub order_id: Uuid,
+    /// The customer.
     pub user_id: Uuid,
+    /// Id of the Printify order.
     pub printify_order_id: String,
     /// `true` when `printify_order_sync` already had a synced order (no POST was made).
     pub reused: bool,

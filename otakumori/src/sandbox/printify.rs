@@ -21,6 +21,7 @@ use crate::services::printify::{PrintifyProduct, MAX_PAGE_LIMIT};
 pub struct FakeOrder {
     /// Printify-style 24-hex id.
     pub id: String,
+    /// Our order id sent as `external_id` (the fake dedupes on it).
     pub external_id: String,
     /// The request body as received (first POST for this `external_id`).
     pub request: Value,

@@ -18,11 +18,17 @@ use crate::config::{ResendSettings, Secret};
 /// A message the fake accepted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FakeEmail {
+    /// Message id the fake returned (a UUID).
     pub id: String,
+    /// Sender address.
     pub from: String,
+    /// Recipient addresses.
     pub to: Vec<String>,
+    /// Subject line.
     pub subject: String,
+    /// HTML body, if sent.
     pub html: Option<String>,
+    /// Plain-text body, if sent.
     pub text: Option<String>,
     /// `Idempotency-Key` header, if sent. A repeated key returns the first message's id and
     /// records nothing new.

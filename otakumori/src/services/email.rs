@@ -26,10 +26,15 @@ use crate::db::{now_utc, Db, DbError, EmailStatus, NewEmailLog};
 /// A message ready to send.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutgoingEmail {
+    /// Sender, e.g. `Otaku-mori <orders@otaku-mori.com>` (`EMAIL_FROM`).
     pub from: String,
+    /// Recipient addresses (at least one).
     pub to: Vec<String>,
+    /// Subject line.
     pub subject: String,
+    /// HTML body (this or `text` is required).
     pub html: Option<String>,
+    /// Plain-text body (this or `html` is required).
     pub text: Option<String>,
 }
 
@@ -305,11 +310,17 @@ pub struct EmailRequest {
     pub idempotency_key: String,
     /// `order-confirmation`, `inventory-alert`, `monthly-audit`, …
     pub template: String,
+    /// Recipient addresses.
     pub to: Vec<String>,
+    /// Subject line.
     pub subject: String,
+    /// HTML body.
     pub html: Option<String>,
+    /// Plain-text body.
     pub text: Option<String>,
+    /// Order the email is about (also dedupes per order and template).
     pub order_id: Option<Uuid>,
+    /// Recipient user, if known.
     pub user_id: Option<Uuid>,
 }
 
@@ -339,7 +350,9 @@ impl EmailRequest {
 pub struct EmailOutcome {
     /// `email_log` row.
     pub log_id: Uuid,
+    /// Provider that sent it (`resend`, `smtp`, `log`).
     pub provider: String,
+    /// Message id returned by the provider.
     pub provider_message_id: Option<String>,
     /// `true` if it had been sent before and nothing was sent now.
     pub already_sent: bool,
@@ -507,34 +520,50 @@ pub mod templates {
     /// A rendered email.
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
     pub struct Rendered {
+        /// Subject line.
         pub subject: String,
+        /// HTML body.
         pub html: String,
+        /// Plain-text body.
         pub text: String,
     }
 
     /// One order line for the confirmation email.
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
     pub struct EmailLine {
+        /// Line name.
         pub name: String,
+        /// Number of units.
         pub quantity: i32,
+        /// Price of one unit in the smallest currency unit (cents).
         pub unit_amount_cents: i64,
     }
 
     /// Compact view-model of an order (a good `load-order` step output; amounts in cents).
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
     pub struct OrderEmailView {
+        /// The order.
         pub order_id: uuid::Uuid,
+        /// The customer.
         pub user_id: uuid::Uuid,
+        /// The order's display number (`Order #<n>`).
         pub order_number: i64,
+        /// Name to greet: the shipping name, else the user's display name.
         pub customer_name: Option<String>,
         /// Recipient: `orders.ship_email`, else `users.email` (callers may override with the
         /// event's `email`). Never a placeholder.
         pub recipient: String,
+        /// The order lines.
         pub items: Vec<EmailLine>,
+        /// Subtotal in the smallest currency unit (cents).
         pub subtotal_cents: i64,
+        /// Shipping (total − subtotal, never negative) in the smallest currency unit (cents).
         pub shipping_cents: i64,
+        /// Total in the smallest currency unit (cents).
         pub total_cents: i64,
+        /// ISO 4217 currency code (e.g. `USD`).
         pub currency: String,
+        /// Shipping address.
         pub shipping: ShippingAddress,
     }
 

@@ -33,10 +33,13 @@ pub const MAX_PAGE_LIMIT: u32 = 50;
 /// One option of a product (e.g. Colors, Sizes).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PrintifyOption {
+    /// Option name shown to buyers (e.g. `Colors`, `Sizes`).
     #[serde(default)]
     pub name: String,
+    /// Option kind (`type`: e.g. `color`, `size`).
     #[serde(default, rename = "type")]
     pub option_type: String,
+    /// The option's possible values.
     #[serde(default)]
     pub values: Vec<PrintifyOptionValue>,
 }
@@ -44,7 +47,9 @@ pub struct PrintifyOption {
 /// One value of an option.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PrintifyOptionValue {
+    /// Option value id (what variants' `options` refer to).
     pub id: i64,
+    /// Value shown to buyers (e.g. `Black`, `M`).
     #[serde(default)]
     pub title: String,
 }
@@ -52,21 +57,30 @@ pub struct PrintifyOptionValue {
 /// A product variant. `price`/`cost` are in cents.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PrintifyVariant {
+    /// Printify variant id.
     pub id: i64,
+    /// Stock keeping unit.
     #[serde(default)]
     pub sku: Option<String>,
+    /// Retail price in the smallest currency unit (cents).
     #[serde(default)]
     pub price: i64,
+    /// Production cost in the smallest currency unit (cents).
     #[serde(default)]
     pub cost: Option<i64>,
+    /// Variant title (e.g. `Black / M`).
     #[serde(default)]
     pub title: String,
+    /// Shipping weight in grams.
     #[serde(default)]
     pub grams: Option<i64>,
+    /// The variant is offered for sale.
     #[serde(default)]
     pub is_enabled: bool,
+    /// The product's default variant.
     #[serde(default)]
     pub is_default: bool,
+    /// The print provider can currently produce it.
     #[serde(default)]
     pub is_available: bool,
     /// Option value ids, in the order of the product's `options`.
@@ -77,11 +91,15 @@ pub struct PrintifyVariant {
 /// A product mockup image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PrintifyImage {
+    /// Image URL.
     pub src: String,
+    /// Variant ids the mockup shows.
     #[serde(default)]
     pub variant_ids: Vec<i64>,
+    /// Mockup position (e.g. `front`, `back`).
     #[serde(default)]
     pub position: String,
+    /// The product's default image.
     #[serde(default)]
     pub is_default: bool,
 }
@@ -89,31 +107,45 @@ pub struct PrintifyImage {
 /// A shop product as returned by `products.json` / `products/{id}.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PrintifyProduct {
+    /// Printify product id (24 hex digits).
     pub id: String,
+    /// Product title.
     #[serde(default)]
     pub title: String,
+    /// Product description (HTML).
     #[serde(default)]
     pub description: String,
+    /// Product tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Product options (colors, sizes, …) whose values variants combine.
     #[serde(default)]
     pub options: Vec<PrintifyOption>,
+    /// Every variant, enabled or not.
     #[serde(default)]
     pub variants: Vec<PrintifyVariant>,
+    /// Mockup images.
     #[serde(default)]
     pub images: Vec<PrintifyImage>,
+    /// Whether the product is published (visible in the shop).
     #[serde(default)]
     pub visible: bool,
+    /// Blueprint (product type) id.
     #[serde(default)]
     pub blueprint_id: Option<i64>,
+    /// Print provider id.
     #[serde(default)]
     pub print_provider_id: Option<i64>,
+    /// Shop the product belongs to.
     #[serde(default)]
     pub shop_id: Option<i64>,
+    /// Creation time as Printify formats it (`YYYY-MM-DD hh:mm:ss+00:00`).
     #[serde(default)]
     pub created_at: Option<String>,
+    /// Last update time as Printify formats it (`YYYY-MM-DD hh:mm:ss+00:00`).
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// Locked while Printify publishes the product.
     #[serde(default)]
     pub is_locked: bool,
 }
@@ -121,24 +153,35 @@ pub struct PrintifyProduct {
 /// Printify's paginated envelope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct ProductPage {
+    /// This page's number (1-based).
     pub current_page: u32,
+    /// Number of the last page.
     pub last_page: u32,
+    /// Page size.
     #[serde(default)]
     pub per_page: u32,
+    /// Products across all pages.
     #[serde(default)]
     pub total: u32,
+    /// 1-based position of this page's first product; `None` on an empty page.
     #[serde(default)]
     pub from: Option<u32>,
+    /// 1-based position of this page's last product; `None` on an empty page.
     #[serde(default)]
     pub to: Option<u32>,
+    /// The products on this page.
     #[serde(default)]
     pub data: Vec<PrintifyProduct>,
+    /// URL of the first page.
     #[serde(default)]
     pub first_page_url: Option<String>,
+    /// URL of the last page.
     #[serde(default)]
     pub last_page_url: Option<String>,
+    /// URL of the next page; `None` on the last page.
     #[serde(default)]
     pub next_page_url: Option<String>,
+    /// URL of the previous page; `None` on the first page.
     #[serde(default)]
     pub prev_page_url: Option<String>,
 }
@@ -146,27 +189,40 @@ pub struct ProductPage {
 /// `line_items[]` entry of an order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LineItem {
+    /// Printify product id.
     pub product_id: String,
+    /// Printify variant id.
     pub variant_id: i64,
+    /// Number of units.
     pub quantity: i32,
 }
 
 /// `address_to` of an order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct AddressTo {
+    /// Recipient's first name(s): the shipping name before its last space.
     pub first_name: String,
+    /// Recipient's last name: the shipping name after its last space (may be empty).
     pub last_name: String,
+    /// Recipient's email address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Recipient's phone number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// ISO 3166-1 alpha-2 country code, upper case.
     pub country: String,
+    /// State, province or region (may be empty).
     #[serde(default)]
     pub region: String,
+    /// First address line.
     pub address1: String,
+    /// Second address line (may be empty).
     #[serde(default)]
     pub address2: String,
+    /// City.
     pub city: String,
+    /// Postal or ZIP code.
     pub zip: String,
 }
 
@@ -204,11 +260,16 @@ impl AddressTo {
 pub struct CreateOrderRequest {
     /// Our order id: Printify orders are keyed (and de-duplicated by our fake) on it.
     pub external_id: String,
+    /// Label shown in Printify (`Order #<display number>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// One line per order item.
     pub line_items: Vec<LineItem>,
+    /// Printify shipping method (1 = standard).
     pub shipping_method: i32,
+    /// Whether Printify emails the customer when the order ships.
     pub send_shipping_notification: bool,
+    /// Shipping address.
     pub address_to: AddressTo,
 }
 
@@ -258,6 +319,7 @@ impl CreateOrderRequest {
 /// Response of a created order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CreatedOrder {
+    /// Printify order id.
     pub id: String,
 }
 

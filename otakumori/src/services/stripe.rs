@@ -19,39 +19,53 @@ pub const STRIPE_API_VERSION: &str = "2025-10-29.clover";
 /// A postal address as Stripe returns it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct StripeAddress {
+    /// Street address line 1.
     pub line1: Option<String>,
+    /// Street address line 2 (apartment, suite, …).
     pub line2: Option<String>,
+    /// City.
     pub city: Option<String>,
+    /// State, county, province or region.
     pub state: Option<String>,
+    /// Postal or ZIP code.
     pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
     pub country: Option<String>,
 }
 
 /// `customer_details`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct CustomerDetails {
+    /// Email address the customer entered.
     pub email: Option<String>,
+    /// Customer's name.
     pub name: Option<String>,
+    /// Customer's phone number.
     pub phone: Option<String>,
+    /// Billing address.
     pub address: Option<StripeAddress>,
 }
 
 /// `shipping_details` (under `collected_information`, or top-level on old API versions).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct ShippingDetails {
+    /// Recipient's name.
     pub name: Option<String>,
+    /// Shipping address.
     pub address: Option<StripeAddress>,
 }
 
 /// `collected_information`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct CollectedInformation {
+    /// Shipping name and address collected at checkout.
     pub shipping_details: Option<ShippingDetails>,
 }
 
 /// The fields of a Checkout Session the app uses.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct CheckoutSession {
+    /// Checkout Session id (`cs_…`).
     pub id: String,
     /// `open`, `complete`, `expired`.
     #[serde(default)]
@@ -62,23 +76,31 @@ pub struct CheckoutSession {
     /// PaymentIntent id (an expanded object is reduced to its id).
     #[serde(default, deserialize_with = "expandable_id")]
     pub payment_intent: Option<String>,
+    /// Total charged, in the smallest currency unit (cents).
     #[serde(default)]
     pub amount_total: Option<i64>,
+    /// Total before discounts and taxes, in the smallest currency unit (cents).
     #[serde(default)]
     pub amount_subtotal: Option<i64>,
+    /// ISO 4217 currency code, lower case as Stripe sends it (e.g. `usd`).
     #[serde(default)]
     pub currency: Option<String>,
+    /// Customer contact details entered at checkout.
     #[serde(default)]
     pub customer_details: Option<CustomerDetails>,
+    /// Information collected at checkout (shipping details on current API versions).
     #[serde(default)]
     pub collected_information: Option<CollectedInformation>,
     /// Legacy location of shipping details (API versions before 2025-03-31).
     #[serde(default)]
     pub shipping_details: Option<ShippingDetails>,
+    /// Reference set when the session was created (the shop sets the Clerk user id).
     #[serde(default)]
     pub client_reference_id: Option<String>,
+    /// Key/value metadata set when creating the session (e.g. `order_id`).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// `true` for a live-mode session, `false` in test mode.
     #[serde(default)]
     pub livemode: bool,
 }
