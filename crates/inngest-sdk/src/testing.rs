@@ -16,10 +16,10 @@
 //!     .trigger(Trigger::event("demo/hello"))
 //!     .handler(|ctx: Ctx<Value>, step: Step| async move {
 //!         let name: String = step
-//!             .run("lookup", || async { Ok::<_, Error>("Ada".to_owned()) })
+//!             .run("lookup", || async { Ok("Ada".to_owned()) })
 //!             .await?;
 //!         step.sleep("pause", Duration::from_secs(86_400)).await;
-//!         Ok::<_, Error>(json!({ "hello": name, "n": ctx.event.data["n"] }))
+//!         Ok(json!({ "hello": name, "n": ctx.event.data["n"] }))
 //!     });
 //! let h = TestHarness::start("demo", [greet]).await.unwrap();
 //! h.mock_step("greet", "lookup", "Grace"); // the app never runs `lookup`

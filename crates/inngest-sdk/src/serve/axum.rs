@@ -7,7 +7,7 @@
 //! let client = Inngest::new("my-app")?;
 //! let hello = Function::new("hello")
 //!     .trigger(Trigger::event("demo/hello"))
-//!     .handler(|_ctx: Ctx<serde_json::Value>, _step: Step| async move { Ok::<_, Error>("hi") });
+//!     .handler(|_ctx: Ctx<serde_json::Value>, _step: Step| async move { Ok("hi") });
 //! let app = axum::Router::new().merge(serve::axum::router(&client, [hello])?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
