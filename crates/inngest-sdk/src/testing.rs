@@ -167,7 +167,7 @@ impl TestHarnessBuilder {
         self
     }
 
-    /// Serve the app with checkpointing on ([`crate::config::ConfigBuilder::checkpointing`]).
+    /// Serve the app with checkpointing on ([`crate::client::InngestBuilder::checkpointing`]).
     pub fn checkpointing(mut self, on: bool) -> Self {
         self.checkpointing = on;
         self

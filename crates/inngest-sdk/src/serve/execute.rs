@@ -300,7 +300,7 @@ impl ServeHandler {
         let path = format!("/v1/checkpoint/{}/async", ctx.run_id);
         self.inner
             .client
-            .api_request(reqwest::Method::POST, &path, Some(Bytes::from(body)), &[])
+            .api_request(http::Method::POST, &path, Some(Bytes::from(body)), &[])
             .await
             .map(|_| tracing::debug!(step = %op.id, "step checkpointed"))
             .map_err(|e| e.to_string())
@@ -315,7 +315,7 @@ impl ServeHandler {
         let client = &self.inner.client;
         let get = |path: String| async move {
             client
-                .api_request(reqwest::Method::GET, &path, None, &[])
+                .api_request(http::Method::GET, &path, None, &[])
                 .await
                 .map(|(_, body)| body)
                 .map_err(|e| format!("could not load run state from the Inngest API: {e}"))
