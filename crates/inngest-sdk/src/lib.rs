@@ -11,6 +11,7 @@
 //! * `test-util`: [`testing::TestHarness`] and the executor it drives.
 
 #![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
 pub mod client;
 pub mod config;
