@@ -847,9 +847,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, SendError::Transport { attempts: 3, .. }),
+            matches!(err, SendError::Transport { attempts: 3, ref source } if source.is_connect()),
             "{err:?}"
         );
+        assert!(!err.to_string().contains("127.0.0.1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn timeout_setting_bounds_a_send() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let client = Inngest::builder("app")
+            .dev_url(url)
+            .send_retries(0)
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .send(&Event::new("a/b", json!({})))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SendError::Transport { attempts: 1, ref source } if source.is_timeout()),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
