@@ -7,7 +7,7 @@
 //! ```
 //! use std::time::Duration;
 //! use inngest_sdk::testing::{RunStatus, TestHarness};
-//! use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
+//! use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
 //! use serde_json::{json, Value};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -1,7 +1,7 @@
 //! The serve endpoint as an axum `Router`.
 //!
 //! ```no_run
-//! use inngest_sdk::{serve, Ctx, Error, Function, Inngest, Step, Trigger};
+//! use inngest_sdk::{serve, Ctx, Function, Inngest, Step, Trigger};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Inngest::new("my-app")?;
