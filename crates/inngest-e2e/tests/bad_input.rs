@@ -16,7 +16,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use inngest_sdk::client::SDK_HEADER;
 use inngest_sdk::serve::ServeHandler;
-use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
+use inngest_sdk::{Ctx, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use support::logs::logs;
@@ -132,29 +132,24 @@ fn functions() -> Vec<Function> {
     let hello = Function::new("hello")
         .trigger(Trigger::event("test/hello"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
-            let a: Value = step
-                .run("a", || async { Ok::<_, Error>(json!({ "n": 1 })) })
-                .await?;
-            let b: u64 = step.run("b", || async { Ok::<_, Error>(2u64) }).await?;
-            Ok::<_, Error>(json!({ "a": a, "b": b }))
+            let a: Value = step.run("a", || async { Ok(json!({ "n": 1 })) }).await?;
+            let b: u64 = step.run("b", || async { Ok(2u64) }).await?;
+            Ok(json!({ "a": a, "b": b }))
         });
     let typed = Function::new("typed")
         .trigger(Trigger::event("shop/order"))
         .handler(|ctx: Ctx<Order>, _step: Step| async move {
-            Ok::<_, Error>(ctx.events.iter().map(|e| e.data.amount).sum::<u64>())
+            Ok(ctx.events.iter().map(|e| e.data.amount).sum::<u64>())
         });
     let par = Function::new("par")
         .trigger(Trigger::event("test/par"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             let branches = (0..3).map(|i| {
                 let step = step.clone();
-                async move {
-                    step.run(&format!("p{i}"), || async move { Ok::<_, Error>(i) })
-                        .await
-                }
+                async move { step.run(&format!("p{i}"), || async move { Ok(i) }).await }
             });
             let all: Vec<u32> = futures::future::try_join_all(branches).await?;
-            Ok::<_, Error>(all.iter().sum::<u32>())
+            Ok(all.iter().sum::<u32>())
         });
     vec![hello, typed, par]
 }

@@ -29,16 +29,12 @@ fn functions() -> Vec<Function> {
         Function::new("three")
             .trigger(Trigger::event("cp/three"))
             .handler(|ctx: Ctx<Value>, step: Step| async move {
-                let a: u32 = step.run("a", || async { Ok::<_, Error>(1u32) }).await?;
-                let b: u32 = step
-                    .run("b", move || async move { Ok::<_, Error>(a + 1) })
-                    .await?;
+                let a: u32 = step.run("a", || async { Ok(1u32) }).await?;
+                let b: u32 = step.run("b", move || async move { Ok(a + 1) }).await?;
                 let c: String = step
-                    .run("c", move || async move {
-                        Ok::<_, Error>(format!("c after {b}"))
-                    })
+                    .run("c", move || async move { Ok(format!("c after {b}")) })
                     .await?;
-                Ok::<_, Error>(json!({ "a": a, "b": b, "c": c, "attempt": ctx.attempt }))
+                Ok(json!({ "a": a, "b": b, "c": c, "attempt": ctx.attempt }))
             }),
         // The captured JS `hello`: a step, a sleep, a step.
         Function::new("hello")
@@ -46,39 +42,37 @@ fn functions() -> Vec<Function> {
             .handler(|ctx: Ctx<Value>, step: Step| async move {
                 let data = ctx.event.data.clone();
                 let a: Value = step
-                    .run("a", move || async move {
-                        Ok::<_, Error>(json!({"fromA": 1, "got": data}))
-                    })
+                    .run(
+                        "a",
+                        move || async move { Ok(json!({"fromA": 1, "got": data})) },
+                    )
                     .await?;
                 step.sleep("s", Duration::from_secs(2)).await;
                 let b: String = step
-                    .run(
-                        "b",
-                        move || async move { Ok::<_, Error>(format!("b saw {a}")) },
-                    )
+                    .run("b", move || async move { Ok(format!("b saw {a}")) })
                     .await?;
-                Ok::<_, Error>(json!({ "b": b }))
+                Ok(json!({ "b": b }))
             }),
         // A step, then one that fails.
         Function::new("fails")
             .trigger(Trigger::event("cp/fails"))
             .retries(2)
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
-                step.run("a", || async { Ok::<_, Error>(1u32) }).await?;
+                step.run("a", || async { Ok(1u32) }).await?;
                 step.run("b", || async { Err::<u32, _>(Error::msg("boom")) })
                     .await?;
-                Ok::<_, Error>(json!(null))
+                Ok(json!(null))
             }),
         // A step, then two in parallel.
         Function::new("fan")
             .trigger(Trigger::event("cp/fan"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
-                step.run("a", || async { Ok::<_, Error>(1u32) }).await?;
+                step.run("a", || async { Ok(1u32) }).await?;
                 let (b, c) = futures::try_join!(
-                    step.run("b", || async { Ok::<_, Error>(2u32) }),
-                    step.run("c", || async { Ok::<_, Error>(3u32) }),
+                    step.run("b", || async { Ok(2u32) }),
+                    step.run("c", || async { Ok(3u32) }),
                 )?;
-                Ok::<_, Error>(json!(b + c))
+                Ok(json!(b + c))
             }),
     ]
 }
@@ -323,11 +317,11 @@ async fn on_the_executor_a_step_sleep_step_run_takes_two_requests() {
                     let c = counter.clone();
                     step.run(&format!("s{i}"), move || async move {
                         c.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Error>(i)
+                        Ok(i)
                     })
                     .await?;
                 }
-                Ok::<_, Error>(json!("done"))
+                Ok(json!("done"))
             }
         });
     let h = TestHarness::builder(APP)

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use inngest_sdk::{serve::ServeHandler, Ctx, Error, Function, Inngest, Step, Trigger};
+use inngest_sdk::{serve::ServeHandler, Ctx, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 
 fn client() -> Inngest {
@@ -17,14 +17,14 @@ fn hello() -> Function {
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             let a: Value = step
                 .run("a", || async {
-                    Ok::<_, Error>(json!({"fromA": 1, "got": ctx.event.data}))
+                    Ok(json!({"fromA": 1, "got": ctx.event.data}))
                 })
                 .await?;
             step.sleep("s", Duration::from_secs(2)).await;
             let b: String = step
-                .run("b", || async move { Ok::<_, Error>(format!("b saw {a}")) })
+                .run("b", || async move { Ok(format!("b saw {a}")) })
                 .await?;
-            Ok::<_, Error>(json!({ "b": b }))
+            Ok(json!({ "b": b }))
         })
 }
 
@@ -100,13 +100,10 @@ async fn parallel_steps_are_planned_then_targeted() {
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             let futs = (0..10).map(|i| {
                 let step = step.clone();
-                async move {
-                    step.run(&format!("s{i}"), || async move { Ok::<_, Error>(i) })
-                        .await
-                }
+                async move { step.run(&format!("s{i}"), || async move { Ok(i) }).await }
             });
             let results: Vec<i32> = futures::future::try_join_all(futs).await?;
-            Ok::<_, Error>(results.iter().sum::<i32>())
+            Ok(results.iter().sum::<i32>())
         });
     let h = ServeHandler::new(&client(), [f]).unwrap();
     let (s, v, _) = call(
@@ -156,10 +153,10 @@ async fn targeted_call_for_a_memoized_step_never_reruns_it() {
         .trigger(Trigger::event("t/par2"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             let (a, b) = futures::try_join!(
-                step.run("a", || async { Ok::<_, Error>(1) }),
-                step.run("b", || async { Ok::<_, Error>(2) }),
+                step.run("a", || async { Ok(1) }),
+                step.run("b", || async { Ok(2) }),
             )?;
-            Ok::<_, Error>(a + b)
+            Ok(a + b)
         });
     let h = ServeHandler::new(&client(), [f])
         .unwrap()

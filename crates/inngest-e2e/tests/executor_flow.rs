@@ -12,7 +12,7 @@ use inngest_executor::{RunStatus, RunView, SkipReason};
 use inngest_sdk::function::FunctionBuilder;
 use inngest_sdk::testing::TestHarness;
 use inngest_sdk::{
-    BatchEvents, Concurrency, ConcurrencyScope, Ctx, Debounce, Error, Event, Function, RateLimit,
+    BatchEvents, Concurrency, ConcurrencyScope, Ctx, Debounce, Event, Function, RateLimit,
     Singleton, SingletonMode, Step, Throttle, Timeouts, Trigger,
 };
 use serde_json::{json, Value};
@@ -29,10 +29,8 @@ fn echo(b: FunctionBuilder) -> Function {
     b.handler(|ctx: Ctx<Value>, step: Step| async move {
         let n = ctx.event.data["n"].clone();
         let all: Vec<Value> = ctx.events.iter().map(|e| e.data["n"].clone()).collect();
-        let _: Value = step
-            .run("work", || async { Ok::<_, Error>(json!(1)) })
-            .await?;
-        Ok::<_, Error>(json!({ "n": n, "all": all }))
+        let _: Value = step.run("work", || async { Ok(json!(1)) }).await?;
+        Ok(json!({ "n": n, "all": all }))
     })
 }
 
@@ -40,7 +38,7 @@ fn echo(b: FunctionBuilder) -> Function {
 fn sleeper(b: FunctionBuilder) -> Function {
     b.handler(|ctx: Ctx<Value>, step: Step| async move {
         step.sleep("nap", HOUR).await;
-        Ok::<_, Error>(ctx.event.data["n"].clone())
+        Ok(ctx.event.data["n"].clone())
     })
 }
 
@@ -191,11 +189,11 @@ fn measured(id: &str, event: &str, c: Concurrency, gauge: Arc<Gauge>) -> Functio
                     let _: Value = step
                         .run(s, move || async move {
                             g.measure(&u).await;
-                            Ok::<_, Error>(json!(s))
+                            Ok(json!(s))
                         })
                         .await?;
                 }
-                Ok::<_, Error>(json!(user))
+                Ok(json!(user))
             }
         })
 }

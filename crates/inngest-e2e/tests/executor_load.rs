@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use inngest_executor::clock::VirtualClock;
 use inngest_executor::{Executor, HistoryKind, RunStatus, StepStatus};
 use inngest_sdk::testing::TestHarness;
-use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
+use inngest_sdk::{Ctx, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 
 mod executor_support;
@@ -38,14 +38,11 @@ fn five_steps() -> Function {
             let mut total = 0i64;
             for i in 1..=5i64 {
                 let v: i64 = step
-                    .run(
-                        &format!("s{i}"),
-                        move || async move { Ok::<_, Error>(n * i) },
-                    )
+                    .run(&format!("s{i}"), move || async move { Ok(n * i) })
                     .await?;
                 total += v;
             }
-            Ok::<_, Error>(json!({ "n": n, "total": total }))
+            Ok(json!({ "n": n, "total": total }))
         })
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use inngest_executor::clock::VirtualClock;
 use inngest_executor::{Executor, ExecutorError, HistoryKind, RunStatus, StepStatus};
-use inngest_sdk::{Ctx, Error, Event, Function, Inngest, Step, Trigger, WaitForEvent};
+use inngest_sdk::{Ctx, Event, Function, Inngest, Step, Trigger, WaitForEvent};
 use serde_json::{json, Value};
 
 mod executor_support;
@@ -239,10 +239,10 @@ fn approval(ships: Arc<AtomicUsize>) -> Function {
                 let by = approved.map(|e| e.data["by"].clone());
                 step.run("ship", move || async move {
                     ships.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Error>(())
+                    Ok(())
                 })
                 .await?;
-                Ok::<_, Error>(json!({ "approved_by": by }))
+                Ok(json!({ "approved_by": by }))
             }
         })
 }

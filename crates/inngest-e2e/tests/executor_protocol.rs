@@ -373,7 +373,7 @@ async fn streamed_answers_are_unwrapped() {
 fn echo() -> Function {
     Function::new("echo")
         .trigger(Trigger::event("test/echo"))
-        .handler(|ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(ctx.event.data) })
+        .handler(|ctx: Ctx<Value>, _step: Step| async move { Ok(ctx.event.data) })
 }
 
 #[tokio::test]
@@ -676,14 +676,10 @@ fn steps_fn() -> Function {
     Function::new("steps")
         .trigger(Trigger::event("test/steps"))
         .handler(|ctx: Ctx<Value>, step: Step| async move {
-            let a: String = step
-                .run("a", || async { Ok::<_, Error>("x".repeat(300)) })
-                .await?;
+            let a: String = step.run("a", || async { Ok("x".repeat(300)) }).await?;
             step.sleep("s", Duration::from_secs(1)).await;
-            let b: usize = step
-                .run("b", || async move { Ok::<_, Error>(a.len()) })
-                .await?;
-            Ok::<_, Error>(json!({"b": b, "data": ctx.event.data}))
+            let b: usize = step.run("b", || async move { Ok(a.len()) }).await?;
+            Ok(json!({"b": b, "data": ctx.event.data}))
         })
 }
 
@@ -865,7 +861,7 @@ async fn runs_can_be_cancelled_over_rest() {
         .trigger(Trigger::event("test/sleepy"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             step.sleep("zz", Duration::from_secs(3600)).await;
-            Ok::<_, Error>(())
+            Ok(())
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
     let id = h.send(Event::new("test/sleepy", json!({}))).await;
@@ -909,12 +905,12 @@ async fn functions_run_once_per_trigger_match_and_expressions_filter() {
             let c = c.clone();
             async move {
                 c.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, Error>(ctx.event.name)
+                Ok(ctx.event.name)
             }
         });
     let g = Function::new("only-big")
         .trigger(Trigger::event("test/f").when("event.data.amount > 10"))
-        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>("big") });
+        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok("big") });
     let h = TestHarness::start("app", [f, g]).await.unwrap();
     let small = h.send(Event::new("test/f", json!({"amount": 5}))).await;
     let big = h.send(Event::new("test/f", json!({"amount": 50}))).await;

@@ -23,14 +23,14 @@ fn hello() -> Function {
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             let a: Value = step
                 .run("a", || async move {
-                    Ok::<_, Error>(json!({"fromA": 1, "got": ctx.event.data}))
+                    Ok(json!({"fromA": 1, "got": ctx.event.data}))
                 })
                 .await?;
             step.sleep("s", DAY).await;
             let b: String = step
-                .run("b", || async move { Ok::<_, Error>(format!("b saw {a}")) })
+                .run("b", || async move { Ok(format!("b saw {a}")) })
                 .await?;
-            Ok::<_, Error>(json!({ "b": b }))
+            Ok(json!({ "b": b }))
         })
 }
 
@@ -94,7 +94,7 @@ async fn sleep_until_an_instant() {
         .trigger(Trigger::event("test/until"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             step.sleep_until("wake", SystemTime::now() + 2 * HOUR).await;
-            Ok::<_, Error>("awake")
+            Ok("awake")
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
     let id = h.send(Event::new("test/until", json!({}))).await;
@@ -118,7 +118,7 @@ fn waiter() -> Function {
                     WaitForEvent::new("test/wait.done", HOUR).matching("data.id"),
                 )
                 .await?;
-            Ok::<_, Error>(json!({ "got": got.map(|e| e.data) }))
+            Ok(json!({ "got": got.map(|e| e.data) }))
         })
 }
 
@@ -192,7 +192,7 @@ fn child() -> Function {
             if n < 0 {
                 return Err(NonRetriable::new("negative").into());
             }
-            Ok::<_, Error>(json!({ "nPlusOne": n + 1 }))
+            Ok(json!({ "nPlusOne": n + 1 }))
         })
 }
 
@@ -213,7 +213,7 @@ fn parent() -> Function {
             let res: Result<Value, _> = step
                 .invoke("invoke-child", Invoke::new(target, json!({ "n": n })))
                 .await;
-            Ok::<_, Error>(match res {
+            Ok(match res {
                 Ok(v) => json!({ "invoked": v }),
                 Err(e) => json!({ "caught": e.message }),
             })
@@ -306,9 +306,9 @@ async fn send_event_is_not_repeated_on_replay() {
                 )
                 .await?;
             step.sleep("nap", Duration::from_secs(60)).await;
-            let after: u32 = step.run("after", || async { Ok::<_, Error>(7) }).await?;
+            let after: u32 = step.run("after", || async { Ok(7) }).await?;
             step.sleep("nap2", Duration::from_secs(60)).await;
-            Ok::<_, Error>(json!({ "ids": ids, "after": after }))
+            Ok(json!({ "ids": ids, "after": after }))
         });
     let h = TestHarness::builder("app")
         .function(f)
@@ -339,18 +339,13 @@ fn parallel(n: usize) -> Function {
         .handler(move |_ctx: Ctx<Value>, step: Step| async move {
             let futs = (0..n).map(|i| {
                 let step = step.clone();
-                async move {
-                    step.run(&format!("p{i}"), || async move { Ok::<_, Error>(i) })
-                        .await
-                }
+                async move { step.run(&format!("p{i}"), || async move { Ok(i) }).await }
             });
             let results: Vec<usize> = futures::future::try_join_all(futs).await?;
             let total: usize = step
-                .run("after", || async move {
-                    Ok::<_, Error>(results.iter().sum::<usize>())
-                })
+                .run("after", || async move { Ok(results.iter().sum::<usize>()) })
                 .await?;
-            Ok::<_, Error>(total)
+            Ok(total)
         })
 }
 
@@ -431,7 +426,7 @@ async fn retries_then_success() {
                     Ok(json!({ "okOnAttempt": attempt }))
                 })
                 .await?;
-            Ok::<_, Error>(r)
+            Ok(r)
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
     let id = h.send(Event::new("test/flaky", json!({}))).await;
@@ -460,7 +455,7 @@ async fn retry_backoff_uses_the_clock() {
                     Ok(attempt)
                 })
                 .await?;
-            Ok::<_, Error>(r)
+            Ok(r)
         });
     let h = TestHarness::builder("app")
         .function(f)
@@ -490,7 +485,7 @@ async fn exhausted_retries_fail_the_run_and_run_on_failure() {
         .retries(1)
         .on_failure(
             |ctx: Ctx<inngest_sdk::FunctionFailed<Value>>, _step: Step| async move {
-                Ok::<_, Error>(json!({
+                Ok(json!({
                     "handled": ctx.event.data.error.message,
                     "original": ctx.event.data.event.name,
                     "function": ctx.event.data.function_id,
@@ -502,7 +497,7 @@ async fn exhausted_retries_fail_the_run_and_run_on_failure() {
                 Err::<u32, _>(Error::msg("always"))
             })
             .await?;
-            Ok::<_, Error>("unreachable")
+            Ok("unreachable")
         });
     let rec = Recorder::default();
     let h = TestHarness::builder("app")
@@ -594,8 +589,8 @@ async fn cancel_on_a_matching_event() {
         .cancel_on(inngest_sdk::Cancel::new("test/cancel").matching("data.id"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             step.sleep("long", HOUR).await;
-            let _: u8 = step.run("never", || async { Ok::<_, Error>(1) }).await?;
-            Ok::<_, Error>("done")
+            let _: u8 = step.run("never", || async { Ok(1) }).await?;
+            Ok("done")
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
     let a = h.send(Event::new("test/start", json!({"id": "a"}))).await;
@@ -629,7 +624,7 @@ async fn cron_fires_under_the_virtual_clock() {
     let f = Function::new("tick")
         .trigger(Trigger::cron("*/5 * * * *"))
         .handler(|ctx: Ctx<Value>, _step: Step| async move {
-            Ok::<_, Error>(json!({ "cron": ctx.event.data["cron"], "name": ctx.event.name }))
+            Ok(json!({ "cron": ctx.event.data["cron"], "name": ctx.event.name }))
         });
     let start = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:03:00Z")
         .unwrap()
@@ -681,13 +676,11 @@ async fn step_mocks_replace_a_step() {
                 let price: u32 = step
                     .run("fetch-price", || async move {
                         counter.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Error>(100)
+                        Ok(100)
                     })
                     .await?;
-                let doubled: u32 = step
-                    .run("double", || async move { Ok::<_, Error>(price * 2) })
-                    .await?;
-                Ok::<_, Error>(doubled)
+                let doubled: u32 = step.run("double", || async move { Ok(price * 2) }).await?;
+                Ok(doubled)
             }
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
@@ -704,12 +697,9 @@ async fn a_run_step_and_a_sleep_in_parallel() {
     let f = Function::new("mixed")
         .trigger(Trigger::event("test/mixed"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
-            let (a, ()) = futures::join!(
-                step.run("a", || async { Ok::<_, Error>(1) }),
-                step.sleep("s", HOUR)
-            );
+            let (a, ()) = futures::join!(step.run("a", || async { Ok(1) }), step.sleep("s", HOUR));
             let a: u32 = a?;
-            Ok::<_, Error>(a)
+            Ok(a)
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
     let id = h.send(Event::new("test/mixed", json!({}))).await;
@@ -748,7 +738,7 @@ async fn a_race_between_an_event_and_a_sleep() {
                     json!({"approved": false, "timeout": true})
                 }
             };
-            Ok::<_, Error>(winner)
+            Ok(winner)
         });
     let h = TestHarness::start("app", [f]).await.unwrap();
     // The event wins.
@@ -775,7 +765,7 @@ async fn invoke_times_out() {
         .trigger(Trigger::event("test/slow"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             step.sleep("forever", DAY).await;
-            Ok::<_, Error>("late")
+            Ok("late")
         });
     let caller = Function::new("caller")
         .trigger(Trigger::event("test/caller"))
@@ -787,7 +777,7 @@ async fn invoke_times_out() {
                         .timeout(Duration::from_secs(60)),
                 )
                 .await;
-            Ok::<_, Error>(match r {
+            Ok(match r {
                 Ok(v) => json!({"ok": v}),
                 Err(e) => json!({"name": e.name, "message": e.message}),
             })

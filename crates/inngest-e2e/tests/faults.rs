@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use inngest_sdk::client::SDK_HEADER;
 use inngest_sdk::serve::ServeHandler;
-use inngest_sdk::{Ctx, Error, Event, Function, Inngest, SendError, Step, Trigger};
+use inngest_sdk::{Ctx, Event, Function, Inngest, SendError, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use support::closed_port_url;
@@ -225,8 +225,8 @@ fn panicky_functions() -> Vec<Function> {
         Function::new("ok")
             .trigger(Trigger::event("test/e"))
             .handler(|ctx: Ctx<Value>, step: Step| async move {
-                let n: i64 = step.run("n", || async { Ok::<_, Error>(41i64) }).await?;
-                Ok::<_, Error>(json!({ "n": n + 1, "echo": ctx.event.data }))
+                let n: i64 = step.run("n", || async { Ok(41i64) }).await?;
+                Ok(json!({ "n": n + 1, "echo": ctx.event.data }))
             }),
         Function::new("async-panic")
             .trigger(Trigger::event("test/e"))
@@ -235,7 +235,7 @@ fn panicky_functions() -> Vec<Function> {
                 if std::hint::black_box(true) {
                     panic!("async kaboom");
                 }
-                Ok::<_, Error>(())
+                Ok(())
             }),
         Function::new("sync-panic")
             .trigger(Trigger::event("test/e"))
@@ -243,11 +243,11 @@ fn panicky_functions() -> Vec<Function> {
                 if std::hint::black_box(true) {
                     panic!("sync kaboom");
                 }
-                async move { Ok::<_, Error>(()) }
+                async move { Ok(()) }
             }),
         Function::new("decode-panic")
             .trigger(Trigger::event("test/e"))
-            .handler(|_ctx: Ctx<PanickyData>, _step: Step| async move { Ok::<_, Error>(()) }),
+            .handler(|_ctx: Ctx<PanickyData>, _step: Step| async move { Ok(()) }),
         Function::new("step-panic")
             .trigger(Trigger::event("test/e"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
@@ -256,24 +256,24 @@ fn panicky_functions() -> Vec<Function> {
                         if std::hint::black_box(true) {
                             panic!("step kaboom");
                         }
-                        Ok::<_, Error>(1u32)
+                        Ok(1u32)
                     })
                     .await?;
-                Ok::<_, Error>(v)
+                Ok(v)
             }),
         Function::new("branch-panic")
             .trigger(Trigger::event("test/e"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
-                let quiet = step.run("quiet", || async { Ok::<_, Error>(1u32) });
+                let quiet = step.run("quiet", || async { Ok(1u32) });
                 let loud = async {
                     tokio::task::yield_now().await;
                     if std::hint::black_box(true) {
                         panic!("branch kaboom");
                     }
-                    Ok::<u32, inngest_sdk::StepError>(2)
+                    Ok(2)
                 };
                 let (a, b) = futures::try_join!(quiet, loud)?;
-                Ok::<_, Error>(a + b)
+                Ok(a + b)
             }),
     ]
 }
@@ -494,7 +494,7 @@ async fn send_event_step_during_an_outage_is_retried_by_inngest_not_dropped() {
             let ids = step
                 .send_event("emit", vec![Event::new("shop/shipped", json!({ "o": 1 }))])
                 .await?;
-            Ok::<_, Error>(ids)
+            Ok(ids)
         });
     let (_app, base) = serve_app(&client, vec![f]).await;
     let http = reqwest::Client::new();
@@ -522,7 +522,7 @@ async fn send_event_step_during_an_outage_is_retried_by_inngest_not_dropped() {
 fn sync_functions() -> Vec<Function> {
     vec![Function::new("ok")
         .trigger(Trigger::event("test/e"))
-        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(1) })]
+        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(1) })]
 }
 
 async fn assert_in_band_works(http: &reqwest::Client, base: &str) {

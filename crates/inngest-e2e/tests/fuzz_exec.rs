@@ -36,17 +36,13 @@ fn functions() -> Vec<Function> {
     let seq = Function::new("seq")
         .trigger(Trigger::event("fz/seq"))
         .on_failure(|ctx: Ctx<FunctionFailed<Value>>, step: Step| async move {
-            let n: u64 = step
-                .run("cleanup", || async { Ok::<_, Error>(1u64) })
-                .await?;
-            Ok::<_, Error>(json!({ "cleaned": n, "run": ctx.event.data.run_id }))
+            let n: u64 = step.run("cleanup", || async { Ok(1u64) }).await?;
+            Ok(json!({ "cleaned": n, "run": ctx.event.data.run_id }))
         })
         .handler(|ctx: Ctx<Value>, step: Step| async move {
-            let a: u64 = step.run("a", || async { Ok::<_, Error>(7u64) }).await?;
+            let a: u64 = step.run("a", || async { Ok(7u64) }).await?;
             step.sleep("s", Duration::from_secs(5)).await;
-            let b: String = step
-                .run("b", || async move { Ok::<_, Error>(format!("b{a}")) })
-                .await?;
+            let b: String = step.run("b", || async move { Ok(format!("b{a}")) }).await?;
             let w: Option<Event<Value>> = step
                 .wait_for_event("w", WaitForEvent::new("fz/go", Duration::from_secs(60)))
                 .await?;
@@ -56,40 +52,33 @@ fn functions() -> Vec<Function> {
                     Invoke::new(InvokeTarget::id("fz-par"), json!({ "x": 1 })),
                 )
                 .await?;
-            Ok::<_, Error>(
-                json!({ "a": a, "b": b, "w": w.map(|e| e.name), "inv": inv, "e": ctx.event.name }),
-            )
+            Ok(json!({ "a": a, "b": b, "w": w.map(|e| e.name), "inv": inv, "e": ctx.event.name }))
         });
     let typed = Function::new("typed")
         .trigger(Trigger::event("fz/typed"))
         .handler(|ctx: Ctx<Order>, step: Step| async move {
             let order = ctx.event.data.clone();
-            let saved: Order = step
-                .run("a", || async move { Ok::<_, Error>(order) })
-                .await?;
-            Ok::<_, Error>(saved.qty)
+            let saved: Order = step.run("a", || async move { Ok(order) }).await?;
+            Ok(saved.qty)
         });
     let par = Function::new("par")
         .trigger(Trigger::event("fz/par"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             let branches = (0..5u32).map(|i| {
                 let step = step.clone();
-                async move {
-                    step.run(&format!("p{i}"), || async move { Ok::<_, Error>(i) })
-                        .await
-                }
+                async move { step.run(&format!("p{i}"), || async move { Ok(i) }).await }
             });
             let all: Vec<u32> = futures::future::try_join_all(branches).await?;
-            Ok::<_, Error>(all.iter().sum::<u32>())
+            Ok(all.iter().sum::<u32>())
         });
     let repeat = Function::new("repeat")
         .trigger(Trigger::event("fz/repeat"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             let mut total = 0u64;
             for i in 0..3u64 {
-                total += step.run("a", || async move { Ok::<_, Error>(i) }).await?;
+                total += step.run("a", || async move { Ok(i) }).await?;
             }
-            Ok::<_, Error>(total)
+            Ok(total)
         });
     let fails = Function::new("fails")
         .trigger(Trigger::event("fz/fails"))

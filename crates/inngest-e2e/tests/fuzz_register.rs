@@ -19,9 +19,8 @@ use bytes::Bytes;
 use inngest_sdk::protocol::timestr;
 use inngest_sdk::serve::ServeHandler;
 use inngest_sdk::{
-    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Error, Function,
-    FunctionFailed, Inngest, RateLimit, Singleton, SingletonMode, Step, Throttle, Timeouts,
-    Trigger,
+    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Function, FunctionFailed,
+    Inngest, RateLimit, Singleton, SingletonMode, Step, Throttle, Timeouts, Trigger,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -328,11 +327,9 @@ fn build(spec: &Spec) -> Function {
         f = f.singleton(s);
     }
     if spec.on_failure {
-        f = f.on_failure(|_ctx: Ctx<FunctionFailed<Value>>, _step: Step| async move {
-            Ok::<_, Error>(())
-        });
+        f = f.on_failure(|_ctx: Ctx<FunctionFailed<Value>>, _step: Step| async move { Ok(()) });
     }
-    f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(()) })
+    f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(()) })
 }
 
 fn arb_app_url() -> impl Strategy<Value = String> {
@@ -934,7 +931,7 @@ fn build_wild(w: &Wild) -> Function {
     if let Some(p) = &w.priority {
         f = f.priority(p.clone());
     }
-    f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(()) })
+    f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(()) })
 }
 
 #[test]

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use inngest_sdk::serve::{self, ServeHandler};
 use inngest_sdk::step::hash_id;
-use inngest_sdk::{Ctx, Error, Function, Inngest, Step, Trigger};
+use inngest_sdk::{Ctx, Function, Inngest, Step, Trigger};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -34,13 +34,9 @@ fn functions() -> Vec<Function> {
         .trigger(Trigger::event("load/hello"))
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             let i = ctx.event.data["i"].as_u64().unwrap_or(u64::MAX);
-            let a: u64 = step
-                .run("a", || async move { Ok::<_, Error>(i * 2) })
-                .await?;
-            let b: String = step
-                .run("b", || async move { Ok::<_, Error>(format!("b{a}")) })
-                .await?;
-            Ok::<_, Error>(json!({ "i": i, "a": a, "b": b }))
+            let a: u64 = step.run("a", || async move { Ok(i * 2) }).await?;
+            let b: String = step.run("b", || async move { Ok(format!("b{a}")) }).await?;
+            Ok(json!({ "i": i, "a": a, "b": b }))
         });
     let par = Function::new("par")
         .trigger(Trigger::event("load/par"))
@@ -49,12 +45,12 @@ fn functions() -> Vec<Function> {
             let branches = (0..PARALLEL).map(|n| {
                 let step = step.clone();
                 async move {
-                    step.run(&format!("p{n}"), || async move { Ok::<_, Error>(i + n) })
+                    step.run(&format!("p{n}"), || async move { Ok(i + n) })
                         .await
                 }
             });
             let all: Vec<u64> = futures::future::try_join_all(branches).await?;
-            Ok::<_, Error>(json!({ "i": i, "sum": all.iter().sum::<u64>() }))
+            Ok(json!({ "i": i, "sum": all.iter().sum::<u64>() }))
         });
     vec![hello, par]
 }

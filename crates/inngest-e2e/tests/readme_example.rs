@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use inngest_executor::RunStatus;
 use inngest_sdk::testing::TestHarness;
-use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
+use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
 use serde_json::json;
 
 #[derive(serde::Deserialize)]
@@ -20,14 +20,14 @@ fn welcome() -> Function {
         .handler(|ctx: Ctx<Signup>, step: Step| async move {
             let email = ctx.event.data.email.clone();
             let id: String = step
-                .run("send-email", || async move {
-                    Ok::<_, Error>(format!("sent to {email}"))
-                })
+                .run(
+                    "send-email",
+                    || async move { Ok(format!("sent to {email}")) },
+                )
                 .await?;
             step.sleep("wait-a-day", Duration::from_secs(86_400)).await;
-            step.run("follow-up", || async { Ok::<_, Error>(()) })
-                .await?;
-            Ok::<_, Error>(json!({ "user": ctx.event.data.user_id, "email": id }))
+            step.run("follow-up", || async { Ok(()) }).await?;
+            Ok(json!({ "user": ctx.event.data.user_id, "email": id }))
         })
 }
 

@@ -39,35 +39,35 @@ fn functions() -> Vec<Function> {
         // Inside a step.
         f("step-nr").handler(|_c: Ctx<Value>, step: Step| async move {
             let v: u32 = step
-                .run("nr", || async { Err::<u32, _>(NonRetriable::new("bad input")) })
+                .run("nr", || async { Err(NonRetriable::new("bad input").into()) })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         f("step-ra").handler(|_c: Ctx<Value>, step: Step| async move {
             let v: u32 = step
                 .run("ra", || async {
-                    Err::<u32, _>(RetryAfter::delay("slow down", Duration::from_secs(30)))
+                    Err(RetryAfter::delay("slow down", Duration::from_secs(30)).into())
                 })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         f("step-ra-at").handler(|_c: Ctx<Value>, step: Step| async move {
             let v: u32 = step
-                .run("ra-at", || async { Err::<u32, _>(RetryAfter::at("later", far_future())) })
+                .run("ra-at", || async { Err(RetryAfter::at("later", far_future()).into()) })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         f("step-plain").handler(|_c: Ctx<Value>, step: Step| async move {
             let v: u32 = step
                 .run("plain", || async { Err::<u32, _>(Error::msg("flaky db")) })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         f("step-handled").handler(|_c: Ctx<Value>, step: Step| async move {
             let r: Result<u32, _> = step
                 .run("plain", || async { Err::<u32, _>(Error::msg("flaky db")) })
                 .await;
-            Ok::<_, Error>(match r {
+            Ok(match r {
                 Ok(v) => json!({ "ok": v }),
                 Err(e) => json!({ "handled": e.message, "name": e.name }),
             })
@@ -78,10 +78,10 @@ fn functions() -> Vec<Function> {
                     if std::hint::black_box(true) {
                         panic!("kaboom");
                     }
-                    Ok::<u32, Error>(1)
+                    Ok(1)
                 })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         // From the function body.
         f("fn-nr").handler(|_c: Ctx<Value>, _s: Step| async move {
@@ -98,31 +98,31 @@ fn functions() -> Vec<Function> {
         }),
         f("fn-io").handler(|_c: Ctx<Value>, _s: Step| async move {
             let n: u32 = "not a number".parse()?;
-            Ok::<_, Error>(n)
+            Ok(n)
         }),
         f("fn-panics").handler(|_c: Ctx<Value>, _s: Step| async move {
             if std::hint::black_box(true) {
                 panic!("fn kaboom");
             }
-            Ok::<_, Error>(0)
+            Ok(0)
         }),
-        f("typed").handler(|c: Ctx<Order>, _s: Step| async move { Ok::<_, Error>(c.event.data.amount) }),
+        f("typed").handler(|c: Ctx<Order>, _s: Step| async move { Ok(c.event.data.amount) }),
         f("with-failure")
             .retries(0)
             .on_failure(|c: Ctx<FunctionFailed<Order>>, step: Step| async move {
                 let failed = c.event.data;
                 let note: String = step
                     .run("notify", || async move {
-                        Ok::<_, Error>(format!("{} failed: {}", failed.event.data.sku, failed.error.message))
+                        Ok(format!("{} failed: {}", failed.event.data.sku, failed.error.message))
                     })
                     .await?;
-                Ok::<_, Error>(json!({ "note": note, "function_id": failed.function_id, "run_id": failed.run_id }))
+                Ok(json!({ "note": note, "function_id": failed.function_id, "run_id": failed.run_id }))
             })
             .handler(|_c: Ctx<Order>, _s: Step| async move {
                 Err::<Value, Error>(Error::msg("card declined"))
             }),
         f("attempts").handler(|c: Ctx<Value>, _s: Step| async move {
-            Ok::<_, Error>(json!({ "attempt": c.attempt, "max": c.max_attempts, "final": c.is_final_attempt() }))
+            Ok(json!({ "attempt": c.attempt, "max": c.max_attempts, "final": c.is_final_attempt() }))
         }),
     ]
 }

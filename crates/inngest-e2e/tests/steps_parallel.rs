@@ -48,10 +48,8 @@ fn f(id: &str) -> inngest_sdk::function::FunctionBuilder {
 }
 
 async fn run_p(step: &Step, i: usize) -> Result<String, inngest_sdk::StepError> {
-    step.run(&format!("p{i}"), || async move {
-        Ok::<_, Error>(format!("v{i}"))
-    })
-    .await
+    step.run(&format!("p{i}"), || async move { Ok(format!("v{i}")) })
+        .await
 }
 
 fn functions() -> Vec<Function> {
@@ -59,23 +57,23 @@ fn functions() -> Vec<Function> {
         // futures::join! of two runs.
         f("par2").handler(|_c: Ctx<Value>, step: Step| async move {
             let (a, b) = futures::join!(run_p(&step, 0), run_p(&step, 1));
-            Ok::<_, Error>(json!([a?, b?]))
+            Ok(json!([a?, b?]))
         }),
         // try_join! of three runs.
         f("par3").handler(|_c: Ctx<Value>, step: Step| async move {
             let (a, b, c) = futures::try_join!(run_p(&step, 0), run_p(&step, 1), run_p(&step, 2))?;
-            Ok::<_, Error>(json!([a, b, c]))
+            Ok(json!([a, b, c]))
         }),
         // join_all of ten runs.
         f("par10").handler(|_c: Ctx<Value>, step: Step| async move {
             let all = join_all((0..10).map(|i| run_p(&step, i))).await;
             let values = all.into_iter().collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, Error>(json!(values))
+            Ok(json!(values))
         }),
         // A run, a sleep and a wait in parallel.
         f("mix").handler(|_c: Ctx<Value>, step: Step| async move {
             let (r, (), w) = futures::join!(
-                step.run("r", || async { Ok::<_, Error>(1) }),
+                step.run("r", || async { Ok(1) }),
                 step.sleep("z", Duration::from_secs(5)),
                 step.wait_for_event::<Value>(
                     "w",
@@ -83,38 +81,31 @@ fn functions() -> Vec<Function> {
                 ),
             );
             let r: u32 = r?;
-            Ok::<_, Error>(json!({ "r": r, "w": w?.map(|e| e.name) }))
+            Ok(json!({ "r": r, "w": w?.map(|e| e.name) }))
         }),
         // The same id three times in a loop, sequentially and in parallel.
         f("loop").handler(|_c: Ctx<Value>, step: Step| async move {
             let mut out = Vec::new();
             for i in 0..3u32 {
-                let v: u32 = step
-                    .run("loop", || async move { Ok::<_, Error>(i * 10) })
-                    .await?;
+                let v: u32 = step.run("loop", || async move { Ok(i * 10) }).await?;
                 out.push(v);
             }
-            Ok::<_, Error>(json!(out))
+            Ok(json!(out))
         }),
         f("loop-par").handler(|_c: Ctx<Value>, step: Step| async move {
             let all = join_all((0..3u32).map(|i| {
                 let step = step.clone();
-                async move {
-                    step.run("loop", || async move { Ok::<_, Error>(i * 10) })
-                        .await
-                }
+                async move { step.run("loop", || async move { Ok(i * 10) }).await }
             }))
             .await;
             let values = all.into_iter().collect::<Result<Vec<u32>, _>>()?;
-            Ok::<_, Error>(json!(values))
+            Ok(json!(values))
         }),
         f("planned-alone").handler(|_c: Ctx<Value>, step: Step| async move {
             let v: String = step
-                .run("planned-alone", || async {
-                    Ok::<_, Error>("done".to_owned())
-                })
+                .run("planned-alone", || async { Ok("done".to_owned()) })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         // Two runs in parallel, the second fails.
         f("par-fail").handler(|_c: Ctx<Value>, step: Step| async move {
@@ -122,48 +113,42 @@ fn functions() -> Vec<Function> {
                 run_p(&step, 0),
                 step.run("p1", || async { Err::<String, _>(Error::msg("p1 broke")) })
             );
-            Ok::<_, Error>(json!([a?, b?]))
+            Ok(json!([a?, b?]))
         }),
         // A race: whichever step finishes first wins.
         f("race").handler(|_c: Ctx<Value>, step: Step| async move {
-            let fast = step.run("fast", || async { Ok::<_, Error>("fast".to_owned()) });
-            let slow = step.run("slow", || async { Ok::<_, Error>("slow".to_owned()) });
+            let fast = step.run("fast", || async { Ok("fast".to_owned()) });
+            let slow = step.run("slow", || async { Ok("slow".to_owned()) });
             let winner = match select(Box::pin(fast), Box::pin(slow)).await {
                 Either::Left((v, _)) | Either::Right((v, _)) => v?,
             };
-            Ok::<_, Error>(json!({ "winner": winner }))
+            Ok(json!({ "winner": winner }))
         }),
         // A race, then a step that uses the winner.
         f("race-then").handler(|_c: Ctx<Value>, step: Step| async move {
-            let fast = step.run("fast", || async { Ok::<_, Error>("fast".to_owned()) });
-            let slow = step.run("slow", || async { Ok::<_, Error>("slow".to_owned()) });
+            let fast = step.run("fast", || async { Ok("fast".to_owned()) });
+            let slow = step.run("slow", || async { Ok("slow".to_owned()) });
             let winner = match select(Box::pin(fast), Box::pin(slow)).await {
                 Either::Left((v, _)) | Either::Right((v, _)) => v?,
             };
             let after: String = step
-                .run("after", || async move {
-                    Ok::<_, Error>(format!("after {winner}"))
-                })
+                .run("after", || async move { Ok(format!("after {winner}")) })
                 .await?;
-            Ok::<_, Error>(json!({ "after": after }))
+            Ok(json!({ "after": after }))
         }),
         // Two steps with one id, created in one order and awaited in the other.
         f("created-order").handler(|_c: Ctx<Value>, step: Step| async move {
-            let first = step.run("x", || async { Ok::<_, Error>("first".to_owned()) });
-            let second = step.run("x", || async { Ok::<_, Error>("second".to_owned()) });
+            let first = step.run("x", || async { Ok("first".to_owned()) });
+            let second = step.run("x", || async { Ok("second".to_owned()) });
             let b: String = second.await?;
             let a: String = first.await?;
-            Ok::<_, Error>(json!([a, b]))
+            Ok(json!([a, b]))
         }),
         // Two sequential steps.
         f("seq").handler(|_c: Ctx<Value>, step: Step| async move {
-            let x: String = step
-                .run("x", || async { Ok::<_, Error>("x".to_owned()) })
-                .await?;
-            let y: String = step
-                .run("y", || async { Ok::<_, Error>("y".to_owned()) })
-                .await?;
-            Ok::<_, Error>(json!([x, y]))
+            let x: String = step.run("x", || async { Ok("x".to_owned()) }).await?;
+            let y: String = step.run("y", || async { Ok("y".to_owned()) }).await?;
+            Ok(json!([x, y]))
         }),
         // Real (non-step) I/O before a step and inside its body.
         f("io").handler(|_c: Ctx<Value>, step: Step| async move {
@@ -171,31 +156,28 @@ fn functions() -> Vec<Function> {
             let x: String = step
                 .run("x", || async {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    Ok::<_, Error>("x".to_owned())
+                    Ok("x".to_owned())
                 })
                 .await?;
-            Ok::<_, Error>(x)
+            Ok(x)
         }),
         // A step called inside another step's body (not supported).
         f("nested").handler(|_c: Ctx<Value>, step: Step| async move {
             let inner = step.clone();
             let v: String = step
                 .run("x", || async move {
-                    let y: String = inner
-                        .run("y", || async { Ok::<_, Error>("y".to_owned()) })
-                        .await?;
-                    Ok::<_, Error>(y)
+                    let y: String = inner.run("y", || async { Ok("y".to_owned()) }).await?;
+                    Ok(y)
                 })
                 .await?;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         // A step future driven by another tokio task.
         f("spawned").handler(|_c: Ctx<Value>, step: Step| async move {
             let s = step.clone();
-            let handle =
-                tokio::spawn(async move { s.run("x", || async { Ok::<_, Error>(1u32) }).await });
+            let handle = tokio::spawn(async move { s.run("x", || async { Ok(1u32) }).await });
             let v: u32 = handle.await.map_err(Error::msg)??;
-            Ok::<_, Error>(v)
+            Ok(v)
         }),
         // The order in which three parallel memoized steps resolve, then one more step.
         f("order").handler(|_c: Ctx<Value>, step: Step| async move {
@@ -203,19 +185,15 @@ fn functions() -> Vec<Function> {
             let branch = |id: &'static str| {
                 let (step, seen) = (step.clone(), seen.clone());
                 async move {
-                    let v: String = step
-                        .run(id, || async move { Ok::<_, Error>(id.to_owned()) })
-                        .await?;
-                    seen.lock().unwrap().push(v);
-                    Ok::<_, inngest_sdk::StepError>(())
+                    step.run(id, || async move { Ok(id.to_owned()) })
+                        .await
+                        .map(|v: String| seen.lock().unwrap().push(v))
                 }
             };
             futures::try_join!(branch("x"), branch("y"), branch("z"))?;
             let seen = seen.lock().unwrap().clone();
-            let after: Vec<String> = step
-                .run("after", || async move { Ok::<_, Error>(seen) })
-                .await?;
-            Ok::<_, Error>(json!(after))
+            let after: Vec<String> = step.run("after", || async move { Ok(seen) }).await?;
+            Ok(json!(after))
         }),
     ]
 }

@@ -45,17 +45,12 @@ struct ChildOut {
 }
 
 async fn before(step: &Step) -> Result<String, Error> {
-    Ok(step
-        .run("before", || async { Ok::<_, Error>("b".to_owned()) })
-        .await?)
+    Ok(step.run("before", || async { Ok("b".to_owned()) }).await?)
 }
 
 async fn after(step: &Step, v: Value) -> Result<Value, Error> {
     Ok(step
-        .run(
-            "after",
-            || async move { Ok::<_, Error>(json!({ "after": v })) },
-        )
+        .run("after", || async move { Ok(json!({ "after": v })) })
         .await?)
 }
 
@@ -63,7 +58,7 @@ fn functions() -> Vec<Function> {
     let child = Function::new("child")
         .trigger(Trigger::event("app/child"))
         .handler(|ctx: Ctx<Value>, _step: Step| async move {
-            Ok::<_, Error>(json!({ "nPlusOne": ctx.event.data["n"].as_i64().unwrap_or(0) + 1 }))
+            Ok(json!({ "nPlusOne": ctx.event.data["n"].as_i64().unwrap_or(0) + 1 }))
         });
     let child_for_invoke = child.clone();
     let child_for_flow = child.clone();
@@ -73,7 +68,7 @@ fn functions() -> Vec<Function> {
             .trigger(Trigger::event("app/t"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
                 step.sleep("nap", Duration::from_secs(90)).await;
-                Ok::<_, Error>("slept")
+                Ok("slept")
             }),
         Function::new("sleep-flow")
             .trigger(Trigger::event("app/t"))
@@ -87,7 +82,7 @@ fn functions() -> Vec<Function> {
             .trigger(Trigger::event("app/t"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
                 step.sleep_until("until", far_future()).await;
-                Ok::<_, Error>("woke")
+                Ok("woke")
             }),
         Function::new("sleep-until-flow")
             .trigger(Trigger::event("app/t"))
@@ -105,9 +100,9 @@ fn functions() -> Vec<Function> {
                 )
                 .await;
                 let v: String = step
-                    .run("after-past", || async { Ok::<_, Error>("ran".to_owned()) })
+                    .run("after-past", || async { Ok("ran".to_owned()) })
                     .await?;
-                Ok::<_, Error>(v)
+                Ok(v)
             }),
         // wait_for_event
         Function::new("wait")
@@ -120,7 +115,7 @@ fn functions() -> Vec<Function> {
                             .if_expr("async.data.order_id == event.data.order_id"),
                     )
                     .await?;
-                Ok::<_, Error>(match paid {
+                Ok(match paid {
                     Some(e) => {
                         json!({ "amount": e.data.amount, "order": e.data.order_id, "name": e.name })
                     }
@@ -153,7 +148,7 @@ fn functions() -> Vec<Function> {
                                 .timeout(Duration::from_secs(3600)),
                         )
                         .await;
-                    Ok::<_, Error>(match out {
+                    Ok(match out {
                         Ok(o) => json!({ "got": o.n_plus_one }),
                         Err(e) => json!({ "invokeFailed": e.message, "errorName": e.name }),
                     })
@@ -184,7 +179,7 @@ fn functions() -> Vec<Function> {
                         Invoke::new(InvokeTarget::id("billing-compute-tax"), json!({})),
                     )
                     .await?;
-                Ok::<_, Error>(v)
+                Ok(v)
             }),
         // send_event
         Function::new("send")
@@ -199,34 +194,33 @@ fn functions() -> Vec<Function> {
                         ],
                     )
                     .await?;
-                Ok::<_, Error>(json!({ "ids": ids }))
+                Ok(json!({ "ids": ids }))
             }),
         Function::new("send-flow")
             .trigger(Trigger::event("app/t"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
-                let p: u32 = step.run("prep", || async { Ok::<_, Error>(7u32) }).await?;
+                let p: u32 = step.run("prep", || async { Ok(7u32) }).await?;
                 let ids = step
                     .send_event("send", vec![Event::new("app/x", json!({ "prep": p }))])
                     .await?;
-                Ok::<_, Error>(json!({ "ids": ids }))
+                Ok(json!({ "ids": ids }))
             }),
         // Outputs that are JSON null: unit and None.
         Function::new("nulls")
             .trigger(Trigger::event("app/t"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
-                step.run("before", || async { Ok::<_, Error>(()) }).await?;
-                let none: Option<u32> =
-                    step.run("after", || async { Ok::<_, Error>(None) }).await?;
-                Ok::<_, Error>(json!({ "none": none }))
+                step.run("before", || async { Ok(()) }).await?;
+                let none: Option<u32> = step.run("after", || async { Ok(None) }).await?;
+                Ok(json!({ "none": none }))
             }),
         // A memoized output larger than axum's default 2 MB body limit.
         Function::new("big")
             .trigger(Trigger::event("app/t"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
                 let s: String = step
-                    .run("before", || async { Ok::<_, Error>("x".repeat(4 << 20)) })
+                    .run("before", || async { Ok("x".repeat(4 << 20)) })
                     .await?;
-                Ok::<_, Error>(s.len())
+                Ok(s.len())
             }),
         child,
     ]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use inngest_sdk::{serve, Ctx, Error, Function, Inngest, Step, Trigger};
+use inngest_sdk::{serve, Ctx, Function, Inngest, Step, Trigger};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
@@ -101,11 +101,9 @@ fn skim(steps: u32) -> Function {
         .trigger(Trigger::event("bench/skim"))
         .handler(move |_ctx: Ctx<serde_json::Value>, step: Step| async move {
             for i in 0..steps {
-                let _: Ignored = step
-                    .run(&format!("s{i}"), || async { Ok::<_, Error>(Ignored) })
-                    .await?;
+                let _: Ignored = step.run(&format!("s{i}"), || async { Ok(Ignored) }).await?;
             }
-            Ok::<_, Error>(())
+            Ok(())
         })
 }
 

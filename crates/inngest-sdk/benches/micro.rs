@@ -22,7 +22,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use hmac::Mac;
 use inngest_sdk::serve::ServeHandler;
 use inngest_sdk::{
-    Cancel, Concurrency, Ctx, Debounce, Error, Event, Function, Inngest, RateLimit, Step, Throttle,
+    Cancel, Concurrency, Ctx, Debounce, Event, Function, Inngest, RateLimit, Step, Throttle,
     Trigger,
 };
 use serde_json::{json, Value};
@@ -61,7 +61,7 @@ fn step_id(c: &mut Criterion) {
 fn noop_function(id: &str) -> Function {
     Function::new(id)
         .trigger(Trigger::event("bench/noop"))
-        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(()) })
+        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(()) })
 }
 
 fn signature(c: &mut Criterion) {
@@ -138,7 +138,7 @@ fn configured_function(i: usize) -> Function {
     if i.is_multiple_of(7) {
         f = f.cancel_on(Cancel::new("bench/cancelled").matching("data.id"));
     }
-    f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(()) })
+    f.handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(()) })
 }
 
 fn register(c: &mut Criterion) {

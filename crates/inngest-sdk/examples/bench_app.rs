@@ -13,7 +13,7 @@
 //! never reached, so `STEPS` only has to be ≥ the largest N you drive (the loader's default is 10).
 //! Set `RUST_LOG` to see the SDK's logs (off by default: logging is not what is measured).
 
-use inngest_sdk::{serve, Ctx, Error, Function, Inngest, Step, Trigger};
+use inngest_sdk::{serve, Ctx, Function, Inngest, Step, Trigger};
 use serde::{Deserialize, Serialize};
 
 /// What every step returns (≈ 170 bytes of JSON).
@@ -42,13 +42,11 @@ pub fn chain(steps: u32) -> Function {
             let mut last = 0;
             for i in 0..steps {
                 let out: StepOutput = step
-                    .run(&format!("s{i}"), || async move {
-                        Ok::<_, Error>(StepOutput::new(i))
-                    })
+                    .run(&format!("s{i}"), || async move { Ok(StepOutput::new(i)) })
                     .await?;
                 last = out.i;
             }
-            Ok::<_, Error>(serde_json::json!({ "steps": steps, "last": last }))
+            Ok(serde_json::json!({ "steps": steps, "last": last }))
         })
 }
 

@@ -70,23 +70,21 @@ pub fn functions() -> Vec<Function> {
 
     let simple = Function::new("test-suite-simple-fn")
         .trigger(Trigger::event("tests/function.test"))
-        .handler(|ctx: Ctx<Value>, _step: Step| async move { Ok::<_, Error>(ok_body(&ctx.event)) });
+        .handler(|ctx: Ctx<Value>, _step: Step| async move { Ok(ok_body(&ctx.event)) });
 
     let steps = Function::new("test-suite-step-test")
         .trigger(Trigger::event("tests/step.test"))
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             let first: String = step
-                .run("first step", || async {
-                    Ok::<_, Error>("first step".to_owned())
-                })
+                .run("first step", || async { Ok("first step".to_owned()) })
                 .await?;
             step.sleep("sleep", Duration::from_secs(2)).await;
             let _second: Value = step
                 .run("second step", || async move {
-                    Ok::<_, Error>(json!({ "first": first, "second": true }))
+                    Ok(json!({ "first": first, "second": true }))
                 })
                 .await?;
-            Ok::<_, Error>(ok_body(&ctx.event))
+            Ok(ok_body(&ctx.event))
         });
 
     // The step fails on its first execution and succeeds on the retry; then the function body
@@ -121,13 +119,13 @@ pub fn functions() -> Vec<Function> {
             step.sleep("sleep", Duration::from_secs(10)).await;
             let _after: String = step
                 .run("After the sleep", || async {
-                    Ok::<_, Error>(
+                    Ok(
                         "This should be cancelled if a matching cancel event is received"
                             .to_owned(),
                     )
                 })
                 .await?;
-            Ok::<_, Error>(ok_body(&ctx.event))
+            Ok(ok_body(&ctx.event))
         });
 
     let wait = Function::new("test-suite-wait-for-event")
@@ -140,7 +138,7 @@ pub fn functions() -> Vec<Function> {
                         .if_expr("async.data.resume == true && async.data.id == event.data.id"),
                 )
                 .await?;
-            Ok::<_, Error>(match resumed {
+            Ok(match resumed {
                 // The runner expects the resume event's payload under `result`.
                 Some(event) => json!({ "result": event.data }),
                 None => json!({}),

@@ -533,16 +533,32 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-fn main() {
-    let mut url = "http://127.0.0.1:3000/api/inngest".to_owned();
-    let mut fn_id = "bench-app-chain".to_owned();
-    let mut n: usize = env_parse("N").unwrap_or(10);
-    let mut concurrency: usize = env_parse("CONCURRENCY").unwrap_or(32);
-    let mut duration: f64 = env_parse("DURATION").unwrap_or(10.0);
-    let mut warmup: f64 = 1.0;
-    let mut threads: usize = 1;
-    let mut ids = Ids::Spec;
-    let mut signing_key = std::env::var("INNGEST_SIGNING_KEY").ok();
+/// The command line (and environment) of a load run.
+struct Args {
+    url: String,
+    fn_id: String,
+    n: usize,
+    concurrency: usize,
+    duration: f64,
+    warmup: f64,
+    threads: usize,
+    ids: Ids,
+    signing_key: Option<String>,
+}
+
+/// Reads the arguments; `None` when only the usage was asked for (and printed).
+fn parse_args() -> Option<Args> {
+    let mut o = Args {
+        url: "http://127.0.0.1:3000/api/inngest".to_owned(),
+        fn_id: "bench-app-chain".to_owned(),
+        n: env_parse("N").unwrap_or(10),
+        concurrency: env_parse("CONCURRENCY").unwrap_or(32),
+        duration: env_parse("DURATION").unwrap_or(10.0),
+        warmup: 1.0,
+        threads: 1,
+        ids: Ids::Spec,
+        signing_key: std::env::var("INNGEST_SIGNING_KEY").ok(),
+    };
     let mut args = std::env::args()
         .skip(1)
         .collect::<Vec<_>>()
@@ -556,35 +572,53 @@ fn main() {
             })
         };
         match a.as_str() {
-            "--fn-id" => fn_id = arg_value(&mut args, &a),
-            "--n" | "--steps" => n = num(arg_value(&mut args, &a), &a) as usize,
-            "--concurrency" | "-c" => concurrency = num(arg_value(&mut args, &a), &a) as usize,
-            "--duration" | "-d" => duration = num(arg_value(&mut args, &a), &a),
-            "--warmup" => warmup = num(arg_value(&mut args, &a), &a),
-            "--threads" | "-t" => threads = num(arg_value(&mut args, &a), &a) as usize,
+            "--fn-id" => o.fn_id = arg_value(&mut args, &a),
+            "--n" | "--steps" => o.n = num(arg_value(&mut args, &a), &a) as usize,
+            "--concurrency" | "-c" => o.concurrency = num(arg_value(&mut args, &a), &a) as usize,
+            "--duration" | "-d" => o.duration = num(arg_value(&mut args, &a), &a),
+            "--warmup" => o.warmup = num(arg_value(&mut args, &a), &a),
+            "--threads" | "-t" => o.threads = num(arg_value(&mut args, &a), &a) as usize,
             "--ids" => {
                 let v = arg_value(&mut args, &a);
-                ids = Ids::parse(&v).unwrap_or_else(|| {
+                o.ids = Ids::parse(&v).unwrap_or_else(|| {
                     eprintln!("--ids: spec or official");
                     std::process::exit(2)
                 })
             }
-            "--signing-key" => signing_key = Some(arg_value(&mut args, &a)),
-            "--no-sign" => signing_key = None,
+            "--signing-key" => o.signing_key = Some(arg_value(&mut args, &a)),
+            "--no-sign" => o.signing_key = None,
             "-h" | "--help" => {
                 eprintln!(
                     "usage: loadgen [URL] [--fn-id ID] [--n N] [--concurrency C] [--duration S] \
                      [--warmup S] [--threads T] [--ids spec|official] [--signing-key KEY]"
                 );
-                return;
+                return None;
             }
-            other if !other.starts_with('-') => url = other.to_owned(),
+            other if !other.starts_with('-') => o.url = other.to_owned(),
             other => {
                 eprintln!("unknown option {other}");
                 std::process::exit(2)
             }
         }
     }
+    Some(o)
+}
+
+fn main() {
+    let Some(Args {
+        url,
+        fn_id,
+        n,
+        concurrency,
+        duration,
+        warmup,
+        threads,
+        ids,
+        signing_key,
+    }) = parse_args()
+    else {
+        return;
+    };
     let target = match Target::new(&url, &fn_id) {
         Ok(t) => Arc::new(t),
         Err(e) => {

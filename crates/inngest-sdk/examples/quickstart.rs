@@ -17,8 +17,7 @@
 use std::time::Duration;
 
 use inngest_sdk::{
-    serve, Concurrency, Ctx, Error, Event, Function, Inngest, NonRetriable, Step, Trigger,
-    WaitForEvent,
+    serve, Concurrency, Ctx, Event, Function, Inngest, NonRetriable, Step, Trigger, WaitForEvent,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -45,12 +44,10 @@ pub fn functions() -> Vec<Function> {
                 .unwrap_or("world")
                 .to_owned();
             let greeting: String = step
-                .run("greet", || async move {
-                    Ok::<_, Error>(format!("Hello, {name}!"))
-                })
+                .run("greet", || async move { Ok(format!("Hello, {name}!")) })
                 .await?;
             step.sleep("pause", Duration::from_secs(1)).await;
-            Ok::<_, Error>(json!({ "greeting": greeting }))
+            Ok(json!({ "greeting": greeting }))
         });
 
     // 2. A typed event, retries, a concurrency key, waiting for another event, sending one.
@@ -66,7 +63,7 @@ pub fn functions() -> Vec<Function> {
             let charge_id: String = step
                 .run("charge-card", || async move {
                     // Call your payment provider here; an Err is retried with backoff.
-                    Ok::<_, Error>(format!("ch_{}", order.order_id))
+                    Ok(format!("ch_{}", order.order_id))
                 })
                 .await?;
             let shipped: Option<Event<serde_json::Value>> = step
@@ -85,17 +82,15 @@ pub fn functions() -> Vec<Function> {
                     )],
                 )
                 .await?;
-            Ok::<_, Error>(json!({ "charge_id": charge_id, "receipt_events": ids }))
+            Ok(json!({ "charge_id": charge_id, "receipt_events": ids }))
         });
 
     // 3. A cron function.
     let nightly = Function::new("nightly-report")
         .trigger(Trigger::cron("TZ=Europe/Paris 0 2 * * *"))
         .handler(|_ctx: Ctx<serde_json::Value>, step: Step| async move {
-            let rows: u64 = step
-                .run("count-orders", || async { Ok::<_, Error>(42u64) })
-                .await?;
-            Ok::<_, Error>(json!({ "orders": rows }))
+            let rows: u64 = step.run("count-orders", || async { Ok(42u64) }).await?;
+            Ok(json!({ "orders": rows }))
         });
 
     vec![hello, process_order, nightly]

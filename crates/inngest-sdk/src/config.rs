@@ -1,19 +1,26 @@
 //! SDK configuration: mode (cloud/dev), keys, origins and serve options.
 //!
-//! Values come from code (the [`ConfigBuilder`] setters) and, when asked for, from environment
+//! Values come from code (the [`InngestBuilder`] setters) and, when asked for, from environment
 //! variables (`INNGEST_*`). Code always wins over the environment. Reading the environment is
-//! opt-in: call [`ConfigBuilder::from_env`] for the process environment, or
-//! [`ConfigBuilder::env_source`] / [`ConfigBuilder::env_map`] to supply variables (handy in tests).
+//! opt-in: call [`InngestBuilder::from_env`] for the process environment, or
+//! [`InngestBuilder::env_source`] / [`InngestBuilder::env_map`] to supply variables (handy in
+//! tests). The resolved [`Config`] is read from the client with [`Inngest::config`].
 //!
 //! ```
-//! use inngest_sdk::config::{Config, Mode};
+//! use inngest_sdk::config::Mode;
+//! use inngest_sdk::Inngest;
 //!
-//! let config = Config::builder("billing").dev(true).build().unwrap();
-//! assert_eq!(config.mode(), Mode::Dev);
-//! assert_eq!(config.api_origin().as_str(), "http://localhost:8288/");
+//! let client = Inngest::builder("billing").dev(true).build().unwrap();
+//! assert_eq!(client.config().mode(), Mode::Dev);
+//! assert_eq!(client.config().api_origin().as_str(), "http://localhost:8288/");
 //! ```
+//!
+//! [`InngestBuilder`]: crate::client::InngestBuilder
+//! [`InngestBuilder::from_env`]: crate::client::InngestBuilder::from_env
+//! [`InngestBuilder::env_source`]: crate::client::InngestBuilder::env_source
+//! [`InngestBuilder::env_map`]: crate::client::InngestBuilder::env_map
+//! [`Inngest::config`]: crate::Inngest::config
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -99,7 +106,8 @@ pub enum ConfigError {
     },
 }
 
-/// Resolved SDK configuration. Build one with [`Config::builder`].
+/// Resolved SDK configuration, read from the client with [`Inngest::config`](crate::Inngest::config)
+/// (set with [`Inngest::builder`](crate::Inngest::builder)).
 ///
 /// `Debug` output redacts the event and signing keys.
 #[derive(Clone)]
@@ -122,11 +130,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Starts a builder for the app `app_id`. The environment is not read unless asked for.
-    pub fn builder(app_id: impl Into<String>) -> ConfigBuilder {
-        ConfigBuilder::new(app_id)
-    }
-
     /// The app id (functions are registered as `<app_id>-<fn_id>`).
     pub fn app_id(&self) -> &str {
         &self.app_id
@@ -209,7 +212,8 @@ impl Config {
         &self.framework
     }
 
-    /// Whether steps are checkpointed (default `false`): see [`ConfigBuilder::checkpointing`].
+    /// Whether steps are checkpointed (default `false`): see
+    /// [`InngestBuilder::checkpointing`](crate::client::InngestBuilder::checkpointing).
     pub fn checkpointing(&self) -> bool {
         self.checkpointing
     }
@@ -243,32 +247,33 @@ impl fmt::Debug for Config {
 
 type EnvSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// Builder for [`Config`]. Setters override environment variables.
+/// What [`InngestBuilder`](crate::client::InngestBuilder) collected: code settings and where to
+/// read environment variables from, resolved into a [`Config`] by [`Settings::build`].
 #[derive(Clone, Default)]
-pub struct ConfigBuilder {
-    app_id: String,
-    env_source: Option<EnvSource>,
-    dev: Option<bool>,
-    dev_url: Option<String>,
-    event_key: Option<String>,
-    signing_key: Option<String>,
-    signing_key_fallback: Option<String>,
-    env: Option<String>,
-    base_url: Option<String>,
-    api_base_url: Option<String>,
-    event_api_base_url: Option<String>,
-    serve_origin: Option<String>,
-    serve_path: Option<String>,
-    app_version: Option<String>,
-    allow_in_band_sync: Option<bool>,
-    max_body_bytes: Option<usize>,
-    framework: Option<String>,
-    checkpointing: bool,
+pub(crate) struct Settings {
+    pub(crate) app_id: String,
+    pub(crate) env_source: Option<EnvSource>,
+    pub(crate) dev: Option<bool>,
+    pub(crate) dev_url: Option<String>,
+    pub(crate) event_key: Option<String>,
+    pub(crate) signing_key: Option<String>,
+    pub(crate) signing_key_fallback: Option<String>,
+    pub(crate) env: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) api_base_url: Option<String>,
+    pub(crate) event_api_base_url: Option<String>,
+    pub(crate) serve_origin: Option<String>,
+    pub(crate) serve_path: Option<String>,
+    pub(crate) app_version: Option<String>,
+    pub(crate) allow_in_band_sync: Option<bool>,
+    pub(crate) max_body_bytes: Option<usize>,
+    pub(crate) framework: Option<String>,
+    pub(crate) checkpointing: bool,
 }
 
-impl fmt::Debug for ConfigBuilder {
+impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigBuilder")
+        f.debug_struct("Settings")
             .field("app_id", &self.app_id)
             .field("reads_env", &self.env_source.is_some())
             .field("dev", &self.dev)
@@ -276,145 +281,16 @@ impl fmt::Debug for ConfigBuilder {
     }
 }
 
-impl ConfigBuilder {
-    /// Same as [`Config::builder`].
-    pub fn new(app_id: impl Into<String>) -> ConfigBuilder {
-        ConfigBuilder {
-            app_id: app_id.into(),
-            ..ConfigBuilder::default()
+impl Settings {
+    pub(crate) fn new(app_id: String) -> Settings {
+        Settings {
+            app_id,
+            ..Settings::default()
         }
     }
 
-    /// Reads `INNGEST_*` variables from the process environment (code settings still win).
-    pub fn from_env(self) -> ConfigBuilder {
-        self.env_source(|name| std::env::var(name).ok())
-    }
-
-    /// Reads `INNGEST_*` variables through `source` instead of the process environment.
-    pub fn env_source(
-        mut self,
-        source: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> ConfigBuilder {
-        self.env_source = Some(Arc::new(source));
-        self
-    }
-
-    /// Reads `INNGEST_*` variables from `vars` instead of the process environment.
-    pub fn env_map(self, vars: HashMap<String, String>) -> ConfigBuilder {
-        self.env_source(move |name| vars.get(name).cloned())
-    }
-
-    /// Forces dev (`true`) or cloud (`false`) mode, whatever `INNGEST_DEV` says.
-    pub fn dev(mut self, dev: bool) -> ConfigBuilder {
-        self.dev = Some(dev);
-        self
-    }
-
-    /// Dev mode against the Dev Server at `url` (used for both the API and the event API).
-    pub fn dev_url(mut self, url: impl Into<String>) -> ConfigBuilder {
-        self.dev = Some(true);
-        self.dev_url = Some(url.into());
-        self
-    }
-
-    /// Event key for sending events.
-    pub fn event_key(mut self, key: impl Into<String>) -> ConfigBuilder {
-        self.event_key = Some(key.into());
-        self
-    }
-
-    /// Signing key (`signkey-<env>-<hex>` or bare hex); validated by [`ConfigBuilder::build`].
-    pub fn signing_key(mut self, key: impl Into<String>) -> ConfigBuilder {
-        self.signing_key = Some(key.into());
-        self
-    }
-
-    /// Fallback signing key, tried when the primary one fails (key rotation).
-    pub fn signing_key_fallback(mut self, key: impl Into<String>) -> ConfigBuilder {
-        self.signing_key_fallback = Some(key.into());
-        self
-    }
-
-    /// Branch environment name (`X-Inngest-Env`).
-    pub fn env(mut self, env: impl Into<String>) -> ConfigBuilder {
-        self.env = Some(env.into());
-        self
-    }
-
-    /// Origin for both the API and the event API.
-    pub fn base_url(mut self, url: impl Into<String>) -> ConfigBuilder {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// API origin (wins over [`ConfigBuilder::base_url`]).
-    pub fn api_base_url(mut self, url: impl Into<String>) -> ConfigBuilder {
-        self.api_base_url = Some(url.into());
-        self
-    }
-
-    /// Event API origin (wins over [`ConfigBuilder::base_url`]).
-    pub fn event_api_base_url(mut self, url: impl Into<String>) -> ConfigBuilder {
-        self.event_api_base_url = Some(url.into());
-        self
-    }
-
-    /// Origin reported at sync (e.g. `https://my-app.example.com`).
-    pub fn serve_origin(mut self, origin: impl Into<String>) -> ConfigBuilder {
-        self.serve_origin = Some(origin.into());
-        self
-    }
-
-    /// Path reported at sync (e.g. `/api/inngest`).
-    pub fn serve_path(mut self, path: impl Into<String>) -> ConfigBuilder {
-        self.serve_path = Some(path.into());
-        self
-    }
-
-    /// App version reported at sync.
-    pub fn app_version(mut self, version: impl Into<String>) -> ConfigBuilder {
-        self.app_version = Some(version.into());
-        self
-    }
-
-    /// Allows or denies in-band sync.
-    pub fn allow_in_band_sync(mut self, allow: bool) -> ConfigBuilder {
-        self.allow_in_band_sync = Some(allow);
-        self
-    }
-
-    /// Largest request body the serve handler accepts, in bytes.
-    pub fn max_body_bytes(mut self, bytes: usize) -> ConfigBuilder {
-        self.max_body_bytes = Some(bytes);
-        self
-    }
-
-    /// Framework name reported to Inngest.
-    pub fn framework(mut self, framework: impl Into<String>) -> ConfigBuilder {
-        self.framework = Some(framework.into());
-        self
-    }
-
-    /// Checkpointing (the JS SDK's default since 4.x): in a discovery call, a `step.run` that
-    /// executes is recorded with Inngest right away (`POST {api}/v1/checkpoint/{run_id}/async`)
-    /// and the function goes on in the same call, running the next step inline too, instead of
-    /// answering with the step and waiting for the next call. A function that runs several
-    /// steps in a row then costs one request instead of one per step. Sleeps, waits, invokes,
-    /// parallel steps, failed attempts and retry attempts still end the call as usual (as in
-    /// JS 4.24); a discovery call that sees the function return answers `206 [RunComplete]`. If a checkpoint cannot be recorded, the call falls back to
-    /// answering with the step (nothing is lost). Default: off.
-    ///
-    /// ```
-    /// let config = inngest_sdk::Config::builder("shop").dev(true).checkpointing(true).build().unwrap();
-    /// assert!(config.checkpointing());
-    /// ```
-    pub fn checkpointing(mut self, enabled: bool) -> ConfigBuilder {
-        self.checkpointing = enabled;
-        self
-    }
-
     /// Resolves code settings, then environment variables, then defaults.
-    pub fn build(self) -> Result<Config, ConfigError> {
+    pub(crate) fn build(self) -> Result<Config, ConfigError> {
         let app_id = self.app_id.trim().to_owned();
         if app_id.is_empty() {
             return Err(ConfigError::EmptyAppId);
@@ -644,21 +520,33 @@ fn parse_origin(field: &str, value: &str) -> Result<Url, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::{Inngest, InngestBuilder};
+
+    /// The configuration a builder resolves to.
+    trait Resolve {
+        fn resolve(self) -> Result<Config, ConfigError>;
+    }
+
+    impl Resolve for InngestBuilder {
+        fn resolve(self) -> Result<Config, ConfigError> {
+            self.build().map(|client| client.config().clone())
+        }
+    }
 
     const KEY: &str =
         "signkey-prod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn with_env(vars: &[(&str, &str)]) -> ConfigBuilder {
+    fn with_env(vars: &[(&str, &str)]) -> InngestBuilder {
         let map = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::builder("app").env_map(map)
+        Inngest::builder("app").env_map(map)
     }
 
     #[test]
     fn cloud_defaults() {
-        let c = with_env(&[("INNGEST_SIGNING_KEY", KEY)]).build().unwrap();
+        let c = with_env(&[("INNGEST_SIGNING_KEY", KEY)]).resolve().unwrap();
         assert_eq!(c.mode(), Mode::Cloud);
         assert_eq!(c.mode().as_str(), "cloud");
         assert_eq!(c.api_origin().as_str(), "https://api.inngest.com/");
@@ -674,7 +562,7 @@ mod tests {
 
     #[test]
     fn cloud_without_signing_key_fails_with_hint() {
-        let err = with_env(&[]).build().unwrap_err();
+        let err = with_env(&[]).resolve().unwrap_err();
         assert_eq!(err, ConfigError::MissingSigningKey);
         let msg = err.to_string();
         assert!(msg.contains("INNGEST_SIGNING_KEY") && msg.contains("INNGEST_DEV=1"));
@@ -683,31 +571,31 @@ mod tests {
     #[test]
     fn no_env_read_unless_asked() {
         // Without an env source the builder must not look at the process environment.
-        let c = Config::builder("app").dev(true).build().unwrap();
+        let c = Inngest::builder("app").dev(true).resolve().unwrap();
         assert!(c.signing_key().is_none() && c.event_key().is_none() && c.env().is_none());
     }
 
     #[test]
     fn inngest_dev_values() {
         for v in ["1", "true", "TRUE"] {
-            let c = with_env(&[("INNGEST_DEV", v)]).build().unwrap();
+            let c = with_env(&[("INNGEST_DEV", v)]).resolve().unwrap();
             assert_eq!(c.mode(), Mode::Dev, "{v}");
             assert_eq!(c.api_origin().as_str(), "http://localhost:8288/");
             assert_eq!(c.event_api_origin().as_str(), "http://localhost:8288/");
         }
         for v in ["0", "false", ""] {
             let c = with_env(&[("INNGEST_DEV", v), ("INNGEST_SIGNING_KEY", KEY)])
-                .build()
+                .resolve()
                 .unwrap();
             assert_eq!(c.mode(), Mode::Cloud, "{v}");
         }
         let c = with_env(&[("INNGEST_DEV", "http://127.0.0.1:9999")])
-            .build()
+            .resolve()
             .unwrap();
         assert_eq!(c.mode(), Mode::Dev);
         assert_eq!(c.api_origin().as_str(), "http://127.0.0.1:9999/");
         assert_eq!(c.event_api_origin().as_str(), "http://127.0.0.1:9999/");
-        let err = with_env(&[("INNGEST_DEV", "maybe")]).build().unwrap_err();
+        let err = with_env(&[("INNGEST_DEV", "maybe")]).resolve().unwrap_err();
         assert!(matches!(err, ConfigError::InvalidBool { ref var, .. } if var == "INNGEST_DEV"));
     }
 
@@ -722,12 +610,15 @@ mod tests {
         .signing_key(KEY)
         .event_key("code-key")
         .env("code-branch")
-        .build()
+        .resolve()
         .unwrap();
         assert_eq!(c.mode(), Mode::Cloud);
         assert_eq!(c.event_key(), Some("code-key"));
         assert_eq!(c.env(), Some("code-branch"));
-        let c = with_env(&[("INNGEST_DEV", "0")]).dev(true).build().unwrap();
+        let c = with_env(&[("INNGEST_DEV", "0")])
+            .dev(true)
+            .resolve()
+            .unwrap();
         assert_eq!(c.mode(), Mode::Dev);
     }
 
@@ -738,7 +629,7 @@ mod tests {
             ("INNGEST_BASE_URL", "http://base:1"),
             ("INNGEST_EVENT_API_BASE_URL", "http://events:2/prefix"),
         ])
-        .build()
+        .resolve()
         .unwrap();
         assert_eq!(c.api_origin().as_str(), "http://base:1/");
         assert_eq!(c.event_api_origin().as_str(), "http://events:2/prefix/");
@@ -748,15 +639,15 @@ mod tests {
             ("INNGEST_API_BASE_URL", "http://env:1"),
         ])
         .base_url("http://code:3")
-        .build()
+        .resolve()
         .unwrap();
         assert_eq!(c.api_origin().as_str(), "http://code:3/");
         assert_eq!(c.event_api_origin().as_str(), "http://code:3/");
 
-        let c = Config::builder("app")
+        let c = Inngest::builder("app")
             .dev_url("http://127.0.0.1:5555")
             .api_base_url("http://api:1")
-            .build()
+            .resolve()
             .unwrap();
         assert_eq!(c.mode(), Mode::Dev);
         assert_eq!(c.api_origin().as_str(), "http://api:1/");
@@ -767,7 +658,7 @@ mod tests {
     fn invalid_urls() {
         for bad in ["not a url", "ftp://x", "http://", "http://h/?q=1"] {
             let err = with_env(&[("INNGEST_DEV", "1"), ("INNGEST_BASE_URL", bad)])
-                .build()
+                .resolve()
                 .unwrap_err();
             match err {
                 ConfigError::InvalidUrl { field, value, .. } => {
@@ -777,23 +668,23 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
-        let err = Config::builder("a").dev_url("nope").build().unwrap_err();
+        let err = Inngest::builder("a").dev_url("nope").resolve().unwrap_err();
         assert!(matches!(err, ConfigError::InvalidUrl { ref field, .. } if field == "dev_url"));
     }
 
     #[test]
     fn signing_keys_validated_and_named() {
         let err = with_env(&[("INNGEST_SIGNING_KEY", "signkey-prod-xyz")])
-            .build()
+            .resolve()
             .unwrap_err();
         assert!(
             matches!(err, ConfigError::InvalidSigningKey { ref field, .. } if field == "INNGEST_SIGNING_KEY")
         );
         assert!(!err.to_string().contains("xyz"));
-        let err = Config::builder("a")
+        let err = Inngest::builder("a")
             .dev(true)
             .signing_key_fallback("abc")
-            .build()
+            .resolve()
             .unwrap_err();
         assert!(
             matches!(err, ConfigError::InvalidSigningKey { ref field, .. } if field == "signing_key_fallback")
@@ -802,7 +693,7 @@ mod tests {
             ("INNGEST_SIGNING_KEY", KEY),
             ("INNGEST_SIGNING_KEY_FALLBACK", "signkey-prod-abcd"),
         ])
-        .build()
+        .resolve()
         .unwrap();
         assert_eq!(c.signing_key_fallback().unwrap().hmac_key(), b"abcd");
     }
@@ -817,7 +708,7 @@ mod tests {
             ("INNGEST_ALLOW_IN_BAND_SYNC", "false"),
             ("INNGEST_EVENT_KEY", ""),
         ])
-        .build()
+        .resolve()
         .unwrap();
         assert_eq!(c.serve_origin(), Some("https://old.example.com"));
         assert_eq!(c.serve_path(), Some("/custom/inngest"));
@@ -833,14 +724,14 @@ mod tests {
         ])
         .allow_in_band_sync(false)
         .max_body_bytes(10)
-        .build()
+        .resolve()
         .unwrap();
         assert_eq!(c.serve_origin(), Some("https://new.example.com"));
         assert!(!c.allow_in_band_sync());
         assert_eq!(c.max_body_bytes(), 10);
 
         let err = with_env(&[("INNGEST_DEV", "1"), ("INNGEST_ALLOW_IN_BAND_SYNC", "nah")])
-            .build()
+            .resolve()
             .unwrap_err();
         assert!(matches!(err, ConfigError::InvalidBool { .. }));
     }
@@ -848,7 +739,7 @@ mod tests {
     #[test]
     fn empty_app_id() {
         assert_eq!(
-            Config::builder("  ").dev(true).build().unwrap_err(),
+            Inngest::builder("  ").dev(true).resolve().unwrap_err(),
             ConfigError::EmptyAppId
         );
     }
@@ -860,7 +751,7 @@ mod tests {
             ("INNGEST_SIGNING_KEY_FALLBACK", "signkey-prod-abcd"),
             ("INNGEST_EVENT_KEY", "secret-event-key"),
         ])
-        .build()
+        .resolve()
         .unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("0123456789"), "{dbg}");
@@ -871,10 +762,10 @@ mod tests {
 
     #[test]
     fn event_key_hash() {
-        let c = Config::builder("a")
+        let c = Inngest::builder("a")
             .dev(true)
             .event_key("my-event-key")
-            .build()
+            .resolve()
             .unwrap();
         assert_eq!(
             c.event_key_hash().as_deref(),

@@ -21,6 +21,18 @@ use std::time::{Duration, SystemTime};
 
 pub use inngest_protocol::wire::ErrorObject;
 
+/// `Result` with [`Error`] as the default error type: what handlers and step closures return.
+///
+/// With it a plain `Ok(value)` needs no annotation, and `?` converts any error:
+///
+/// ```
+/// fn quantity(input: &str) -> inngest_sdk::Result<u32> {
+///     Ok(input.parse()?)
+/// }
+/// assert_eq!(quantity("3").unwrap(), 3);
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// The error type of functions and step closures: any error converts into it with `?`.
 ///
 /// Like `anyhow::Error`, it deliberately does not implement `std::error::Error` itself (so that the

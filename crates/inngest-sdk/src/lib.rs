@@ -11,6 +11,7 @@
 //! * `test-util`: [`testing::TestHarness`] and the executor it drives.
 
 #![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::too_many_lines)]
 
 pub mod client;
 pub mod config;
@@ -30,7 +31,7 @@ pub use inngest_protocol::quote as expr;
 
 pub use client::{Inngest, SendError};
 pub use config::{Config, ConfigError, Mode};
-pub use error::{Error, ErrorKind, NonRetriable, RetryAfter, StepError};
+pub use error::{Error, ErrorKind, NonRetriable, Result, RetryAfter, StepError};
 pub use event::Event;
 pub use function::{
     BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Function, FunctionFailed,

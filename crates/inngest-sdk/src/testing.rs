@@ -7,7 +7,7 @@
 //! ```
 //! use std::time::Duration;
 //! use inngest_sdk::testing::{RunStatus, TestHarness};
-//! use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
+//! use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
 //! use serde_json::{json, Value};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -16,10 +16,10 @@
 //!     .trigger(Trigger::event("demo/hello"))
 //!     .handler(|ctx: Ctx<Value>, step: Step| async move {
 //!         let name: String = step
-//!             .run("lookup", || async { Ok::<_, Error>("Ada".to_owned()) })
+//!             .run("lookup", || async { Ok("Ada".to_owned()) })
 //!             .await?;
 //!         step.sleep("pause", Duration::from_secs(86_400)).await;
-//!         Ok::<_, Error>(json!({ "hello": name, "n": ctx.event.data["n"] }))
+//!         Ok(json!({ "hello": name, "n": ctx.event.data["n"] }))
 //!     });
 //! let h = TestHarness::start("demo", [greet]).await.unwrap();
 //! h.mock_step("greet", "lookup", "Grace"); // the app never runs `lookup`
@@ -167,7 +167,7 @@ impl TestHarnessBuilder {
         self
     }
 
-    /// Serve the app with checkpointing on ([`crate::config::ConfigBuilder::checkpointing`]).
+    /// Serve the app with checkpointing on ([`crate::client::InngestBuilder::checkpointing`]).
     pub fn checkpointing(mut self, on: bool) -> Self {
         self.checkpointing = on;
         self

@@ -282,7 +282,7 @@ pub fn update_printify_products(d: &Deps) -> Function {
                     };
                     if shop != d.printify.shop_id() {
                         tracing::info!("products.update for another shop; skipped");
-                        return Ok::<_, Error>(json!({
+                        return Ok(json!({
                             "success": true,
                             "mode": "skipped",
                             "reason": "shopId is not this shop",

@@ -1,6 +1,6 @@
 //! The fan-out crons (spec §4.5 dailyInventorySync, §4.6 weeklyProductUpdate).
 
-use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
+use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
 use serde_json::{json, Value};
 
 use super::{
@@ -28,7 +28,7 @@ pub fn daily_inventory_sync(_d: &Deps) -> Function {
                 )
                 .await?;
             tracing::info!(events = ids.len(), "daily inventory sync requested");
-            Ok::<_, Error>(json!({
+            Ok(json!({
                 "success": true,
                 "timestamp": rfc3339(at),
                 "sentEventIds": ids,
@@ -56,7 +56,7 @@ pub fn weekly_product_update(_d: &Deps) -> Function {
                 )
                 .await?;
             tracing::info!(events = ids.len(), "weekly catalog sync requested");
-            Ok::<_, Error>(json!({
+            Ok(json!({
                 "success": true,
                 "timestamp": rfc3339(at),
                 "sentEventIds": ids,

@@ -56,7 +56,7 @@ pub(crate) async fn record_failure(
                 failed_run = %failed.run_id,
                 "operation failed; recorded for retry"
             );
-            Ok::<_, Error>(Recorded {
+            Ok(Recorded {
                 operation_id: op.id,
                 status: op.status,
                 retry_count: op.retry_count,

@@ -178,7 +178,7 @@ pub fn sync_inventory(d: &Deps) -> Function {
                                         ids.push(id);
                                     }
                                 }
-                                Ok::<_, Error>(Targets {
+                                Ok(Targets {
                                     mode: "targeted".into(),
                                     product_ids: ids,
                                 })
@@ -227,7 +227,7 @@ pub fn sync_inventory(d: &Deps) -> Function {
                                 for id in &gone {
                                     out.absorb(apply(&d, id, None).await?);
                                 }
-                                Ok::<_, Error>(out)
+                                Ok(out)
                             })
                             .await?;
                         total.absorb(c);
@@ -251,7 +251,7 @@ pub fn sync_inventory(d: &Deps) -> Function {
                             let db = &d.app.db;
                             let open = db.list_unnotified_alerts().await.map_err(db_err)?;
                             if open.is_empty() {
-                                return Ok::<_, Error>(Notified {
+                                return Ok(Notified {
                                     emailed: false,
                                     alert_ids: Vec::new(),
                                     email_log_id: None,
@@ -296,7 +296,7 @@ pub fn sync_inventory(d: &Deps) -> Function {
                     alerts = alerts.created.len(),
                     "inventory sync done"
                 );
-                Ok::<_, Error>(json!({
+                Ok(json!({
                     "success": true,
                     "mode": targets.mode,
                     "productsChecked": total.products_checked,

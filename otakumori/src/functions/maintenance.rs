@@ -1,7 +1,7 @@
 //! Retention and monthly maintenance crons (spec §4.11 cleanupOldData, §4.12 monthly
 //! operations).
 
-use inngest_sdk::{Ctx, Error, Function, Step, Trigger};
+use inngest_sdk::{Ctx, Function, Step, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -92,7 +92,7 @@ pub fn cleanup_old_data(d: &Deps) -> Function {
                     expired_orders,
                     "cleanup done"
                 );
-                Ok::<_, Error>(json!({
+                Ok(json!({
                     "success": true,
                     "deleted": {
                         "webhookEvents": webhook_events,
@@ -157,7 +157,7 @@ pub fn monthly_operations(d: &Deps) -> Function {
                 let _analyzed: bool = step
                     .run("analyze-tables", || async {
                         db.analyze_tables().await.map_err(db_err)?;
-                        Ok::<_, Error>(true)
+                        Ok(true)
                     })
                     .await?;
                 let audited: Audited = step
@@ -176,7 +176,7 @@ pub fn monthly_operations(d: &Deps) -> Function {
                             )
                             .await
                             .map_err(db_err)?;
-                        Ok::<_, Error>(Audited {
+                        Ok(Audited {
                             report_id: report.id,
                             audit,
                         })
@@ -198,7 +198,7 @@ pub fn monthly_operations(d: &Deps) -> Function {
                                 ))
                                 .await
                                 .map_err(email_err)?;
-                            Ok::<_, Error>(Emailed {
+                            Ok(Emailed {
                                 to: 1,
                                 email_log_id: sent.log_id,
                                 already_sent: sent.already_sent,
@@ -212,7 +212,7 @@ pub fn monthly_operations(d: &Deps) -> Function {
                     dead_operations = audited.audit.dead_operations,
                     "monthly maintenance done"
                 );
-                Ok::<_, Error>(json!({
+                Ok(json!({
                     "success": true,
                     "archivedOrders": archived.orders,
                     "archivedItems": archived.order_items,

@@ -95,7 +95,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                 let failed = &ctx.event.data;
                 let Ok(op_id) = req_uuid(EVENT_OPERATION_FAILED, &failed.event.data, "operationId")
                 else {
-                    return Ok::<_, Error>(json!({"deadLettered": false, "reason": "no operationId"}));
+                    return Ok(json!({"deadLettered": false, "reason": "no operationId"}));
                 };
                 let message = failed.error.message.clone();
                 let op: FailedOperation = step
@@ -142,7 +142,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                                 .map_err(db_err)?
                                 .status;
                         }
-                        Ok::<_, Error>(Loaded {
+                        Ok(Loaded {
                             dead_lettered: status == OperationStatus::Dead,
                             op_type: op.op_type,
                             payload: op.payload,
@@ -155,7 +155,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                     loaded.status,
                     OperationStatus::Succeeded | OperationStatus::Dead
                 ) {
-                    return Ok::<_, Error>(json!({
+                    return Ok(json!({
                         "success": loaded.status == OperationStatus::Succeeded,
                         "operationId": op_id,
                         "operationType": loaded.op_type,
@@ -176,7 +176,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                                 .await
                                 .map_err(db_err)?;
                             match run_operation(&d, &loaded.op_type, &loaded.payload).await {
-                                Ok(result) => Ok::<_, Error>(Attempt {
+                                Ok(result) => Ok(Attempt {
                                     ok: true,
                                     result: Some(result),
                                     error: None,

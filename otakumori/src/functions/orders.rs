@@ -361,7 +361,7 @@ pub fn process_order(d: &Deps) -> Function {
                                 tracing::warn!(%order_id, "event stripeSessionId differs from the order's");
                             }
                         }
-                        Ok::<_, Error>(Validation {
+                        Ok(Validation {
                             order_id,
                             user_id: detail.order.user_id,
                             status: detail.order.status,
@@ -382,7 +382,7 @@ pub fn process_order(d: &Deps) -> Function {
                     })
                     .await?;
                 if v.already_processed {
-                    return Ok::<_, Error>(json!({
+                    return Ok(json!({
                         "success": true,
                         "orderId": order_id,
                         "alreadyProcessed": true,
@@ -432,7 +432,7 @@ pub fn process_order(d: &Deps) -> Function {
                             || (matches!(order.status, OrderStatus::Paid | OrderStatus::PendingMapping)
                                 && order.paid_at.is_some())
                         {
-                            return Ok::<_, Error>(Payment {
+                            return Ok(Payment {
                                 paid: true,
                                 verified_by: Some("webhook".into()),
                                 payment_intent_id: order.payment_intent_id,
@@ -520,7 +520,7 @@ pub fn process_order(d: &Deps) -> Function {
                                 .map_err(db_err)?;
                             tracing::warn!(%order_id, problems = problems.len(), "order needs mapping");
                         }
-                        Ok::<_, Error>(Inventory {
+                        Ok(Inventory {
                             eligible: problems.is_empty(),
                             items: items.len(),
                             problems,
@@ -612,7 +612,7 @@ pub fn send_order_confirmation(d: &Deps) -> Function {
                 let sent: EmailOutcome = step
                     .run("send-email", || send_confirmation(&d, &view))
                     .await?;
-                Ok::<_, Error>(json!({
+                Ok(json!({
                     "success": true,
                     "orderId": order_id,
                     "orderNumber": view.order_number,

@@ -1,6 +1,6 @@
 //! Stripe webhooks (spec §4.9 handlePaymentWebhook, id `process-payment-webhook`).
 
-use inngest_sdk::{Ctx, Error, Event, Function, Step, Trigger};
+use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -88,7 +88,7 @@ pub fn handle_payment_webhook(d: &Deps) -> Function {
                             )
                             .await
                             .map_err(db_err)?;
-                        Ok::<_, Error>(Recorded {
+                        Ok(Recorded {
                             inserted: r.inserted,
                             duplicate: r.is_duplicate(),
                         })
@@ -96,7 +96,7 @@ pub fn handle_payment_webhook(d: &Deps) -> Function {
                     .await?;
                 if rec.duplicate {
                     tracing::info!(stripe_event = %stripe_id, "stripe event already processed");
-                    return Ok::<_, Error>(json!({
+                    return Ok(json!({
                         "success": true,
                         "webhookType": kind,
                         "duplicate": true,
@@ -125,7 +125,7 @@ pub fn handle_payment_webhook(d: &Deps) -> Function {
                                 };
                                 let Some(order) = order else {
                                     tracing::warn!(stripe_event = %stripe_id, "no order for the checkout session");
-                                    return Ok::<_, Error>(MarkedPaid {
+                                    return Ok(MarkedPaid {
                                         found: false,
                                         order_id: None,
                                         user_id: None,
@@ -210,7 +210,7 @@ pub fn handle_payment_webhook(d: &Deps) -> Function {
                                     .await
                                     .map_err(db_err)?
                                 {
-                                    return Ok::<_, Error>(IntentUpdate {
+                                    return Ok(IntentUpdate {
                                         order_id: Some(t.order_id),
                                         changed: t.changed,
                                     });

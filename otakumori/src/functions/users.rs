@@ -165,13 +165,13 @@ pub fn sync_user_to_supabase(d: &Deps) -> Function {
                             .unwrap_or_else(|| user.derived_username());
                         let up = upsert_with_fallback(&d.app.db, &user, username).await?;
                         tracing::info!(clerk_id = %user.id, created = up.created, "user synced");
-                        Ok::<_, Error>(UpsertOut {
+                        Ok(UpsertOut {
                             db_user_id: up.row.id,
                             created: up.created,
                         })
                     })
                     .await?;
-                Ok::<_, Error>(json!({
+                Ok(json!({
                     "success": true,
                     "userId": user.id,
                     "dbUserId": out.db_user_id,
@@ -245,13 +245,13 @@ pub fn user_profile_update(d: &Deps) -> Function {
                                 .await
                                 .map_err(db_err)?;
                             tracing::info!(clerk_id = %clerk_id, found = user.is_some(), "user soft-deleted");
-                            Ok::<_, Error>(DeleteOut {
+                            Ok(DeleteOut {
                                 found: user.is_some(),
                                 db_user_id: user.map(|u| u.id),
                             })
                         })
                         .await?;
-                    return Ok::<_, Error>(json!({
+                    return Ok(json!({
                         "success": true,
                         "userId": clerk_id,
                         "deleted": true,
@@ -268,7 +268,7 @@ pub fn user_profile_update(d: &Deps) -> Function {
                             .get_user_by_clerk_id(&user.id)
                             .await
                             .map_err(db_err)?;
-                        Ok::<_, Error>(u.map(|u| LoadOut {
+                        Ok(u.map(|u| LoadOut {
                             db_user_id: u.id,
                             username: u.username,
                         }))
@@ -302,7 +302,7 @@ pub fn user_profile_update(d: &Deps) -> Function {
                         };
                         let up = res.map_err(db_err)?;
                         tracing::info!(clerk_id = %user.id, created = up.created, changed = up.changed_fields.len(), "user profile updated");
-                        Ok::<_, Error>(UpdateOut::from(up))
+                        Ok(UpdateOut::from(up))
                     })
                     .await?;
                 if existing.is_none() && !out.created {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use inngest_sdk::{Ctx, Error, Function, Step, Trigger};
+use inngest_sdk::{Ctx, Function, Step, Trigger};
 use serde_json::{json, Value};
 
 /// A payment provider that dedupes by idempotency key and counts real effects.
@@ -56,7 +56,7 @@ pub fn checkout(provider: Arc<Provider>, probe: Arc<Probe>, hang: bool) -> Funct
                 let reservation: String = step
                     .run("reserve", move || async move {
                         p.reserves.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Error>("rsv_1".to_owned())
+                        Ok("rsv_1".to_owned())
                     })
                     .await?;
                 let key = format!("{}:charge", ctx.run_id);
@@ -68,16 +68,16 @@ pub fn checkout(provider: Arc<Provider>, probe: Arc<Probe>, hang: bool) -> Funct
                             p.entered.notify_one();
                             std::future::pending::<()>().await;
                         }
-                        Ok::<_, Error>(receipt)
+                        Ok(receipt)
                     })
                     .await?;
                 let p = probe.clone();
                 step.run("notify", move || async move {
                     p.notifies.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Error>(())
+                    Ok(())
                 })
                 .await?;
-                Ok::<_, Error>(json!({ "reservation": reservation, "receipt": receipt }))
+                Ok(json!({ "reservation": reservation, "receipt": receipt }))
             }
         })
 }

@@ -19,7 +19,7 @@ pub fn functions() -> Vec<Function> {
     let child = Function::new("child")
         .trigger(Trigger::event("test/child"))
         .handler(|ctx: Ctx<ChildData>, _step: Step| async move {
-            Ok::<_, Error>(json!({ "nPlusOne": ctx.event.data.n + 1 }))
+            Ok(json!({ "nPlusOne": ctx.event.data.n + 1 }))
         });
 
     // step.run a, step.sleep s 2s, step.run b; returns { a, b, attempt }.
@@ -28,19 +28,14 @@ pub fn functions() -> Vec<Function> {
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             let got = ctx.event.data.clone();
             let a: Value = step
-                .run("a", || async move {
-                    Ok::<_, Error>(json!({ "fromA": 1, "got": got }))
-                })
+                .run("a", || async move { Ok(json!({ "fromA": 1, "got": got })) })
                 .await?;
             step.sleep("s", Duration::from_secs(2)).await;
             let a_text = serde_json::to_string(&a)?;
             let b: String = step
-                .run(
-                    "b",
-                    || async move { Ok::<_, Error>(format!("b saw {a_text}")) },
-                )
+                .run("b", || async move { Ok(format!("b saw {a_text}")) })
                 .await?;
-            Ok::<_, Error>(json!({ "a": a, "b": b, "attempt": ctx.attempt }))
+            Ok(json!({ "a": a, "b": b, "attempt": ctx.attempt }))
         });
 
     // waitForEvent test/wait.done (1m, if) then step.run after-wait; returns { after, got }.
@@ -57,10 +52,10 @@ pub fn functions() -> Vec<Function> {
             let (matched, name) = (got.is_some(), got.as_ref().map(|e| e.name.clone()));
             let after: Value = step
                 .run("after-wait", || async move {
-                    Ok::<_, Error>(json!({ "matched": matched, "gotName": name }))
+                    Ok(json!({ "matched": matched, "gotName": name }))
                 })
                 .await?;
-            Ok::<_, Error>(json!({ "after": after, "got": got }))
+            Ok(json!({ "after": after, "got": got }))
         });
 
     // waitForEvent that times out (3s) => { got: null }.
@@ -73,7 +68,7 @@ pub fn functions() -> Vec<Function> {
                     WaitForEvent::new("test/never", Duration::from_secs(3)),
                 )
                 .await?;
-            Ok::<_, Error>(json!({ "got": got }))
+            Ok(json!({ "got": got }))
         });
 
     // A step that throws on attempt 0 and succeeds on the retry (retries 2).
@@ -90,7 +85,7 @@ pub fn functions() -> Vec<Function> {
                     Ok(json!({ "okOnAttempt": attempt }))
                 })
                 .await?;
-            Ok::<_, Error>(r)
+            Ok(r)
         });
 
     // Function-level NonRetriable (retries 3).
@@ -112,7 +107,7 @@ pub fn functions() -> Vec<Function> {
                 })
                 .await;
             match result {
-                Ok(_) => Ok::<_, Error>(Value::Null),
+                Ok(_) => Ok(Value::Null),
                 Err(e) => Ok(json!({ "caught": e.message })),
             }
         });
@@ -133,7 +128,7 @@ pub fn functions() -> Vec<Function> {
                 let invoked: Value = step
                     .invoke("invoke-child", Invoke::new(&child, json!({ "n": 41 })))
                     .await?;
-                Ok::<_, Error>(json!({ "sent": { "ids": ids }, "invoked": invoked }))
+                Ok(json!({ "sent": { "ids": ids }, "invoked": invoked }))
             }
         });
 

@@ -1,13 +1,13 @@
 //! The serve endpoint as an axum `Router`.
 //!
 //! ```no_run
-//! use inngest_sdk::{serve, Ctx, Error, Function, Inngest, Step, Trigger};
+//! use inngest_sdk::{serve, Ctx, Function, Inngest, Step, Trigger};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Inngest::new("my-app")?;
 //! let hello = Function::new("hello")
 //!     .trigger(Trigger::event("demo/hello"))
-//!     .handler(|_ctx: Ctx<serde_json::Value>, _step: Step| async move { Ok::<_, Error>("hi") });
+//!     .handler(|_ctx: Ctx<serde_json::Value>, _step: Step| async move { Ok("hi") });
 //! let app = axum::Router::new().merge(serve::axum::router(&client, [hello])?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;

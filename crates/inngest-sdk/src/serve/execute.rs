@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::{
     error_response, json_response, raw_response, set_no_retry, Query, Response, ServeHandler,
+    Target,
 };
 use crate::error::{Error, ErrorKind};
 use crate::function::CallInput;
@@ -30,6 +31,9 @@ const RUN_COMPLETE_ID: &str = "0737c22d3bfae812339732d14d8c7dbd6dc4e09c";
 /// Checkpointing stops after this long in one call: the step that ends it is answered as
 /// usual, so no request runs into the server's request timeout.
 const CHECKPOINT_MAX_RUNTIME: Duration = Duration::from_secs(60);
+
+/// The answer to a call that ends before its function runs (boxed: it is the rare path).
+type Answer = Box<Response>;
 
 /// The running function of one call.
 type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Error>> + Send>>;
@@ -64,73 +68,16 @@ impl ServeHandler {
             Ok(key) => key,
             Err(e) => return super::unauthorized(&e),
         };
-        let query = Query::parse(parts.uri.query());
-        if let Some(probe) = query.probe.as_deref() {
-            return if probe == "trust" {
-                json_response(StatusCode::OK, json!({}), key)
-            } else {
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("unknown probe `{probe}`"),
-                    true,
-                    key,
-                )
-            };
-        }
-        let Some(fn_id) = query.fn_id.as_deref() else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "missing `fnId` query parameter",
-                true,
-                key,
-            );
+        let mut query = Query::parse(parts.uri.query());
+        let step_id = requested_step(query.step_id.take(), &parts.headers);
+        let (fn_id, target) = match self.route(&query, key) {
+            Ok(routed) => routed,
+            Err(answer) => return *answer,
         };
-        let Some(target) = self.inner.by_slug.get(fn_id).copied() else {
-            tracing::warn!(fn_id, "execution request for an unknown function");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("could not find function with ID `{fn_id}` in this app"),
-                false,
-                key,
-            );
+        let mut req = match parse_request(&body, key) {
+            Ok(req) => req,
+            Err(answer) => return *answer,
         };
-        let step_id = query
-            .step_id
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(h::STEP_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| wire::DISCOVERY_STEP_ID.to_owned());
-
-        // One UTF-8 check of the whole body, then no per-string checks; a body that is not UTF-8
-        // goes through `from_slice`, which reports the error exactly as before.
-        let parsed = match std::str::from_utf8(&body) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(&body),
-        };
-        let mut req: ExecRequestRef<'_> = match parsed {
-            Ok(r) => r,
-            Err(e) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid execution request body: {e}"),
-                    true,
-                    key,
-                )
-            }
-        };
-        if req.version == Some(0) {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "request version 0 is not supported (this SDK speaks version 2)",
-                true,
-                key,
-            );
-        }
-        let function = &self.inner.functions[target.index];
         let span = tracing::info_span!(
             "inngest.call",
             fn_id = %fn_id,
@@ -138,60 +85,17 @@ impl ServeHandler {
             attempt = req.ctx.attempt,
             step = %step_id,
         );
-        let use_api = req.ctx.use_api || req.use_api.unwrap_or(false);
-        let stack = req.ctx.stack.stack.iter().map(|id| id.as_ref());
-        let state = if use_api {
-            if !is_plain_id(&req.ctx.run_id) {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "`ctx.run_id` must be a run id (letters, digits, `-` or `_`) to load state",
-                    true,
-                    key,
-                );
-            }
-            match self.fetch_state(&req.ctx.run_id, stack).await {
-                Ok(s) => s,
-                Err(msg) => {
-                    return error_response(StatusCode::INTERNAL_SERVER_ERROR, &msg, false, key)
-                }
-            }
-        } else {
-            match inline_state(&body, &req, stack) {
-                Ok(s) => s,
-                Err(msg) => return error_response(StatusCode::BAD_REQUEST, &msg, true, key),
-            }
+        let state = match self.load_state(&body, &req, key).await {
+            Ok(state) => state,
+            Err(answer) => return *answer,
         };
-
         // The memo holds what the call needs from the steps and the stack: free the parsed lists
         // before running the function (peak memory per call).
         req.steps = None;
         req.ctx.stack.stack = Vec::new();
-        let already_done = state.memo.get(&step_id).is_some();
-        let mode = if step_id == wire::DISCOVERY_STEP_ID {
-            CallMode::Discovery {
-                immediate: !req.ctx.disable_immediate_execution,
-            }
-        } else if already_done {
-            // A targeted call for a step that already has a result (a duplicate delivery): never
-            // run it again; replay as a discovery that only reports what is still to do.
-            tracing::info!(step = %step_id, "targeted step is already memoized; replaying as discovery");
-            CallMode::Discovery { immediate: false }
-        } else {
-            CallMode::Targeted(step_id.clone())
-        };
+        let mode = call_mode(&state.memo, &step_id, !req.ctx.disable_immediate_execution);
+        let checkpoints = self.checkpoints(&mode, &req.ctx);
         let targeted = matches!(mode, CallMode::Targeted(_));
-        let checkpoints = match mode {
-            CallMode::Discovery { .. } if !self.inner.client.config().checkpointing() => {
-                Checkpoints::Off
-            }
-            CallMode::Discovery { immediate: true }
-                if req.ctx.attempt == 0 && is_plain_id(&req.ctx.run_id) =>
-            {
-                Checkpoints::Steps
-            }
-            CallMode::Discovery { .. } => Checkpoints::RunCompleteOnly,
-            CallMode::Targeted(_) => Checkpoints::Off,
-        };
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
         let call = Arc::new(CallState::new(
             state.memo,
@@ -199,10 +103,7 @@ impl ServeHandler {
             req.ctx.attempt,
             max_attempts,
         ));
-        let step = Step {
-            call: call.clone(),
-            env: self.inner.step_env.clone(),
-        };
+        let function = &self.inner.functions[target.index];
         let handler = if target.failure {
             function.on_failure.clone()
         } else {
@@ -222,7 +123,10 @@ impl ServeHandler {
             run_id: req.ctx.run_id.to_string(),
             attempt: req.ctx.attempt,
             max_attempts,
-            step,
+            step: Step {
+                call: call.clone(),
+                env: self.inner.step_env.clone(),
+            },
         };
         // The user's closure (and the decoding of its event type) runs before the first poll:
         // a panic there must become a 500 like any other, not a dropped connection.
@@ -241,6 +145,98 @@ impl ServeHandler {
         let mut res = respond(outcome, &call, &step_id, key);
         echo_trace_headers(&parts.headers, &mut res);
         res
+    }
+
+    /// The function a request is for. `Err` is the whole answer: to a probe, or to a request
+    /// that names no function of this app.
+    fn route<'q>(
+        &self,
+        query: &'q Query,
+        key: Option<&SigningKey>,
+    ) -> Result<(&'q str, Target), Answer> {
+        if let Some(probe) = query.probe.as_deref() {
+            return Err(Box::new(if probe == "trust" {
+                json_response(StatusCode::OK, json!({}), key)
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown probe `{probe}`"),
+                    true,
+                    key,
+                )
+            }));
+        }
+        let Some(fn_id) = query.fn_id.as_deref() else {
+            return Err(Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                "missing `fnId` query parameter",
+                true,
+                key,
+            )));
+        };
+        let Some(target) = self.inner.by_slug.get(fn_id).copied() else {
+            tracing::warn!(fn_id, "execution request for an unknown function");
+            return Err(Box::new(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("could not find function with ID `{fn_id}` in this app"),
+                false,
+                key,
+            )));
+        };
+        Ok((fn_id, target))
+    }
+
+    /// The memo and events of the call: from the body, or (`use_api`) from the Inngest API.
+    /// `Err` is the answer to a call whose state cannot be had.
+    async fn load_state(
+        &self,
+        body: &Bytes,
+        req: &ExecRequestRef<'_>,
+        key: Option<&SigningKey>,
+    ) -> Result<State, Answer> {
+        let stack = req.ctx.stack.stack.iter().map(|id| id.as_ref());
+        if !(req.ctx.use_api || req.use_api.unwrap_or(false)) {
+            return inline_state(body, req, stack)
+                .map_err(|msg| Box::new(error_response(StatusCode::BAD_REQUEST, &msg, true, key)));
+        }
+        if !is_plain_id(&req.ctx.run_id) {
+            return Err(Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                "`ctx.run_id` must be a run id (letters, digits, `-` or `_`) to load state",
+                true,
+                key,
+            )));
+        }
+        self.fetch_state(&req.ctx.run_id, stack)
+            .await
+            .map_err(|msg| {
+                Box::new(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &msg,
+                    false,
+                    key,
+                ))
+            })
+    }
+
+    /// Which answers of this call checkpoint (see [`Checkpoints`]).
+    fn checkpoints(
+        &self,
+        mode: &CallMode,
+        ctx: &inngest_protocol::wire::CallCtxRef<'_>,
+    ) -> Checkpoints {
+        match mode {
+            CallMode::Discovery { .. } if !self.inner.client.config().checkpointing() => {
+                Checkpoints::Off
+            }
+            CallMode::Discovery { immediate: true }
+                if ctx.attempt == 0 && is_plain_id(&ctx.run_id) =>
+            {
+                Checkpoints::Steps
+            }
+            CallMode::Discovery { .. } => Checkpoints::RunCompleteOnly,
+            CallMode::Targeted(_) => Checkpoints::Off,
+        }
     }
 
     /// Drives the function to the outcome of this call. With [`Checkpoints::Steps`], each
@@ -300,7 +296,7 @@ impl ServeHandler {
         let path = format!("/v1/checkpoint/{}/async", ctx.run_id);
         self.inner
             .client
-            .api_request(reqwest::Method::POST, &path, Some(Bytes::from(body)), &[])
+            .api_request(http::Method::POST, &path, Some(Bytes::from(body)), &[])
             .await
             .map(|_| tracing::debug!(step = %op.id, "step checkpointed"))
             .map_err(|e| e.to_string())
@@ -315,7 +311,7 @@ impl ServeHandler {
         let client = &self.inner.client;
         let get = |path: String| async move {
             client
-                .api_request(reqwest::Method::GET, &path, None, &[])
+                .api_request(http::Method::GET, &path, None, &[])
                 .await
                 .map(|(_, body)| body)
                 .map_err(|e| format!("could not load run state from the Inngest API: {e}"))
@@ -341,6 +337,65 @@ impl ServeHandler {
             event: batch.slice_ref(first.get().as_bytes()),
             events: Some(batch.clone()),
         })
+    }
+}
+
+/// The step a call targets: the `stepId` query parameter, else the `X-Inngest-Step-Id` header,
+/// else discovery.
+fn requested_step(from_query: Option<String>, headers: &http::HeaderMap) -> String {
+    from_query
+        .or_else(|| {
+            headers
+                .get(h::STEP_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| wire::DISCOVERY_STEP_ID.to_owned())
+}
+
+/// Parses the execution request (borrowing from `body`). `Err` is the answer to a body that is
+/// not one, or to a protocol version this SDK does not speak.
+fn parse_request<'b>(
+    body: &'b Bytes,
+    key: Option<&SigningKey>,
+) -> Result<ExecRequestRef<'b>, Answer> {
+    // One UTF-8 check of the whole body, then no per-string checks; a body that is not UTF-8
+    // goes through `from_slice`, which reports the error exactly as before.
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    let req: ExecRequestRef<'_> = parsed.map_err(|e| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid execution request body: {e}"),
+            true,
+            key,
+        ))
+    })?;
+    if req.version == Some(0) {
+        return Err(Box::new(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "request version 0 is not supported (this SDK speaks version 2)",
+            true,
+            key,
+        )));
+    }
+    Ok(req)
+}
+
+/// How the call runs: discovery (running a lone new step inline if `immediate`), or only the
+/// targeted step.
+fn call_mode(memo: &Memo, step_id: &str, immediate: bool) -> CallMode {
+    if step_id == wire::DISCOVERY_STEP_ID {
+        CallMode::Discovery { immediate }
+    } else if memo.get(step_id).is_some() {
+        // A targeted call for a step that already has a result (a duplicate delivery): never
+        // run it again; replay as a discovery that only reports what is still to do.
+        tracing::info!(step = %step_id, "targeted step is already memoized; replaying as discovery");
+        CallMode::Discovery { immediate: false }
+    } else {
+        CallMode::Targeted(step_id.to_owned())
     }
 }
 

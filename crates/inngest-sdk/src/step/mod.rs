@@ -56,26 +56,26 @@ impl std::fmt::Debug for Step {
 impl Step {
     /// Runs `f` once, durably: its output is memoized under `id` and returned on every later call.
     ///
-    /// The closure returns `Result<T, E>` with any `E` that converts into [`Error`]. An `Err` is
-    /// retried by Inngest (with the function's retries) unless it is [`NonRetriable`](crate::NonRetriable);
+    /// The closure returns [`Result<T>`](crate::Result) (any error converts into [`Error`] with
+    /// `?`, so a plain `Ok(value)` needs no annotation). An `Err` is retried by Inngest (with the
+    /// function's retries) unless it is [`NonRetriable`](crate::NonRetriable);
     /// when the step fails for good, `run` returns the [`StepError`] to the function, which may
     /// handle it or let it escape with `?`. The output always round-trips through JSON.
     ///
     /// ```no_run
     /// # async fn demo(step: inngest_sdk::Step) -> Result<(), inngest_sdk::Error> {
-    /// let total: u64 = step.run("sum", || async { Ok::<_, inngest_sdk::Error>(40 + 2) }).await?;
+    /// let total: u64 = step.run("sum", || async { Ok(40 + 2) }).await?;
     /// # Ok(()) }
     /// ```
-    pub fn run<'s, 'i, T, E, F, Fut>(
+    pub fn run<'s, 'i, T, F, Fut>(
         &'s self,
         id: &'i str,
         f: F,
-    ) -> impl Future<Output = Result<T, StepError>> + use<'s, 'i, T, E, F, Fut>
+    ) -> impl Future<Output = Result<T, StepError>> + use<'s, 'i, T, F, Fut>
     where
         T: Serialize + DeserializeOwned,
-        E: Into<Error>,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<T, Error>>,
     {
         self.run_op(self.reserve(id), None, None, f)
     }
@@ -89,7 +89,7 @@ impl Step {
         Reserved { sid, memo, turn }
     }
 
-    async fn run_op<T, E, F, Fut>(
+    async fn run_op<T, F, Fut>(
         &self,
         reserved: Reserved<'_, '_>,
         name: Option<&str>,
@@ -98,9 +98,8 @@ impl Step {
     ) -> Result<T, StepError>
     where
         T: Serialize + DeserializeOwned,
-        E: Into<Error>,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<T, Error>>,
     {
         let Reserved { sid, memo, turn } = reserved;
         if let Some(entry) = memo {
@@ -137,7 +136,7 @@ impl Step {
             Ok(Ok(value)) => serde_json::value::to_raw_value(&value).map_err(|e| {
                 Error::msg(format!("step output could not be serialized: {e}")).non_retriable()
             }),
-            Ok(Err(e)) => Err(e.into()),
+            Ok(Err(e)) => Err(e),
             Err(panic) => Err(Error::msg(format!(
                 "step panicked: {}",
                 panic_message(&*panic)
@@ -315,7 +314,7 @@ impl Step {
                         .non_retriable()
                 })?;
                 let ids = client.send_many(&events).await.map_err(Error::from)?;
-                Ok::<_, Error>(SentIds { ids })
+                Ok(SentIds { ids })
             },
         );
         async move {

@@ -26,8 +26,13 @@ use rand::Rng as _;
 use serde::Serialize;
 use url::Url;
 
-use crate::config::{Config, ConfigBuilder, ConfigError, Mode};
+use crate::config::{Config, ConfigError, Mode};
 use crate::event::{validate_name, Event};
+use inngest_protocol::wire::headers as h;
+
+mod builder;
+
+pub use builder::InngestBuilder;
 
 /// Value of `X-Inngest-SDK` and `User-Agent` on every request and response of this SDK.
 pub const SDK_HEADER: &str = concat!("inngest-rs-sdk:v", env!("CARGO_PKG_VERSION"));
@@ -41,9 +46,11 @@ pub const DEFAULT_SEND_ATTEMPTS: u32 = 5;
 /// Default base delay of the exponential backoff between event send attempts.
 pub const DEFAULT_SEND_BACKOFF: Duration = Duration::from_millis(100);
 
-const HEADER_SDK: &str = "x-inngest-sdk";
-const HEADER_ENV: &str = "x-inngest-env";
-const HEADER_EVENT_ID_SEED: &str = "x-inngest-event-id-seed";
+/// Default time limit of a whole HTTP request ([`InngestBuilder::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default time limit of connecting ([`InngestBuilder::connect_timeout`]).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest server error message kept in an error, in bytes.
 const MAX_ERROR_MESSAGE: usize = 512;
@@ -76,7 +83,7 @@ pub enum SendError {
         attempts: u32,
         /// The last transport error.
         #[source]
-        source: reqwest::Error,
+        source: TransportError,
     },
     /// The event API answered success with a body that is not `{"ids": [...]}` for every event.
     #[error("invalid response from the event API: {0}")]
@@ -89,7 +96,7 @@ pub enum SendError {
 pub enum ApiError {
     /// The request could not be sent or its response read.
     #[error("could not reach the Inngest API: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] TransportError),
     /// The API answered with a non-2xx status.
     #[error("Inngest API returned HTTP {status}: {message}")]
     Status {
@@ -101,6 +108,52 @@ pub enum ApiError {
     /// The path could not be joined to the API origin.
     #[error("invalid API URL: {0}")]
     InvalidUrl(String),
+}
+
+/// A request to Inngest that could not be sent, or whose response could not be read: no
+/// connection, a timeout, a TLS failure, a broken body…
+///
+/// It reads (and its [`source`](std::error::Error::source) chain goes on) like the HTTP
+/// library's error it stands for. In a [`SendError`] it leaves out the URL, which holds the
+/// event key.
+#[derive(Debug)]
+pub struct TransportError {
+    inner: Box<dyn std::error::Error + Send + Sync + 'static>,
+    timeout: bool,
+    connect: bool,
+}
+
+impl TransportError {
+    fn from_http(e: reqwest::Error) -> TransportError {
+        TransportError {
+            timeout: e.is_timeout(),
+            connect: e.is_connect(),
+            inner: Box::new(e),
+        }
+    }
+
+    /// Whether a time limit ([`InngestBuilder::timeout`] or
+    /// [`InngestBuilder::connect_timeout`]) ran out.
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
+    }
+
+    /// Whether connecting failed.
+    pub fn is_connect(&self) -> bool {
+        self.connect
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
 }
 
 /// Retry settings for event sends.
@@ -148,32 +201,23 @@ impl Inngest {
         Inngest::builder(app_id).from_env().build()
     }
 
-    /// A client with an already-built configuration and default HTTP/retry settings.
-    pub fn from_config(config: Config) -> Inngest {
-        Inngest::from_parts(config, default_http_client(), RetryPolicy::default())
-    }
-
-    /// Starts a builder. Like [`ConfigBuilder`], it reads the environment only when asked
-    /// ([`InngestBuilder::from_env`]).
+    /// Starts the builder of a client for `app_id`: every setting of the client, in code. It
+    /// reads the environment only when asked ([`InngestBuilder::from_env`]).
     pub fn builder(app_id: impl Into<String>) -> InngestBuilder {
-        InngestBuilder {
-            config: ConfigBuilder::new(app_id),
-            http: None,
-            retry: RetryPolicy::default(),
-        }
+        InngestBuilder::new(app_id.into())
     }
 
-    fn from_parts(config: Config, http: reqwest::Client, retry: RetryPolicy) -> Inngest {
+    fn from_parts(config: Config, http: &HttpSettings, retry: RetryPolicy) -> Inngest {
         Inngest {
             inner: Arc::new(Inner {
                 config,
-                http,
+                http: http.client(),
                 retry,
             }),
         }
     }
 
-    /// The resolved configuration.
+    /// The resolved configuration (read-only: it is set with [`Inngest::builder`]).
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -228,7 +272,7 @@ impl Inngest {
     fn send_headers(&self, seed: &str) -> HeaderMap {
         let mut headers = self.common_headers();
         if let Ok(value) = HeaderValue::from_str(seed) {
-            headers.insert(HEADER_EVENT_ID_SEED, value);
+            headers.insert(h::EVENT_ID_SEED, value);
         }
         headers
     }
@@ -264,10 +308,9 @@ impl Inngest {
     ///
     /// On 401/403 the request is retried once with the fallback key's token. Returns the status
     /// and body of a 2xx answer; other statuses become [`ApiError::Status`].
-    #[allow(dead_code)] // entry point for sync/run-API code in other modules
     pub(crate) async fn api_request(
         &self,
-        method: reqwest::Method,
+        method: http::Method,
         path_and_query: &str,
         body: Option<Bytes>,
         extra_headers: &[(&str, String)],
@@ -302,7 +345,7 @@ impl Inngest {
             }
             let (status, bytes) = read_response(request.send().await)
                 .await
-                .map_err(ApiError::Transport)?;
+                .map_err(|e| ApiError::Transport(TransportError::from_http(e)))?;
             tracing::debug!(%method, status = status.as_u16(), "inngest: API call");
             let auth_failed = matches!(status.as_u16(), 401 | 403);
             if auth_failed {
@@ -324,111 +367,12 @@ impl Inngest {
     fn common_headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(HEADER_SDK, HeaderValue::from_static(SDK_HEADER));
+        headers.insert(h::SDK, HeaderValue::from_static(SDK_HEADER));
         headers.insert(USER_AGENT, HeaderValue::from_static(SDK_HEADER));
         if let Some(env) = self.config().env() {
-            insert_header(&mut headers, HEADER_ENV, env);
+            insert_header(&mut headers, h::ENV, env);
         }
         headers
-    }
-}
-
-/// Builder for [`Inngest`]: every [`ConfigBuilder`] setter plus HTTP client and retry settings.
-#[derive(Debug, Clone)]
-pub struct InngestBuilder {
-    config: ConfigBuilder,
-    http: Option<reqwest::Client>,
-    retry: RetryPolicy,
-}
-
-macro_rules! forward_setters {
-    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty);)*) => {
-        $(
-            $(#[$doc])*
-            pub fn $name(mut self, $arg: $ty) -> InngestBuilder {
-                self.config = self.config.$name($arg);
-                self
-            }
-        )*
-    };
-}
-
-impl InngestBuilder {
-    forward_setters! {
-        /// See [`ConfigBuilder::dev`].
-        dev(dev: bool);
-        /// See [`ConfigBuilder::dev_url`].
-        dev_url(url: impl Into<String>);
-        /// See [`ConfigBuilder::event_key`].
-        event_key(key: impl Into<String>);
-        /// See [`ConfigBuilder::signing_key`].
-        signing_key(key: impl Into<String>);
-        /// See [`ConfigBuilder::signing_key_fallback`].
-        signing_key_fallback(key: impl Into<String>);
-        /// See [`ConfigBuilder::env`].
-        env(env: impl Into<String>);
-        /// See [`ConfigBuilder::base_url`].
-        base_url(url: impl Into<String>);
-        /// See [`ConfigBuilder::api_base_url`].
-        api_base_url(url: impl Into<String>);
-        /// See [`ConfigBuilder::event_api_base_url`].
-        event_api_base_url(url: impl Into<String>);
-        /// See [`ConfigBuilder::serve_origin`].
-        serve_origin(origin: impl Into<String>);
-        /// See [`ConfigBuilder::serve_path`].
-        serve_path(path: impl Into<String>);
-        /// See [`ConfigBuilder::app_version`].
-        app_version(version: impl Into<String>);
-        /// See [`ConfigBuilder::allow_in_band_sync`].
-        allow_in_band_sync(allow: bool);
-        /// See [`ConfigBuilder::max_body_bytes`].
-        max_body_bytes(bytes: usize);
-        /// See [`ConfigBuilder::framework`].
-        framework(name: impl Into<String>);
-        /// See [`ConfigBuilder::checkpointing`].
-        checkpointing(enabled: bool);
-        /// See [`ConfigBuilder::env_map`].
-        env_map(vars: std::collections::HashMap<String, String>);
-    }
-
-    /// Reads `INNGEST_*` variables from the process environment (code settings still win).
-    pub fn from_env(mut self) -> InngestBuilder {
-        self.config = self.config.from_env();
-        self
-    }
-
-    /// See [`ConfigBuilder::env_source`].
-    pub fn env_source(
-        mut self,
-        source: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> InngestBuilder {
-        self.config = self.config.env_source(source);
-        self
-    }
-
-    /// Uses `client` for all HTTP calls (proxies, timeouts, test doubles…).
-    pub fn http_client(mut self, client: reqwest::Client) -> InngestBuilder {
-        self.http = Some(client);
-        self
-    }
-
-    /// Retries after the first failed event send attempt (default 4, i.e. 5 attempts).
-    pub fn send_retries(mut self, retries: u32) -> InngestBuilder {
-        self.retry.attempts = retries.saturating_add(1);
-        self
-    }
-
-    /// Base delay of the exponential backoff between send attempts (default 100 ms).
-    pub fn send_backoff(mut self, base: Duration) -> InngestBuilder {
-        self.retry.backoff_base = base;
-        self
-    }
-
-    /// Builds the configuration and the client.
-    pub fn build(self) -> Result<Inngest, ConfigError> {
-        let config = self.config.build()?;
-        let http = self.http.unwrap_or_else(default_http_client);
-        Ok(Inngest::from_parts(config, http, self.retry))
     }
 }
 
@@ -441,12 +385,30 @@ impl Default for RetryPolicy {
     }
 }
 
-fn default_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap_or_default()
+/// HTTP settings of the client's connection pool.
+#[derive(Debug, Clone, Copy)]
+struct HttpSettings {
+    timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+impl HttpSettings {
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .build()
+            .unwrap_or_default()
+    }
 }
 
 fn insert_header(headers: &mut HeaderMap, name: &str, value: &str) {
@@ -541,7 +503,7 @@ fn classify(
         }
         Err(e) if e.is_builder() || last => Step::Done(Err(SendError::Transport {
             attempts: attempt,
-            source: e.without_url(),
+            source: TransportError::from_http(e.without_url()),
         })),
         Err(e) => Step::Retry(e.without_url().to_string()),
     }
@@ -885,9 +847,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, SendError::Transport { attempts: 3, .. }),
+            matches!(err, SendError::Transport { attempts: 3, ref source } if source.is_connect()),
             "{err:?}"
         );
+        assert!(!err.to_string().contains("127.0.0.1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn timeout_setting_bounds_a_send() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let client = Inngest::builder("app")
+            .dev_url(url)
+            .send_retries(0)
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .send(&Event::new("a/b", json!({})))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SendError::Transport { attempts: 1, ref source } if source.is_timeout()),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
@@ -949,7 +941,7 @@ mod tests {
         let extra = [("x-inngest-sync-kind", "out_of_band".to_owned())];
         let (status, body) = client
             .api_request(
-                reqwest::Method::POST,
+                http::Method::POST,
                 "/fn/register?x=1",
                 Some(Bytes::from_static(b"{}")),
                 &extra,
@@ -980,7 +972,7 @@ mod tests {
             .build()
             .unwrap();
         let err = client
-            .api_request(reqwest::Method::GET, "v1/events", None, &[])
+            .api_request(http::Method::GET, "v1/events", None, &[])
             .await
             .unwrap_err();
         match err {
@@ -999,7 +991,7 @@ mod tests {
         let fake = Fake::start(Box::new(|_| (200, "{}".to_owned()))).await;
         let client = dev_client(&fake).build().unwrap();
         client
-            .api_request(reqwest::Method::GET, "/v0/runs/1", None, &[])
+            .api_request(http::Method::GET, "/v0/runs/1", None, &[])
             .await
             .unwrap();
         assert!(fake.seen()[0].header("authorization").is_none());
