@@ -13,9 +13,8 @@ fn client() -> Inngest {
 }
 
 fn function(id: &str, configure: impl FnOnce(FunctionBuilder) -> FunctionBuilder) -> Function {
-    configure(Function::new(id)).handler(|_ctx: Ctx<Value>, _step: Step| async move {
-        Ok::<_, inngest_sdk::Error>(Value::Null)
-    })
+    configure(Function::new(id))
+        .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(Value::Null) })
 }
 
 /// The error building a handler for one function gives, as text.
