@@ -68,7 +68,11 @@ pub struct RegisterRequest<F = FunctionConfig> {
     #[serde(rename = "appName", default, deserialize_with = "null_default")]
     pub app_name: String,
     /// The user's app version.
-    #[serde(rename = "appVersion", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "appVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub app_version: Option<String>,
     /// What the SDK implements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,7 +119,11 @@ pub struct RegisterRequest<F = FunctionConfig> {
 
 impl<F> RegisterRequest<F> {
     /// A `ping` payload of version `0.1` for `app_name` served at `url`, with no functions.
-    pub fn new(app_name: impl Into<String>, url: impl Into<String>, sdk: impl Into<String>) -> Self {
+    pub fn new(
+        app_name: impl Into<String>,
+        url: impl Into<String>,
+        sdk: impl Into<String>,
+    ) -> Self {
         RegisterRequest {
             app_name: app_name.into(),
             app_version: None,
@@ -166,7 +174,11 @@ pub struct RegisterHeaders {
 #[non_exhaustive]
 pub struct FunctionConfig {
     /// Batch events into one run.
-    #[serde(rename = "batchEvents", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "batchEvents",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub batch_events: Option<BatchEvents>,
     /// Cancellation rules (≤ 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,7 +229,11 @@ pub struct FunctionConfig {
 
 impl FunctionConfig {
     /// A function with this slug and name whose one step is called at `step_url`; no triggers.
-    pub fn new(id: impl Into<String>, name: impl Into<String>, step_url: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        step_url: impl Into<String>,
+    ) -> Self {
         FunctionConfig {
             id: id.into(),
             name: name.into(),
@@ -606,7 +622,8 @@ pub enum SingletonMode {
 }
 
 /// The GET introspection body (protocol §5). Serialize it through a [`serde_json::Value`] for
-/// sorted keys (the authenticated fields are interleaved).
+/// sorted keys (the authenticated fields are interleaved). [`Default`] is the unauthenticated
+/// body of an app with no keys and no functions, in the current schema version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Introspection {
@@ -632,6 +649,23 @@ pub struct Introspection {
     /// The authenticated fields, only in an authenticated body.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub authenticated: Option<AuthenticatedIntrospection>,
+}
+
+impl Default for Introspection {
+    fn default() -> Self {
+        Introspection {
+            authentication_succeeded: None,
+            capabilities: Capabilities::default(),
+            extra: Map::new(),
+            function_count: 0,
+            has_event_key: false,
+            has_signing_key: false,
+            has_signing_key_fallback: false,
+            mode: String::new(),
+            schema_version: INTROSPECTION_SCHEMA_VERSION.to_owned(),
+            authenticated: None,
+        }
+    }
 }
 
 /// The fields only an authenticated introspection body has (absent values are `null`).
@@ -665,7 +699,7 @@ pub struct AuthenticatedIntrospection {
 }
 
 /// The body of an in-band sync answer (protocol §6.4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct InBandSyncResponse {
     /// User app version (`null` when unset).
@@ -709,6 +743,17 @@ pub struct InBandInspection {
     pub mode: String,
     /// [`INTROSPECTION_SCHEMA_VERSION`].
     pub schema_version: String,
+}
+
+impl Default for InBandInspection {
+    fn default() -> Self {
+        InBandInspection {
+            authentication_succeeded: false,
+            function_count: 0,
+            mode: String::new(),
+            schema_version: INTROSPECTION_SCHEMA_VERSION.to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -803,7 +848,10 @@ mod tests {
         .unwrap();
         assert_eq!(f.name, "");
         assert!(f.triggers.is_empty());
-        assert_eq!(f.concurrency.unwrap().limits(), vec![ConcurrencyLimit::new(5)]);
+        assert_eq!(
+            f.concurrency.unwrap().limits(),
+            vec![ConcurrencyLimit::new(5)]
+        );
         let step = f.steps.get(STEP_KEY).unwrap();
         assert_eq!(step.runtime.url, "http://h");
         assert_eq!(step.retries, Some(StepRetries { attempts: 2 }));
@@ -820,16 +868,9 @@ mod tests {
     #[test]
     fn introspection_bodies() {
         let mut body = Introspection {
-            authentication_succeeded: None,
-            capabilities: Capabilities::default(),
-            extra: Map::new(),
             function_count: 1,
-            has_event_key: false,
-            has_signing_key: false,
-            has_signing_key_fallback: false,
             mode: "dev".into(),
-            schema_version: INTROSPECTION_SCHEMA_VERSION.into(),
-            authenticated: None,
+            ..Introspection::default()
         };
         let v = serde_json::to_value(&body).unwrap();
         assert_eq!(v.as_object().unwrap().len(), 9);
