@@ -339,7 +339,9 @@ impl Step {
 
     /// With this many retries.
     pub fn with_retries(mut self, attempts: i64) -> Self {
-        self.retries = Some(StepRetries { attempts });
+        self.retries = Some(StepRetries {
+            attempts: Some(attempts),
+        });
         self
     }
 }
@@ -359,9 +361,10 @@ pub struct StepRuntime {
 /// `steps.step.retries`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRetries {
-    /// Number of *retries* (not attempts), clamped to 20 by the server.
-    #[serde(default, deserialize_with = "null_default")]
-    pub attempts: i64,
+    /// Number of *retries* (not attempts), clamped to 20 by the server; absent for the
+    /// function-level `retries` or the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
 }
 
 /// `concurrency`: a bare limit, one limit object, or a list of them (≤ 2).
@@ -820,7 +823,7 @@ mod tests {
         f.singleton = Some(Singleton::new(SingletonMode::Skip));
         f.retries = Some(3);
         if let Some(s) = f.step_mut() {
-            s.retries = Some(StepRetries { attempts: 3 });
+            s.retries = Some(StepRetries { attempts: Some(3) });
         }
         let mut req = RegisterRequest::new("a", "http://h/api", "rust:v0.1.0");
         req.app_version = Some("1".into());
@@ -854,7 +857,7 @@ mod tests {
         );
         let step = f.steps.get(STEP_KEY).unwrap();
         assert_eq!(step.runtime.url, "http://h");
-        assert_eq!(step.retries, Some(StepRetries { attempts: 2 }));
+        assert_eq!(step.retries.and_then(|r| r.attempts), Some(2));
         let one: Concurrency =
             serde_json::from_value(json!({"limit": 1, "key": "event.data.k"})).unwrap();
         assert!(matches!(one, Concurrency::One(_)));

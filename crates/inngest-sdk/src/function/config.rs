@@ -571,7 +571,7 @@ fn registered(slug: &str, name: &str, app_url: &str, retries: Option<u32>) -> wi
     let mut f = wire::FunctionConfig::new(slug, name, url);
     if let (Some(r), Some(step)) = (retries, f.step_mut()) {
         step.retries = Some(wire::StepRetries {
-            attempts: i64::from(r),
+            attempts: Some(i64::from(r)),
         });
     }
     f
@@ -761,6 +761,35 @@ mod tests {
                   "retries": { "attempts": 1 } } }
             })
         );
+    }
+
+    #[test]
+    fn built_json_reads_back_into_the_shared_types() {
+        let url = "https://billing.example.com/api/inngest?x=1";
+        let mut req = wire::RegisterRequest::new("billing", url, "rust:v0.1.0");
+        req.functions = vec![
+            full().to_register("billing", url),
+            full().failure_register("billing", url),
+        ];
+        let mut batched = FunctionConfig::new("batched".into());
+        batched.triggers.push(Trigger::event("a/b"));
+        batched.rate_limit = Some(RateLimit::new(2, Duration::from_secs(3600)).key("event.data.k"));
+        batched.batch_events = Some(
+            BatchEvents::new(10, Duration::from_secs(5))
+                .key("event.data.k")
+                .if_expr("event.data.ok"),
+        );
+        req.functions.push(batched.to_register("billing", url));
+        let bytes = serde_json::to_vec(&req).unwrap();
+        // Whole, as an SDK reads it back.
+        let back: wire::RegisterRequest = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, req);
+        // As the executor reads it: the app with raw functions, then each function.
+        let app: wire::RegisterRequest<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+        for (raw, built) in app.functions.iter().zip(&req.functions) {
+            let f: wire::FunctionConfig = serde_json::from_value(raw.clone()).unwrap();
+            assert_eq!(&f, built);
+        }
     }
 
     #[test]
