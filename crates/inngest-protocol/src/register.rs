@@ -1,5 +1,6 @@
-//! The register (sync) payload as data: the `/fn/register` body an SDK POSTs (or returns in an
-//! in-band sync) and each function configuration in it, plus the GET introspection bodies.
+//! The sync payloads as data: the PUT body, the `/fn/register` body an SDK POSTs (or returns in an
+//! in-band sync) with each function configuration in it, the reply, and the GET introspection
+//! bodies.
 //!
 //! The SDK builds these values and serializes them; the executor deserializes the same types and
 //! validates them. Field names are the exact wire keys (camelCase where the server reads camelCase);
@@ -140,6 +141,34 @@ impl<F> RegisterRequest<F> {
             v: REGISTER_VERSION.to_owned(),
         }
     }
+}
+
+/// `{"url": …}`, the body of a sync PUT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// The app URL as the server sees it.
+    pub url: String,
+}
+
+/// Reply of `/fn/register`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RegisterReply {
+    /// Success flag.
+    #[serde(default)]
+    pub ok: bool,
+    /// Whether the app's config changed.
+    #[serde(default)]
+    pub modified: bool,
+    /// Error message on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Sync id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_id: Option<String>,
+    /// Server-side app id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
 }
 
 /// `capabilities`: protocol features an SDK advertises, each with its version (`"v1"`).

@@ -8,10 +8,11 @@ use serde_json::json;
 use super::{error_response, json_response, Response, ServeHandler};
 use crate::client::ApiError;
 use inngest_protocol::register::{
-    Capabilities, FunctionConfig, InBandInspection, InBandSyncResponse, RegisterRequest,
+    Capabilities, FunctionConfig, InBandInspection, InBandSyncResponse, RegisterReply,
+    RegisterRequest, SyncRequest,
 };
 use inngest_protocol::signature::SigningKey;
-use inngest_protocol::wire::{headers as h, RegisterReply, SyncRequest};
+use inngest_protocol::wire::headers as h;
 
 /// The `sdk` field of the register payload: `<language>:v<version>`, from which the server reads
 /// the SDK language.
