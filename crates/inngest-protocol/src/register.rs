@@ -654,8 +654,8 @@ pub enum SingletonMode {
 }
 
 /// The GET introspection body (protocol §5). Serialize it through a [`serde_json::Value`] for
-/// sorted keys (the authenticated fields are interleaved). [`Default`] is the unauthenticated
-/// body of an app with no keys and no functions, in the current schema version.
+/// sorted keys (the authenticated fields are interleaved). [`Default`] is an unauthenticated
+/// body (no keys, no functions, empty `mode`) in the current schema version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Introspection {
