@@ -1,12 +1,15 @@
-//! Apps and functions as the executor knows them: parsed and validated from a `/fn/register`
-//! payload (or an in-band sync answer). Every expression is compiled and every cron parsed here,
-//! so a function the executor could not evaluate is a sync error, never a silent mismatch.
+//! Apps and functions as the executor knows them: read from a `/fn/register` payload (or an
+//! in-band sync answer) into the shared [`inngest_protocol::register`] types, then validated.
+//! Every expression is compiled and every cron parsed here, so a function the executor could not
+//! evaluate is a sync error, never a silent mismatch. A value of the wrong JSON type is refused
+//! with its path; unknown keys are ignored and `null` counts as absent, as on the real server.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use inngest_protocol::register::{self as wire, FunctionConfig, RegisterRequest};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha1::{Digest, Sha1};
 
 use super::cron::CronSchedule;
@@ -179,33 +182,29 @@ pub(crate) fn stable_uuid(parts: &[&str]) -> String {
 
 /// Parses and validates a register payload. On failure returns every problem found.
 pub(crate) fn parse_app(payload: &Value, now: DateTime<Utc>) -> Result<AppDef, Vec<String>> {
-    let mut errors = Vec::new();
-    let Some(obj) = payload.as_object() else {
+    if !payload.is_object() {
         return Err(vec!["the register payload must be a JSON object".into()]);
-    };
-    let name = obj
-        .get("appName")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or("");
+    }
+    if payload
+        .get("functions")
+        .is_some_and(|f| !f.is_null() && !f.is_array())
+    {
+        return Err(vec!["`functions` must be an array".into()]);
+    }
+    // Functions stay raw here: each is read (and reported) on its own, and the checksum and
+    // `FunctionDef::config` keep exactly what was sent.
+    let req: RegisterRequest<Value> = serde_path_to_error::deserialize(payload)
+        .map_err(|e| vec![format!("invalid register payload: {}", type_error(&e))])?;
+    let name = req.app_name.trim();
     if name.is_empty() {
         return Err(vec![
             "App ID required (`appName` is missing or empty)".into()
         ]);
     }
-    let url = obj
-        .get("url")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
     let app_uuid = stable_uuid(&["app", name]);
-    let functions_json = match obj.get("functions") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => return Err(vec!["`functions` must be an array".into()]),
-    };
+    let mut errors = Vec::new();
     let mut functions: Vec<Arc<FunctionDef>> = Vec::new();
-    for (i, f) in functions_json.iter().enumerate() {
+    for (i, f) in req.functions.iter().enumerate() {
         match parse_function(f, name, &app_uuid) {
             Ok(def) => {
                 if functions.iter().any(|g| g.slug == def.slug) {
@@ -228,91 +227,119 @@ pub(crate) fn parse_app(payload: &Value, now: DateTime<Utc>) -> Result<AppDef, V
         return Err(errors);
     }
     let checksum = serde_json_canonicalizer::to_string(&serde_json::json!({
-        "url": url,
-        "functions": functions_json,
+        "url": req.url,
+        "functions": req.functions,
     }))
     .unwrap_or_default();
     Ok(AppDef {
         name: name.to_owned(),
         uuid: app_uuid,
-        url,
-        sdk: obj.get("sdk").and_then(Value::as_str).map(str::to_owned),
-        framework: obj
-            .get("framework")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        url: req.url,
+        sdk: req.sdk,
+        framework: req.framework,
         functions,
         checksum,
         synced_at: now,
     })
 }
 
-fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, Vec<String>> {
-    let mut errors = Vec::new();
-    let Some(obj) = f.as_object() else {
+/// A value of the wrong JSON type, named by its path (`triggers[0].event`).
+fn type_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    format!("`{}`: {}", e.path(), e.inner())
+}
+
+/// Reads one function object into the shared [`FunctionConfig`], then validates it.
+fn parse_function(raw: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, Vec<String>> {
+    let Some(obj) = raw.as_object() else {
         return Err(vec!["a function must be a JSON object".into()]);
     };
-    let slug = obj
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if slug.is_empty() {
+    let f: FunctionConfig =
+        serde_path_to_error::deserialize(raw).map_err(|e| vec![type_error(&e)])?;
+    let mut errors = Vec::new();
+    if f.id.is_empty() {
         errors.push("function `id` is required".into());
     }
-    let name = obj
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if name.trim().is_empty() {
+    if f.name.trim().is_empty() {
         errors.push("A function name is required".into());
     }
+    let (triggers, crons) = parse_triggers(&f.triggers, &mut errors);
+    let url = step_url(&f, &mut errors);
+    let cancel = parse_cancel(f.cancel.as_deref().unwrap_or_default(), &mut errors);
+    // Other expressions the server compiles; the executor does not apply these settings but
+    // still refuses what the server would refuse.
+    for (what, src) in other_expressions(&f) {
+        if let Err(e) = Expr::compile(&src) {
+            errors.push(format!("{what}: {e}"));
+        }
+    }
+    let flow = super::flow::FlowConfig::parse(obj).unwrap_or_else(|errs| {
+        for e in errs {
+            if !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
+        Default::default()
+    });
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let Some(url) = url else {
+        return Err(vec!["missing step URL".into()]);
+    };
+    Ok(FunctionDef {
+        uuid: stable_uuid(&["fn", app, &f.id]),
+        retries: retries(&f),
+        slug: f.id,
+        name: f.name,
+        app: app.to_owned(),
+        app_uuid: app_uuid.to_owned(),
+        url,
+        triggers,
+        crons,
+        cancel,
+        flow: Arc::new(flow),
+        config: raw.clone(),
+    })
+}
 
-    // Triggers.
+/// Compiles an expression unless it is blank (a blank one is absent); a failure is reported as
+/// `<what>: <error>`.
+fn compile_opt(what: &str, src: Option<&str>, errors: &mut Vec<String>) -> Option<Expr> {
+    let src = src.filter(|s| !s.trim().is_empty())?;
+    Expr::compile(src)
+        .map_err(|e| errors.push(format!("{what}: {e}")))
+        .ok()
+}
+
+/// Event triggers and cron schedules.
+fn parse_triggers(
+    list: &[wire::Trigger],
+    errors: &mut Vec<String>,
+) -> (Vec<EventTrigger>, Vec<CronSchedule>) {
     let mut triggers = Vec::new();
     let mut crons = Vec::new();
-    let trigger_list = match obj.get("triggers") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => {
-            errors.push("`triggers` must be an array".into());
-            Vec::new()
-        }
-    };
-    if trigger_list.len() > 10 {
+    if list.len() > 10 {
         errors.push(format!(
             "at most 10 triggers are allowed, found {}",
-            trigger_list.len()
+            list.len()
         ));
     }
-    for (i, t) in trigger_list.iter().enumerate() {
-        if trigger_list[..i].contains(t) {
+    for (i, t) in list.iter().enumerate() {
+        if list[..i].contains(t) {
             errors.push(format!("trigger #{i} is a duplicate"));
             continue;
         }
-        let event = t.get("event").and_then(Value::as_str);
-        let cron = t.get("cron").and_then(Value::as_str);
-        match (event, cron) {
+        match (&t.event, &t.cron) {
             (Some(ev), None) => {
                 if ev.is_empty() || ev.len() > 255 {
                     errors.push(format!(
                         "trigger #{i}: event name must be 1 to 255 characters"
                     ));
                 }
-                let expr = match t.get("expression").and_then(Value::as_str) {
-                    Some(src) if !src.trim().is_empty() => match Expr::compile(src) {
-                        Ok(e) => Some(e),
-                        Err(e) => {
-                            errors.push(format!("trigger #{i} expression: {e}"));
-                            None
-                        }
-                    },
-                    _ => None,
-                };
+                let what = format!("trigger #{i} expression");
                 triggers.push(EventTrigger {
-                    event: ev.to_owned(),
-                    expr,
+                    event: ev.clone(),
+                    expr: compile_opt(&what, t.expression.as_deref(), errors),
                 });
             }
             (None, Some(src)) => match CronSchedule::parse(src) {
@@ -324,151 +351,114 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
             )),
         }
     }
+    (triggers, crons)
+}
 
-    // The one step and its URL.
-    let mut url = None;
-    let mut step_retries = None;
-    match obj.get("steps").and_then(Value::as_object) {
-        Some(steps) if steps.len() == 1 => {
-            let step = steps.values().next().cloned().unwrap_or(Value::Null);
-            let raw = step
-                .pointer("/runtime/url")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            match url::Url::parse(raw) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => url = Some(u),
-                Ok(u) => errors.push(format!(
-                    "step runtime URL scheme `{}` is not supported by the local executor (http or https only)",
-                    u.scheme()
-                )),
-                Err(_) => errors.push(format!("step runtime URL `{raw}` is not a valid URL")),
-            }
-            step_retries = step.pointer("/retries/attempts").and_then(Value::as_i64);
-        }
-        _ => errors.push("Functions must contain one step".into()),
-    }
-    let retries = step_retries
-        .or_else(|| obj.get("retries").and_then(Value::as_i64))
-        .map(|r| r.clamp(0, i64::from(MAX_RETRIES)) as u32)
-        .unwrap_or(DEFAULT_RETRIES);
-
-    // Cancellation rules.
-    let mut cancel = Vec::new();
-    if let Some(list) = obj.get("cancel") {
-        match list.as_array() {
-            Some(list) => {
-                if list.len() > 5 {
-                    errors.push(format!(
-                        "at most 5 cancellation rules are allowed, found {}",
-                        list.len()
-                    ));
-                }
-                for (i, c) in list.iter().enumerate() {
-                    let Some(event) = c.get("event").and_then(Value::as_str) else {
-                        errors.push(format!("cancel #{i}: `event` is required"));
-                        continue;
-                    };
-                    let expr = match c.get("if").and_then(Value::as_str) {
-                        Some(src) if !src.trim().is_empty() => match Expr::compile(src) {
-                            Ok(e) => Some(e),
-                            Err(e) => {
-                                errors.push(format!("cancel #{i} `if`: {e}"));
-                                None
-                            }
-                        },
-                        _ => None,
-                    };
-                    let timeout = c.get("timeout").and_then(Value::as_str).map(str::to_owned);
-                    if let Some(t) = &timeout {
-                        if let Err(e) =
-                            inngest_protocol::timestr::parse_time_or_duration(t, Utc::now())
-                        {
-                            errors.push(format!("cancel #{i} timeout: {e}"));
-                        }
-                    }
-                    cancel.push(CancelRule {
-                        event: event.to_owned(),
-                        expr,
-                        timeout,
-                    });
-                }
-            }
-            None if list.is_null() => {}
-            None => errors.push("`cancel` must be an array".into()),
-        }
-    }
-
-    // Other expressions the server compiles; the executor does not apply these settings but
-    // still refuses what the server would refuse.
-    for (what, src) in other_expressions(obj) {
-        if let Err(e) = Expr::compile(&src) {
-            errors.push(format!("{what}: {e}"));
-        }
-    }
-
-    let flow = super::flow::FlowConfig::parse(obj).unwrap_or_else(|errs| {
-        for e in errs {
-            if !errors.contains(&e) {
-                errors.push(e);
-            }
-        }
-        Default::default()
-    });
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let Some(url) = url else {
-        return Err(vec!["missing step URL".into()]);
+/// The URL of the one step (http or https).
+fn step_url(f: &FunctionConfig, errors: &mut Vec<String>) -> Option<url::Url> {
+    let Some(step) = f.step() else {
+        errors.push("Functions must contain one step".into());
+        return None;
     };
-    Ok(FunctionDef {
-        uuid: stable_uuid(&["fn", app, &slug]),
-        slug,
-        name,
-        app: app.to_owned(),
-        app_uuid: app_uuid.to_owned(),
-        url,
-        triggers,
-        crons,
-        retries,
-        cancel,
-        flow: Arc::new(flow),
-        config: f.clone(),
-    })
+    let raw = step.runtime.url.as_str();
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+        Ok(u) => {
+            errors.push(format!(
+                "step runtime URL scheme `{}` is not supported by the local executor (http or https only)",
+                u.scheme()
+            ));
+            None
+        }
+        Err(_) => {
+            errors.push(format!("step runtime URL `{raw}` is not a valid URL"));
+            None
+        }
+    }
+}
+
+/// Retries: the step's `retries.attempts`, else the function-level `retries`, clamped to
+/// [`MAX_RETRIES`]; [`DEFAULT_RETRIES`] when neither is set.
+fn retries(f: &FunctionConfig) -> u32 {
+    f.step()
+        .and_then(|s| s.retries)
+        .and_then(|r| r.attempts)
+        .or(f.retries)
+        .map(|r| r.clamp(0, i64::from(MAX_RETRIES)) as u32)
+        .unwrap_or(DEFAULT_RETRIES)
+}
+
+/// Cancellation rules.
+fn parse_cancel(list: &[wire::Cancel], errors: &mut Vec<String>) -> Vec<CancelRule> {
+    if list.len() > 5 {
+        errors.push(format!(
+            "at most 5 cancellation rules are allowed, found {}",
+            list.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        if c.event.is_empty() {
+            errors.push(format!("cancel #{i}: `event` is required"));
+            continue;
+        }
+        let expr = compile_opt(&format!("cancel #{i} `if`"), c.if_expr.as_deref(), errors);
+        if let Some(t) = &c.timeout {
+            if let Err(e) = inngest_protocol::timestr::parse_time_or_duration(t, Utc::now()) {
+                errors.push(format!("cancel #{i} timeout: {e}"));
+            }
+        }
+        out.push(CancelRule {
+            event: c.event.clone(),
+            expr,
+            timeout: c.timeout.clone(),
+        });
+    }
+    out
 }
 
 /// `(what, expression)` for every CEL key of the flow-control settings.
-fn other_expressions(obj: &Map<String, Value>) -> Vec<(String, String)> {
+fn other_expressions(f: &FunctionConfig) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut push = |what: &str, v: Option<&Value>| {
-        if let Some(s) = v.and_then(Value::as_str) {
-            if !s.trim().is_empty() {
-                out.push((what.to_owned(), s.to_owned()));
-            }
+    let mut push = |what: &str, v: Option<&String>| {
+        if let Some(s) = v.filter(|s| !s.trim().is_empty()) {
+            out.push((what.to_owned(), s.clone()));
         }
     };
-    match obj.get("concurrency") {
-        Some(Value::Array(list)) => {
+    match &f.concurrency {
+        Some(wire::Concurrency::List(list)) => {
             for (i, c) in list.iter().enumerate() {
-                push(&format!("concurrency #{i} key"), c.get("key"));
+                push(&format!("concurrency #{i} key"), c.key.as_ref());
             }
         }
-        Some(c @ Value::Object(_)) => push("concurrency key", c.get("key")),
-        _ => {}
+        Some(wire::Concurrency::One(c)) => push("concurrency key", c.key.as_ref()),
+        Some(wire::Concurrency::Limit(_)) | None => {}
     }
-    for section in ["rateLimit", "throttle", "debounce", "singleton"] {
-        if let Some(s) = obj.get(section) {
-            push(&format!("{section} key"), s.get("key"));
-        }
+    push(
+        "rateLimit key",
+        f.rate_limit.as_ref().and_then(|s| s.key.as_ref()),
+    );
+    push(
+        "throttle key",
+        f.throttle.as_ref().and_then(|s| s.key.as_ref()),
+    );
+    push(
+        "debounce key",
+        f.debounce.as_ref().and_then(|s| s.key.as_ref()),
+    );
+    push(
+        "singleton key",
+        f.singleton.as_ref().and_then(|s| s.key.as_ref()),
+    );
+    if let Some(b) = &f.batch_events {
+        push("batchEvents key", b.key.as_ref());
+        push("batchEvents if", b.if_expr.as_ref());
     }
-    if let Some(b) = obj.get("batchEvents") {
-        push("batchEvents key", b.get("key"));
-        push("batchEvents if", b.get("if"));
-    }
-    if let Some(p) = obj.get("priority") {
-        push("priority run", p.get("run"));
-    }
-    push("idempotency", obj.get("idempotency"));
+    push(
+        "priority run",
+        f.priority.as_ref().and_then(|p| p.run.as_ref()),
+    );
+    push("idempotency", f.idempotency.as_ref());
     out
 }
 
@@ -550,6 +540,72 @@ mod tests {
         let f = func(json!({"concurrency": [{"limit": 1, "key": "event.data.("}]}));
         let errs = parse_app(&payload(json!([f])), Utc::now()).unwrap_err();
         assert!(errs[0].contains("concurrency #0 key"));
+    }
+
+    #[test]
+    fn wrongly_typed_values_are_refused_by_path() {
+        let f = func(json!({"triggers": [{"event": 5}]}));
+        let errs = parse_app(&payload(json!([f])), Utc::now()).unwrap_err();
+        assert_eq!(
+            errs,
+            ["function `app-f`: `triggers[0].event`: invalid type: integer `5`, expected a string"]
+        );
+        let errs = parse_app(&payload(json!("nope")), Utc::now()).unwrap_err();
+        assert_eq!(errs, ["`functions` must be an array"]);
+        let errs = parse_app(&payload(json!([7])), Utc::now()).unwrap_err();
+        assert_eq!(errs, ["function #0: a function must be a JSON object"]);
+        let f = func(json!({"triggers": [{"event": "a", "cron": "* * * * *"}, {}]}));
+        let errs = parse_app(&payload(json!([f])), Utc::now()).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs
+            .iter()
+            .all(|e| e.contains("exactly one of `event` or `cron`")));
+        let f = func(json!({"cancel": [{"if": "true"}]}));
+        let errs = parse_app(&payload(json!([f])), Utc::now()).unwrap_err();
+        assert_eq!(errs, ["function `app-f`: cancel #0: `event` is required"]);
+    }
+
+    #[test]
+    fn accepts_the_captured_js_payload() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../inngest-e2e/tests/fixtures/captures/classic/sdk-0001-POST-_fn_register.json"
+        );
+        let capture: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let app = parse_app(&capture["request"]["json"], Utc::now()).unwrap();
+        assert_eq!(app.name, "js-capture-app");
+        assert_eq!(app.sdk.as_deref(), Some("js:v4.24.0"));
+        let retries: Vec<(&str, u32)> = app
+            .functions
+            .iter()
+            .map(|f| (f.name.as_str(), f.retries))
+            .collect();
+        assert_eq!(
+            retries,
+            [
+                ("hello", 4),
+                ("waiter", 4),
+                ("wait-timeout", 4),
+                ("flaky", 2),
+                ("fails-hard", 3),
+                ("step-always-fails", 1),
+                ("orchestrator", 4),
+                ("child", 4)
+            ]
+        );
+        assert_eq!(
+            app.functions[0].url.as_str(),
+            "http://localhost:3939/api/inngest?fnId=js-capture-app-hello&stepId=step"
+        );
+    }
+
+    #[test]
+    fn concurrency_may_be_a_number_or_one_object() {
+        let f = func(json!({"concurrency": 3}));
+        assert!(parse_app(&payload(json!([f])), Utc::now()).is_ok());
+        let f = func(json!({"concurrency": {"limit": 1, "key": "event.data.("}}));
+        let errs = parse_app(&payload(json!([f])), Utc::now()).unwrap_err();
+        assert!(errs[0].contains("concurrency key"), "{errs:?}");
     }
 
     #[test]

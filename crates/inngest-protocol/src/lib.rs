@@ -5,6 +5,8 @@
 //! Nothing here is async and nothing does I/O:
 //!
 //! * [`wire`]: execution requests, ops, the error object, header and query names.
+//! * [`register`]: the register (sync) payload and each function's configuration, the
+//!   introspection and in-band sync bodies.
 //! * [`signature`]: signing keys, `X-Inngest-Signature` signing and verification, the API bearer.
 //! * [`timestr`]: the protocol's duration strings (`"1h30m"`) and instants.
 //! * [`step_id`]: hashed step ids (`hex(SHA-1(id))`, `id:n` for repeats).
@@ -22,6 +24,7 @@
 pub mod cron;
 pub mod expr;
 pub mod quote;
+pub mod register;
 pub mod signature;
 pub mod step_id;
 pub mod timestr;

@@ -1,8 +1,9 @@
 //! Wire types of the serve protocol, shared by the serve handler and the local executor.
 //!
-//! One definition of each shape: the execution request the executor POSTs, the ops an SDK answers
-//! with in a `206`, and the small sync/introspection bodies. Field names and the presence of keys
-//! follow what the real server sends and checks (see the module tests and `tests/protocol_*.rs`).
+//! One definition of each shape: the execution request the executor POSTs and the ops an SDK
+//! answers with in a `206` (the sync and introspection bodies are in [`crate::register`]). Field
+//! names and the presence of keys follow what the real server sends and checks (see the module
+//! tests and `tests/protocol_*.rs`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -384,34 +385,6 @@ where
 {
     let raw: Box<RawValue> = Deserialize::deserialize(de)?;
     Ok(if raw.get() == "null" { None } else { Some(raw) })
-}
-
-/// `{"url": …}`, the body of a sync PUT.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyncRequest {
-    /// The app URL as the server sees it.
-    pub url: String,
-}
-
-/// Reply of `/fn/register`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RegisterReply {
-    /// Success flag.
-    #[serde(default)]
-    pub ok: bool,
-    /// Whether the app's config changed.
-    #[serde(default)]
-    pub modified: bool,
-    /// Error message on failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Sync id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_id: Option<String>,
-    /// Server-side app id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_id: Option<String>,
 }
 
 /// The serialized error shape on the wire: `{"name", "message", "stack"?}`.

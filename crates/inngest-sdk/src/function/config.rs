@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
-
+use inngest_protocol::register as wire;
 use inngest_protocol::timestr;
 
 /// What starts a run: an event (optionally filtered by an expression) or a cron schedule.
@@ -65,23 +64,21 @@ impl Trigger {
         }
     }
 
-    fn to_json(&self) -> Value {
+    fn to_wire(&self) -> wire::Trigger {
         match self {
             Trigger::Event { name, expression } => {
-                let mut m = Map::new();
-                m.insert("event".into(), name.clone().into());
-                if let Some(e) = expression {
-                    m.insert("expression".into(), e.clone().into());
+                let t = wire::Trigger::event(name.clone());
+                match expression {
+                    Some(e) => t.with_expression(e.clone()),
+                    None => t,
                 }
-                Value::Object(m)
             }
             Trigger::Cron { cron, jitter } => {
-                let mut m = Map::new();
-                m.insert("cron".into(), cron.clone().into());
-                if let Some(j) = jitter {
-                    m.insert("jitter".into(), timestr::format(*j).into());
+                let t = wire::Trigger::cron(cron.clone());
+                match jitter {
+                    Some(j) => t.with_jitter(timestr::format(*j)),
+                    None => t,
                 }
-                Value::Object(m)
             }
         }
     }
@@ -379,120 +376,142 @@ impl FunctionConfig {
         if self.id.trim().is_empty() {
             return Err(bad("id", "must not be empty".into()));
         }
-        if self.triggers.len() > 10 {
-            return Err(bad("triggers", "at most 10 triggers".into()));
-        }
-        for (i, t) in self.triggers.iter().enumerate() {
-            if self.triggers[..i].contains(t) {
-                return Err(bad("triggers", format!("duplicate trigger {t:?}")));
-            }
-            match t {
-                Trigger::Event { name, expression } => {
-                    if name.is_empty() || name.len() > 255 {
-                        return Err(bad("triggers", "event name must be 1–255 chars".into()));
-                    }
-                    if let Some(e) = expression {
-                        check_expr(e).map_err(|r| bad("triggers", r))?;
-                    }
-                }
-                Trigger::Cron { cron, jitter } => {
-                    check_cron(cron).map_err(|r| bad("triggers", r))?;
-                    if let Some(j) = jitter {
-                        if !j.is_zero()
-                            && (*j < Duration::from_secs(1) || *j > Duration::from_secs(300))
-                        {
-                            return Err(bad("triggers", "cron jitter must be 0 or 1s–5m".into()));
-                        }
-                    }
-                }
-            }
-        }
+        self.validate_triggers().map_err(|r| bad("triggers", r))?;
         if let Some(r) = self.retries {
             if r > MAX_RETRIES {
                 return Err(bad("retries", format!("{r} is over the maximum of 20")));
             }
         }
+        self.validate_concurrency()
+            .map_err(|r| bad("concurrency", r))?;
+        self.validate_limits().map_err(|(field, r)| bad(field, r))?;
+        self.validate_batch().map_err(|r| bad("batchEvents", r))?;
+        self.validate_cancel().map_err(|r| bad("cancel", r))?;
+        if let Some(p) = &self.priority {
+            check_expr(p).map_err(|r| bad("priority", r))?;
+        }
+        if let Some(i) = &self.idempotency {
+            check_expr(i).map_err(|r| bad("idempotency", r))?;
+        }
+        Ok(())
+    }
+
+    fn validate_triggers(&self) -> Result<(), String> {
+        if self.triggers.len() > 10 {
+            return Err("at most 10 triggers".into());
+        }
+        for (i, t) in self.triggers.iter().enumerate() {
+            if self.triggers[..i].contains(t) {
+                return Err(format!("duplicate trigger {t:?}"));
+            }
+            match t {
+                Trigger::Event { name, expression } => {
+                    if name.is_empty() || name.len() > 255 {
+                        return Err("event name must be 1–255 chars".into());
+                    }
+                    if let Some(e) = expression {
+                        check_expr(e)?;
+                    }
+                }
+                Trigger::Cron { cron, jitter } => {
+                    check_cron(cron)?;
+                    if let Some(j) = jitter {
+                        if !j.is_zero()
+                            && (*j < Duration::from_secs(1) || *j > Duration::from_secs(300))
+                        {
+                            return Err("cron jitter must be 0 or 1s–5m".into());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_concurrency(&self) -> Result<(), String> {
         if self.concurrency.len() > 2 {
-            return Err(bad("concurrency", "at most 2 limits".into()));
+            return Err("at most 2 limits".into());
         }
         for c in &self.concurrency {
             if c.limit == 0 {
-                return Err(bad("concurrency", "limit must be at least 1".into()));
+                return Err("limit must be at least 1".into());
             }
             if matches!(
                 c.scope,
                 Some(ConcurrencyScope::Env | ConcurrencyScope::Account)
             ) && c.key.is_none()
             {
-                return Err(bad(
-                    "concurrency",
-                    "env/account scope requires a key".into(),
-                ));
+                return Err("env/account scope requires a key".into());
             }
             if let Some(k) = &c.key {
-                check_expr(k).map_err(|r| bad("concurrency", r))?;
+                check_expr(k)?;
             }
         }
+        Ok(())
+    }
+
+    /// `rateLimit`, `throttle` and `debounce`: `(field, reason)` of the first problem.
+    fn validate_limits(&self) -> Result<(), (&'static str, String)> {
         if let Some(r) = &self.rate_limit {
             if r.limit == 0 {
-                return Err(bad("rateLimit", "limit must be at least 1".into()));
+                return Err(("rateLimit", "limit must be at least 1".into()));
             }
             if r.period.is_zero() || r.period > Duration::from_secs(24 * 3600) {
-                return Err(bad("rateLimit", "period must be 1s–24h".into()));
+                return Err(("rateLimit", "period must be 1s–24h".into()));
             }
         }
         if let Some(t) = &self.throttle {
             if t.limit == 0 {
-                return Err(bad("throttle", "limit must be at least 1".into()));
+                return Err(("throttle", "limit must be at least 1".into()));
             }
             if t.period < Duration::from_secs(1) || t.period > Duration::from_secs(7 * 86400) {
-                return Err(bad("throttle", "period must be 1s–7d".into()));
+                return Err(("throttle", "period must be 1s–7d".into()));
             }
         }
         if let Some(d) = &self.debounce {
             if d.period < Duration::from_secs(1) || d.period > Duration::from_secs(7 * 86400) {
-                return Err(bad("debounce", "period must be 1s–7d".into()));
+                return Err(("debounce", "period must be 1s–7d".into()));
             }
         }
-        if let Some(b) = &self.batch_events {
-            if !(2..=100).contains(&b.max_size) {
-                return Err(bad("batchEvents", "maxSize must be 2–100".into()));
-            }
-            if b.timeout < Duration::from_secs(1) || b.timeout > Duration::from_secs(60) {
-                return Err(bad("batchEvents", "timeout must be 1s–60s".into()));
-            }
-            let conflicts = [
-                (!self.cancel.is_empty(), "cancel"),
-                (self.debounce.is_some(), "debounce"),
-                (self.singleton.is_some(), "singleton"),
-                (self.priority.is_some(), "priority"),
-            ];
-            if let Some((_, other)) = conflicts.iter().find(|(on, _)| *on) {
-                return Err(bad(
-                    "batchEvents",
-                    format!("cannot be combined with `{other}`"),
-                ));
-            }
-            if let Some(e) = &b.if_expr {
-                check_expr(e).map_err(|r| bad("batchEvents", r))?;
-            }
+        Ok(())
+    }
+
+    fn validate_batch(&self) -> Result<(), String> {
+        let Some(b) = &self.batch_events else {
+            return Ok(());
+        };
+        if !(2..=100).contains(&b.max_size) {
+            return Err("maxSize must be 2–100".into());
         }
+        if b.timeout < Duration::from_secs(1) || b.timeout > Duration::from_secs(60) {
+            return Err("timeout must be 1s–60s".into());
+        }
+        let conflicts = [
+            (!self.cancel.is_empty(), "cancel"),
+            (self.debounce.is_some(), "debounce"),
+            (self.singleton.is_some(), "singleton"),
+            (self.priority.is_some(), "priority"),
+        ];
+        if let Some((_, other)) = conflicts.iter().find(|(on, _)| *on) {
+            return Err(format!("cannot be combined with `{other}`"));
+        }
+        if let Some(e) = &b.if_expr {
+            check_expr(e)?;
+        }
+        Ok(())
+    }
+
+    fn validate_cancel(&self) -> Result<(), String> {
         if self.cancel.len() > 5 {
-            return Err(bad("cancel", "at most 5 cancellation rules".into()));
+            return Err("at most 5 cancellation rules".into());
         }
         for c in &self.cancel {
             if c.event.is_empty() {
-                return Err(bad("cancel", "event name must not be empty".into()));
+                return Err("event name must not be empty".into());
             }
             if let Some(e) = &c.if_expr {
-                check_expr(e).map_err(|r| bad("cancel", r))?;
+                check_expr(e)?;
             }
-        }
-        if let Some(p) = &self.priority {
-            check_expr(p).map_err(|r| bad("priority", r))?;
-        }
-        if let Some(i) = &self.idempotency {
-            check_expr(i).map_err(|r| bad("idempotency", r))?;
         }
         Ok(())
     }
@@ -507,158 +526,137 @@ impl FunctionConfig {
     }
 
     /// The function object of the register payload.
-    pub(crate) fn to_register_json(&self, app_id: &str, app_url: &str) -> Value {
+    pub(crate) fn to_register(&self, app_id: &str, app_url: &str) -> wire::FunctionConfig {
         let slug = format!("{app_id}-{}", self.id);
-        let mut f = Map::new();
-        f.insert("id".into(), slug.clone().into());
-        f.insert("name".into(), self.display_name().to_owned().into());
-        f.insert(
-            "triggers".into(),
-            self.triggers.iter().map(Trigger::to_json).collect(),
-        );
-        f.insert(
-            "steps".into(),
-            step_json(app_url, &slug, self.retries.map(Value::from)),
-        );
+        let mut f = registered(&slug, self.display_name(), app_url, self.retries);
+        f.triggers = self.triggers.iter().map(Trigger::to_wire).collect();
         if !self.concurrency.is_empty() {
-            let list: Vec<Value> = self
-                .concurrency
-                .iter()
-                .map(|c| {
-                    let mut m = Map::new();
-                    m.insert("limit".into(), c.limit.into());
-                    insert_opt(&mut m, "key", c.key.clone());
-                    if let Some(s) = c.scope {
-                        let s = match s {
-                            ConcurrencyScope::Function => "fn",
-                            ConcurrencyScope::Env => "env",
-                            ConcurrencyScope::Account => "account",
-                        };
-                        m.insert("scope".into(), s.into());
-                    }
-                    Value::Object(m)
-                })
-                .collect();
-            f.insert("concurrency".into(), list.into());
+            let list = self.concurrency.iter().map(Concurrency::to_wire).collect();
+            f.concurrency = Some(wire::Concurrency::List(list));
         }
-        if let Some(r) = &self.rate_limit {
-            let mut m = Map::new();
-            m.insert("limit".into(), r.limit.into());
-            m.insert("period".into(), timestr::format(r.period).into());
-            insert_opt(&mut m, "key", r.key.clone());
-            f.insert("rateLimit".into(), m.into());
-        }
-        if let Some(t) = &self.throttle {
-            let mut m = Map::new();
-            m.insert("limit".into(), t.limit.into());
-            m.insert("period".into(), timestr::format(t.period).into());
-            if let Some(b) = t.burst {
-                m.insert("burst".into(), b.into());
-            }
-            insert_opt(&mut m, "key", t.key.clone());
-            f.insert("throttle".into(), m.into());
-        }
-        if let Some(d) = &self.debounce {
-            let mut m = Map::new();
-            m.insert("period".into(), timestr::format(d.period).into());
-            insert_opt(&mut m, "key", d.key.clone());
-            if let Some(t) = d.timeout {
-                m.insert("timeout".into(), timestr::format(t).into());
-            }
-            f.insert("debounce".into(), m.into());
-        }
-        if let Some(b) = &self.batch_events {
-            let mut m = Map::new();
-            m.insert("maxSize".into(), b.max_size.into());
-            m.insert("timeout".into(), timestr::format_go(b.timeout).into());
-            insert_opt(&mut m, "key", b.key.clone());
-            insert_opt(&mut m, "if", b.if_expr.clone());
-            f.insert("batchEvents".into(), m.into());
-        }
+        f.rate_limit = self.rate_limit.as_ref().map(RateLimit::to_wire);
+        f.throttle = self.throttle.as_ref().map(Throttle::to_wire);
+        f.debounce = self.debounce.as_ref().map(Debounce::to_wire);
+        f.batch_events = self.batch_events.as_ref().map(BatchEvents::to_wire);
         if !self.cancel.is_empty() {
-            let list: Vec<Value> = self
-                .cancel
-                .iter()
-                .map(|c| {
-                    let mut m = Map::new();
-                    m.insert("event".into(), c.event.clone().into());
-                    insert_opt(&mut m, "if", c.if_expr.clone());
-                    if let Some(t) = c.timeout {
-                        m.insert("timeout".into(), timestr::format(t).into());
-                    }
-                    Value::Object(m)
-                })
-                .collect();
-            f.insert("cancel".into(), list.into());
+            f.cancel = Some(self.cancel.iter().map(Cancel::to_wire).collect());
         }
-        if let Some(p) = &self.priority {
-            f.insert("priority".into(), json!({ "run": p }));
-        }
-        if let Some(i) = &self.idempotency {
-            f.insert("idempotency".into(), i.clone().into());
-        }
-        if let Some(t) = &self.timeouts {
-            let mut m = Map::new();
-            if let Some(s) = t.start {
-                m.insert("start".into(), timestr::format(s).into());
-            }
-            if let Some(s) = t.finish {
-                m.insert("finish".into(), timestr::format(s).into());
-            }
-            f.insert("timeouts".into(), m.into());
-        }
-        if let Some(s) = &self.singleton {
-            let mut m = Map::new();
-            insert_opt(&mut m, "key", s.key.clone());
-            let mode = match s.mode {
-                SingletonMode::Skip => "skip",
-                SingletonMode::Cancel => "cancel",
-            };
-            m.insert("mode".into(), mode.into());
-            f.insert("singleton".into(), m.into());
-        }
-        Value::Object(f)
+        f.priority = self.priority.as_ref().map(wire::Priority::run);
+        f.idempotency = self.idempotency.clone();
+        f.timeouts = self.timeouts.as_ref().map(Timeouts::to_wire);
+        f.singleton = self.singleton.as_ref().map(Singleton::to_wire);
+        f
     }
 
     /// The companion `-failure` function object for an `on_failure` handler.
-    pub(crate) fn failure_register_json(&self, app_id: &str, app_url: &str) -> Value {
+    pub(crate) fn failure_register(&self, app_id: &str, app_url: &str) -> wire::FunctionConfig {
         let main_slug = format!("{app_id}-{}", self.id);
         let slug = format!("{main_slug}-failure");
         let name = format!("{} (failure)", self.display_name());
         let expression = format!(
             "event.data.function_id == {}",
-            inngest_protocol::quote::literal(&Value::String(main_slug))
+            inngest_protocol::quote::literal(&serde_json::Value::String(main_slug))
         );
-        json!({
-            "id": slug,
-            "name": name,
-            "triggers": [{ "event": "inngest/function.failed", "expression": expression }],
-            "steps": step_json(app_url, &slug, Some(Value::from(1))),
-        })
+        let mut f = registered(&slug, &name, app_url, Some(1));
+        f.triggers =
+            vec![wire::Trigger::event("inngest/function.failed").with_expression(expression)];
+        f
     }
 }
 
-fn step_json(app_url: &str, slug: &str, retries: Option<Value>) -> Value {
+/// A function object with its one step at `app_url` + `fnId=<slug>&stepId=step`.
+fn registered(slug: &str, name: &str, app_url: &str, retries: Option<u32>) -> wire::FunctionConfig {
     let sep = if app_url.contains('?') { '&' } else { '?' };
     let url = format!("{app_url}{sep}fnId={}&stepId=step", urlencode(slug));
-    let mut step = Map::new();
-    step.insert("id".into(), "step".into());
-    step.insert("name".into(), "step".into());
-    step.insert("runtime".into(), json!({ "type": "http", "url": url }));
-    if let Some(r) = retries {
-        step.insert("retries".into(), json!({ "attempts": r }));
+    let mut f = wire::FunctionConfig::new(slug, name, url);
+    if let (Some(r), Some(step)) = (retries, f.step_mut()) {
+        step.retries = Some(wire::StepRetries {
+            attempts: Some(i64::from(r)),
+        });
     }
-    json!({ "step": step })
+    f
+}
+
+impl Concurrency {
+    fn to_wire(&self) -> wire::ConcurrencyLimit {
+        let mut c = wire::ConcurrencyLimit::new(i64::from(self.limit));
+        c.key = self.key.clone();
+        c.scope = self.scope.map(|s| match s {
+            ConcurrencyScope::Function => wire::ConcurrencyScope::Fn,
+            ConcurrencyScope::Env => wire::ConcurrencyScope::Env,
+            ConcurrencyScope::Account => wire::ConcurrencyScope::Account,
+        });
+        c
+    }
+}
+
+impl RateLimit {
+    fn to_wire(&self) -> wire::RateLimit {
+        let mut r = wire::RateLimit::new(i64::from(self.limit), timestr::format(self.period));
+        r.key = self.key.clone();
+        r
+    }
+}
+
+impl Throttle {
+    fn to_wire(&self) -> wire::Throttle {
+        let mut t = wire::Throttle::new(i64::from(self.limit), timestr::format(self.period));
+        t.burst = self.burst.map(i64::from);
+        t.key = self.key.clone();
+        t
+    }
+}
+
+impl Debounce {
+    fn to_wire(&self) -> wire::Debounce {
+        let mut d = wire::Debounce::new(timestr::format(self.period));
+        d.key = self.key.clone();
+        d.timeout = self.timeout.map(timestr::format);
+        d
+    }
+}
+
+impl BatchEvents {
+    fn to_wire(&self) -> wire::BatchEvents {
+        let mut b =
+            wire::BatchEvents::new(i64::from(self.max_size), timestr::format_go(self.timeout));
+        b.key = self.key.clone();
+        b.if_expr = self.if_expr.clone();
+        b
+    }
+}
+
+impl Cancel {
+    fn to_wire(&self) -> wire::Cancel {
+        let mut c = wire::Cancel::new(self.event.clone());
+        c.if_expr = self.if_expr.clone();
+        c.timeout = self.timeout.map(timestr::format);
+        c
+    }
+}
+
+impl Timeouts {
+    fn to_wire(&self) -> wire::Timeouts {
+        let mut t = wire::Timeouts::default();
+        t.start = self.start.map(timestr::format);
+        t.finish = self.finish.map(timestr::format);
+        t
+    }
+}
+
+impl Singleton {
+    fn to_wire(&self) -> wire::Singleton {
+        let mut s = wire::Singleton::new(match self.mode {
+            SingletonMode::Skip => wire::SingletonMode::Skip,
+            SingletonMode::Cancel => wire::SingletonMode::Cancel,
+        });
+        s.key = self.key.clone();
+        s
+    }
 }
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn insert_opt(m: &mut Map<String, Value>, key: &str, v: Option<String>) {
-    if let Some(v) = v {
-        m.insert(key.into(), v.into());
-    }
 }
 
 fn check_cron(cron: &str) -> Result<(), String> {
@@ -676,6 +674,7 @@ fn check_expr(expr: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn full() -> FunctionConfig {
         let mut c = FunctionConfig::new("charge-card".into());
@@ -716,7 +715,8 @@ mod tests {
 
     #[test]
     fn register_json_matches_the_protocol_example() {
-        let got = full().to_register_json("billing", "https://billing.example.com/api/inngest");
+        let registered = full().to_register("billing", "https://billing.example.com/api/inngest");
+        let got = serde_json::to_value(&registered).unwrap();
         let want = json!({
           "id": "billing-charge-card",
           "name": "Charge card",
@@ -738,14 +738,19 @@ mod tests {
           "singleton": { "key": "event.data.customer_id", "mode": "skip" }
         });
         assert_eq!(got, want);
+        // Byte for byte what the JSON value (sorted keys) serializes to.
+        assert_eq!(
+            serde_json::to_string(&registered).unwrap(),
+            serde_json::to_string(&want).unwrap()
+        );
         full().validate().unwrap();
     }
 
     #[test]
     fn failure_companion_function() {
-        let got = full().failure_register_json("billing", "http://h/api/inngest");
+        let got = full().failure_register("billing", "http://h/api/inngest");
         assert_eq!(
-            got,
+            serde_json::to_value(&got).unwrap(),
             json!({
               "id": "billing-charge-card-failure",
               "name": "Charge card (failure)",
@@ -759,10 +764,39 @@ mod tests {
     }
 
     #[test]
+    fn built_json_reads_back_into_the_shared_types() {
+        let url = "https://billing.example.com/api/inngest?x=1";
+        let mut req = wire::RegisterRequest::new("billing", url, "rust:v0.1.0");
+        req.functions = vec![
+            full().to_register("billing", url),
+            full().failure_register("billing", url),
+        ];
+        let mut batched = FunctionConfig::new("batched".into());
+        batched.triggers.push(Trigger::event("a/b"));
+        batched.rate_limit = Some(RateLimit::new(2, Duration::from_secs(3600)).key("event.data.k"));
+        batched.batch_events = Some(
+            BatchEvents::new(10, Duration::from_secs(5))
+                .key("event.data.k")
+                .if_expr("event.data.ok"),
+        );
+        req.functions.push(batched.to_register("billing", url));
+        let bytes = serde_json::to_vec(&req).unwrap();
+        // Whole, as an SDK reads it back.
+        let back: wire::RegisterRequest = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, req);
+        // As the executor reads it: the app with raw functions, then each function.
+        let app: wire::RegisterRequest<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+        for (raw, built) in app.functions.iter().zip(&req.functions) {
+            let f: wire::FunctionConfig = serde_json::from_value(raw.clone()).unwrap();
+            assert_eq!(&f, built);
+        }
+    }
+
+    #[test]
     fn retries_absent_means_no_retries_object() {
         let mut c = FunctionConfig::new("x".into());
         c.triggers.push(Trigger::event("a/b"));
-        let j = c.to_register_json("app", "http://h/api/inngest");
+        let j = serde_json::to_value(c.to_register("app", "http://h/api/inngest")).unwrap();
         assert!(j["steps"]["step"].get("retries").is_none());
         assert_eq!(j["name"], "x");
     }

@@ -8,6 +8,7 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod execute;
+mod introspect;
 mod sync;
 
 use std::collections::HashMap;
@@ -205,51 +206,6 @@ impl ServeHandler {
             KeyUsed::Primary => config.signing_key(),
             KeyUsed::Fallback => config.signing_key_fallback(),
         })
-    }
-
-    fn introspect(&self, headers: &HeaderMap) -> Response {
-        let config = self.inner.client.config();
-        let signed = headers.contains_key(h::SIGNATURE);
-        let auth = if signed {
-            self.authenticate(headers, b"")
-        } else {
-            Err(SignatureError::Missing)
-        };
-        let mut body = json!({
-            "schema_version": "2024-05-24",
-            "authentication_succeeded": if signed { json!(auth.is_ok() && config.mode() == Mode::Cloud) } else { json!(null) },
-            "function_count": self.function_count(),
-            "has_event_key": config.event_key().is_some(),
-            "has_signing_key": config.signing_key().is_some(),
-            "has_signing_key_fallback": config.signing_key_fallback().is_some(),
-            "mode": config.mode().as_str(),
-            "capabilities": sync::capabilities(),
-            "extra": {},
-        });
-        let key = match auth {
-            Ok(Some(key)) => Some(key),
-            _ => None,
-        };
-        if key.is_some() {
-            let extra = json!({
-                "api_origin": config.api_origin().as_str().trim_end_matches('/'),
-                "app_id": config.app_id(),
-                "env": config.env(),
-                "event_api_origin": config.event_api_origin().as_str().trim_end_matches('/'),
-                "event_key_hash": config.event_key_hash(),
-                "framework": config.framework(),
-                "sdk_language": "rust",
-                "sdk_version": env!("CARGO_PKG_VERSION"),
-                "serve_origin": config.serve_origin(),
-                "serve_path": config.serve_path(),
-                "signing_key_fallback_hash": config.signing_key_fallback().map(|k| k.hash_for_introspection()),
-                "signing_key_hash": config.signing_key().map(|k| k.hash_for_introspection()),
-            });
-            if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-                b.extend(e.clone());
-            }
-        }
-        json_response(StatusCode::OK, body, key)
     }
 }
 

@@ -3,12 +3,16 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{error_response, json_response, Response, ServeHandler};
 use crate::client::ApiError;
+use inngest_protocol::register::{
+    Capabilities, FunctionConfig, InBandInspection, InBandSyncResponse, RegisterReply,
+    RegisterRequest, SyncRequest,
+};
 use inngest_protocol::signature::SigningKey;
-use inngest_protocol::wire::{headers as h, RegisterReply, SyncRequest};
+use inngest_protocol::wire::headers as h;
 
 /// The `sdk` field of the register payload: `<language>:v<version>`, from which the server reads
 /// the SDK language.
@@ -56,29 +60,9 @@ impl ServeHandler {
                 )
             }
         };
-        let config = self.inner.client.config();
-        let inspection = json!({
-            "schema_version": "2024-05-24",
-            "authentication_succeeded": key.is_some(),
-            "function_count": self.function_count(),
-            "mode": config.mode().as_str(),
-        });
-        let body = json!({
-            "app_id": config.app_id(),
-            "appVersion": config.app_version(),
-            "capabilities": capabilities(),
-            "env": config.env(),
-            "framework": config.framework(),
-            "functions": self.functions_json(&url),
-            "inspection": inspection,
-            "platform": null,
-            "sdk": crate::client::SDK_HEADER,
-            "sdk_author": "inngest-sdk-rust",
-            "sdk_language": "rust",
-            "sdk_version": env!("CARGO_PKG_VERSION"),
-            "url": url,
-        });
+        let body = self.in_band_body(url, key.is_some());
         tracing::info!(functions = self.function_count(), "in-band sync");
+        let body = serde_json::to_value(&body).unwrap_or_default();
         let mut res = json_response(StatusCode::OK, body, key);
         res.headers_mut()
             .insert(h::SYNC_KIND, HeaderValue::from_static("in_band"));
@@ -224,39 +208,58 @@ impl ServeHandler {
             .sum()
     }
 
-    fn functions_json(&self, url: &str) -> Vec<Value> {
+    /// The function objects the app registers, `-failure` companions included.
+    fn functions(&self, url: &str) -> Vec<FunctionConfig> {
         let app_id = self.inner.client.config().app_id();
         let mut out = Vec::new();
         for f in &self.inner.functions {
-            out.push(f.config.to_register_json(app_id, url));
+            out.push(f.config.to_register(app_id, url));
             if f.on_failure.is_some() {
-                out.push(f.config.failure_register_json(app_id, url));
+                out.push(f.config.failure_register(app_id, url));
             }
         }
         out
     }
 
     /// The `/fn/register` body.
-    pub(crate) fn register_payload(&self, url: &str) -> Value {
+    pub(crate) fn register_payload(&self, url: &str) -> RegisterRequest {
         let config = self.inner.client.config();
-        let mut payload = json!({
-            "url": url,
-            "deployType": "ping",
-            "framework": config.framework(),
-            "appName": config.app_id(),
-            "functions": self.functions_json(url),
-            "sdk": REGISTER_SDK,
-            "v": "0.1",
-            "capabilities": capabilities(),
-        });
-        if let (Some(v), Some(obj)) = (config.app_version(), payload.as_object_mut()) {
-            obj.insert("appVersion".into(), v.into());
-        }
+        let mut payload = RegisterRequest::new(config.app_id(), url, REGISTER_SDK);
+        payload.app_version = config.app_version().map(str::to_owned);
+        payload.capabilities = Some(capabilities());
+        payload.framework = Some(config.framework().to_owned());
+        payload.functions = self.functions(url);
         payload
+    }
+
+    /// The body of an in-band sync answer for the app at `url`.
+    fn in_band_body(&self, url: String, authenticated: bool) -> InBandSyncResponse {
+        let config = self.inner.client.config();
+        let mut inspection = InBandInspection::default();
+        inspection.authentication_succeeded = authenticated;
+        inspection.function_count = self.function_count();
+        inspection.mode = config.mode().as_str().to_owned();
+        let mut body = InBandSyncResponse::default();
+        body.app_version = config.app_version().map(str::to_owned);
+        body.app_id = config.app_id().to_owned();
+        body.capabilities = capabilities();
+        body.env = config.env().map(str::to_owned);
+        body.framework = config.framework().to_owned();
+        body.functions = self.functions(&url);
+        body.inspection = inspection;
+        body.sdk = crate::client::SDK_HEADER.to_owned();
+        body.sdk_author = "inngest-sdk-rust".to_owned();
+        body.sdk_language = "rust".to_owned();
+        body.sdk_version = env!("CARGO_PKG_VERSION").to_owned();
+        body.url = url;
+        body
     }
 }
 
 /// The capabilities this SDK advertises (introspection, register payload, in-band sync).
-pub(super) fn capabilities() -> Value {
-    json!({ "trust_probe": "v1", "in_band_sync": "v1" })
+pub(super) fn capabilities() -> Capabilities {
+    let mut c = Capabilities::default();
+    c.in_band_sync = Some("v1".to_owned());
+    c.trust_probe = Some("v1".to_owned());
+    c
 }
