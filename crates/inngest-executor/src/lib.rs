@@ -128,9 +128,6 @@ mod intake;
 mod lifecycle;
 mod ops;
 mod persist;
-// registry.rs is being rewritten on another branch (register payload through serde types);
-// these allows go once that lands.
-#[allow(unreachable_pub, clippy::too_many_lines)]
 mod registry;
 mod response;
 mod restore;

@@ -29,7 +29,7 @@ pub(crate) struct EventTrigger {
 
 impl EventTrigger {
     /// Whether an event with this name (and body) triggers.
-    pub fn matches(&self, name: &str, event: &Value) -> bool {
+    pub(crate) fn matches(&self, name: &str, event: &Value) -> bool {
         if !name_matches(&self.event, name) {
             return false;
         }
@@ -100,7 +100,7 @@ pub(crate) struct AppDef {
 }
 
 impl AppDef {
-    pub fn view(&self) -> AppView {
+    pub(crate) fn view(&self) -> AppView {
         AppView {
             id: self.name.clone(),
             url: self.url.clone(),
@@ -125,6 +125,7 @@ impl AppDef {
 
 /// A synced app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AppView {
     /// The app id (`appName` of the register payload).
     pub id: String,
@@ -142,6 +143,7 @@ pub struct AppView {
 
 /// A registered function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FunctionView {
     /// Composite id (`<app id>-<function id>`).
     pub id: String,

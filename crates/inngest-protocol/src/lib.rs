@@ -19,7 +19,7 @@
 //! assert_eq!(timestr::format(std::time::Duration::from_secs(5400)), "1h30m");
 //! ```
 
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, clippy::too_many_lines)]
 
 pub mod cron;
 pub mod expr;

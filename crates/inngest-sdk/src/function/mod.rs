@@ -21,9 +21,6 @@
 //! assert_eq!(welcome.id(), "send-welcome");
 //! ```
 
-// Its register-payload builders are being rewritten (to the new register types), and the
-// rewrite brings them under the 100-line limit; until then they are exempt.
-#[allow(clippy::too_many_lines)]
 mod config;
 
 use std::future::Future;
