@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use inngest_executor::RunStatus;
-use inngest_sdk::testing::TestHarness;
+use inngest_sdk::testing::{RunStatus, TestHarness};
 use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
 use serde_json::json;
 

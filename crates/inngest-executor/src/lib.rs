@@ -632,3 +632,8 @@ impl Executor {
         self.inner.shutdown();
     }
 }
+
+/// The crate README's examples, compiled as doc tests so the crates.io page cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -2,9 +2,10 @@
 //! API, app sync (re-synced every few seconds like the dev server's poll), runs, and run history
 //! over the dev server's REST API. It speaks only the serve protocol, so it drives any SDK's app.
 //! It is a development tool, not a production server: state lives in memory.
+//! Installed with `cargo install inngest-executor`.
 //!
 //! ```text
-//! cargo run --example dev_server -- --port 8288 -u http://127.0.0.1:3000/api/inngest
+//! inngest-dev-server --port 8288 -u http://127.0.0.1:3000/api/inngest   (or: cargo run -p inngest-executor -- …)
 //!
 //! options:
 //!   -p, --port <port>            port to listen on (default 8288)
@@ -45,7 +46,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: dev_server [-p PORT] [--host ADDR] [-u URL]... [--poll-interval DUR | --no-poll] \
+    "usage: inngest-dev-server [-p PORT] [--host ADDR] [-u URL]... [--poll-interval DUR | --no-poll] \
 [--retry-interval DUR] [--signing-key KEY] [--event-key KEY]";
 
 fn parse_duration(flag: &str, v: &str) -> Result<Duration, String> {

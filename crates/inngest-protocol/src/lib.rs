@@ -29,3 +29,8 @@ pub mod signature;
 pub mod step_id;
 pub mod timestr;
 pub mod wire;
+
+/// The crate README's examples, compiled as doc tests so the crates.io page cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -39,3 +39,8 @@ pub use function::{
 };
 pub use serve::ServeError;
 pub use step::{Invoke, InvokeTarget, Step, WaitForEvent};
+
+/// The crate README's examples, compiled as doc tests so the crates.io page cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
