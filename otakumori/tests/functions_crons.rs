@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use functions_support::{at, Opts, TestApp, ADMIN_EMAIL};
 use inngest_executor::{RunStatus, RunView};
 use otakumori::db::{
-    EmailStatus, NewEmailLog, NewFailedOperation, NewOrder, NewOrderItem, Order, OrderStatus, User,
-    WebhookSource,
+    EmailStatus, NewEmailLog, NewFailedOperation, NewOrder, NewOrderItem, NewOutboxMessage, Order,
+    OrderStatus, User, WebhookSource,
 };
 use otakumori::functions::{
     EVENT_INVENTORY_SYNC, EVENT_PRINTIFY_PRODUCTS_UPDATE, FN_CLEANUP_OLD_DATA,
@@ -220,12 +220,24 @@ async fn cleanup_deletes_only_rows_past_retention_and_reports_counts() {
         .await
         .unwrap();
     let to = vec!["a@otakumori.example".to_string()];
-    db.insert_outbox("old", "f@x.example", &to, "s", None, Some("t"), ago(t, 200))
-        .await
-        .unwrap();
-    db.insert_outbox("new", "f@x.example", &to, "s", None, Some("t"), ago(t, 10))
-        .await
-        .unwrap();
+    let msg = NewOutboxMessage {
+        idempotency_key: "old",
+        from: "f@x.example",
+        to: &to,
+        subject: "s",
+        html: None,
+        text: Some("t"),
+    };
+    db.insert_outbox(&msg, ago(t, 200)).await.unwrap();
+    let msg = NewOutboxMessage {
+        idempotency_key: "new",
+        from: "f@x.example",
+        to: &to,
+        subject: "s",
+        html: None,
+        text: Some("t"),
+    };
+    db.insert_outbox(&msg, ago(t, 10)).await.unwrap();
     // failed_operations: dead 40 d (purged), succeeded 3 d (kept), pending 40 d (kept)
     for (key, days, end) in [
         ("a", 40, Some(true)),

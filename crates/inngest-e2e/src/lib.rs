@@ -4,3 +4,5 @@
 //!
 //! They live in their own package so that the SDK does not depend on the executor, not even for
 //! its tests, and the executor does not depend on the SDK: only this package sees both.
+
+#![warn(missing_docs, unreachable_pub)]

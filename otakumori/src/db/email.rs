@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    with_db, Db, DbError, DbResult, EmailLogEntry, EmailStatus, NewEmailLog, OutboxMessage, RowExt,
+    with_db, Db, DbError, DbResult, EmailLogEntry, EmailStatus, NewEmailLog, NewOutboxMessage,
+    OutboxMessage, RowExt,
 };
 
 fn map_log<R: RowExt>(r: &R) -> Result<EmailLogEntry, sqlx::Error> {
@@ -133,17 +134,19 @@ impl Db {
 
     /// Store a message in the local outbox, keyed by idempotency key. Returns the stored row and
     /// whether this call inserted it (`false` = replay; the first message is kept).
-    #[allow(clippy::too_many_arguments)]
     pub async fn insert_outbox(
         &self,
-        idempotency_key: &str,
-        from: &str,
-        to: &[String],
-        subject: &str,
-        html: Option<&str>,
-        text: Option<&str>,
+        msg: &NewOutboxMessage<'_>,
         now: DateTime<Utc>,
     ) -> DbResult<(OutboxMessage, bool)> {
+        let NewOutboxMessage {
+            idempotency_key,
+            from,
+            to,
+            subject,
+            html,
+            text,
+        } = *msg;
         with_db!(self, |p, d| {
             let inserted = sqlx::query(
                 "INSERT INTO email_outbox (id, idempotency_key, from_address, to_addresses, subject, html, text_body, created_at)

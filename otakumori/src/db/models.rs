@@ -695,6 +695,23 @@ pub struct NewEmailLog {
     pub error: Option<String>,
 }
 
+/// Input for [`crate::db::Db::insert_outbox`]: one message for the local outbox.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewOutboxMessage<'a> {
+    /// Dedupe key: a second insert with the same key keeps the first message.
+    pub idempotency_key: &'a str,
+    /// Sender address.
+    pub from: &'a str,
+    /// Recipient addresses.
+    pub to: &'a [String],
+    /// Subject line.
+    pub subject: &'a str,
+    /// HTML body, if any.
+    pub html: Option<&'a str>,
+    /// Plain-text body, if any.
+    pub text: Option<&'a str>,
+}
+
 /// `email_log` row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EmailLogEntry {

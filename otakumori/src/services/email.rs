@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{http_client, send_classified, ApiError, RateLimitPolicy, DEFAULT_TIMEOUT};
 use crate::config::{ResendSettings, Secret};
-use crate::db::{now_utc, Db, DbError, EmailStatus, NewEmailLog};
+use crate::db::{now_utc, Db, DbError, EmailStatus, NewEmailLog, NewOutboxMessage};
 
 /// A message ready to send.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -276,12 +276,14 @@ impl EmailProvider for OutboxProvider {
         let (row, inserted) = self
             .db
             .insert_outbox(
-                idempotency_key,
-                &msg.from,
-                &msg.to,
-                &msg.subject,
-                msg.html.as_deref(),
-                msg.text.as_deref(),
+                &NewOutboxMessage {
+                    idempotency_key,
+                    from: &msg.from,
+                    to: &msg.to,
+                    subject: &msg.subject,
+                    html: msg.html.as_deref(),
+                    text: msg.text.as_deref(),
+                },
                 now_utc(),
             )
             .await
