@@ -50,10 +50,10 @@ pub(crate) fn content(run: &RunView, now: DateTime<Utc>) -> Markup {
                 p { button.cancel type="submit" { "Cancel run" } }
             }
         }
-        (outcome(run))
         h2 { "Steps" }
         (waterfall(run, end))
         (retries(run))
+        (outcome(run))
         h2 { "Event" }
         @for (i, ev) in run.events.iter().enumerate() {
             @let name = ev.get("name").and_then(|v| v.as_str()).unwrap_or("");
