@@ -481,6 +481,11 @@ async fn dashboard_shows_the_demo_runs_in_a_browser() {
     signup_and_catalogue(&app, &SvixSecret::parse(&clerk_secret).unwrap()).await;
     checkout_and_pay(&app).await;
     let base = app.executor_url().expect("executor URL");
+    let banner = app.banner();
+    assert!(
+        banner.contains(&format!("dashboard:     {base}/ ")),
+        "{banner}"
+    );
 
     check_runs_after_the_demo(&chromium, &app, &base).await;
     check_order_run(&chromium, &app, &base).await;
