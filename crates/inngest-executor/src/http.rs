@@ -1,5 +1,6 @@
 //! The executor's HTTP API: the Event API, `/fn/register`, the `/v0` run-state API used by
-//! `use_api`, and run history in the dev server's `/v1` REST shape.
+//! `use_api`, run history in the dev server's `/v1` REST shape, and the run dashboard's pages
+//! (`crate::dashboard`).
 
 use std::sync::Arc;
 
@@ -43,6 +44,8 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/v1/runs/{id}/history", get(v1_run_history))
         .route("/v1/apps", get(v1_apps))
         .route("/v1/apps/{app}/functions", get(v1_app_functions))
+        // The run dashboard (HTML): it shows event data, so it is keyed like the rest.
+        .merge(crate::dashboard::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             inner.clone(),
             require_bearer,

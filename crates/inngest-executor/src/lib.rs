@@ -70,6 +70,7 @@
 //! | `engine` | entry points that change state, and the loop that performs `Actions` |
 //! | `crons` | one task per cron trigger, routing `inngest/scheduled.timer` events |
 //! | `sync` | app registration: `/fn/register`, out-of-band and in-band sync |
+//! | `dashboard` | the run dashboard: HTML pages at `/` (apps, runs, one run, events) |
 //! | `http` | the HTTP API ([`Executor::router`]) |
 //!
 //! One event through them: `http` (`POST /e/{key}`) → `engine::ingest` → `intake` (stored,
@@ -118,6 +119,7 @@ pub mod expr;
 
 mod checkpoint;
 mod crons;
+mod dashboard;
 mod dispatch;
 mod engine;
 mod flow;
@@ -401,6 +403,15 @@ impl Executor {
     /// | `POST /invoke/{function id}` | invoke a function directly |
     /// | `POST /v1/checkpoint/{run id}/async` | steps an SDK ran inline (checkpointing) |
     /// | `GET /health` | health check |
+    /// | `GET /`, `/runs`, `/runs/{id}`, `/events` | the run dashboard (HTML, see below) |
+    ///
+    /// The dashboard is a local development UI like the one of `inngest dev`: `/` lists the
+    /// synced apps and functions (triggers, crons with their next firing time, flow control,
+    /// error rate and p50/p95 duration of the runs that ended in the last hour), `/runs` the
+    /// runs newest first (`?function=<id>&status=<status>&page=<n>`, updating live), `/runs/{id}`
+    /// one run (event payload, step waterfall, retries, output or error, a Cancel button) and
+    /// `/events` the events with the runs they started and the flow-control skips. With a
+    /// signing key set it is behind the same bearer check as `/v1`.
     pub fn router(&self) -> axum::Router {
         http::router(self.inner.clone())
     }

@@ -26,6 +26,9 @@
 //! curl -s localhost:8288/v1/runs/<run id>/steps                        # its steps with timings
 //! ```
 //!
+//! At startup it prints the URL of the run dashboard (`http://127.0.0.1:8288/`): apps and
+//! functions, runs (filterable, live), one run's steps, events.
+//!
 //! `RUST_LOG` controls logging (default `info`); payloads and keys are never logged.
 
 use std::net::SocketAddr;
@@ -98,6 +101,16 @@ fn parse_args(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
     Ok(args)
 }
 
+/// The startup line naming the run dashboard's URL (a wildcard bind address is shown as
+/// loopback, where a browser on this machine reaches it).
+fn dashboard_line(addr: SocketAddr) -> String {
+    let mut shown = addr;
+    if shown.ip().is_unspecified() {
+        shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("Dashboard: http://{shown}/ (runs, steps and events of this local dev server)")
+}
+
 /// Syncs every app, logging only changes (first success, errors, recoveries).
 async fn sync_all(executor: &Executor, urls: &[String], last: &mut [Option<String>]) {
     for (url, last) in urls.iter().zip(last.iter_mut()) {
@@ -167,6 +180,7 @@ async fn main() -> ExitCode {
         event_key = args.event_key.is_some(),
         "local executor listening; point apps at it with INNGEST_DEV=1 INNGEST_BASE_URL=http://{addr}"
     );
+    println!("{}", dashboard_line(addr));
 
     let syncer = executor.clone();
     let urls = args.urls.clone();
@@ -232,5 +246,17 @@ mod tests {
         assert!(parse(&["--no-poll"]).unwrap().poll.is_none());
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--port"]).is_err());
+    }
+
+    #[test]
+    fn the_dashboard_url_is_printed_for_a_browser() {
+        let line = dashboard_line("0.0.0.0:8288".parse().unwrap());
+        assert_eq!(
+            line,
+            "Dashboard: http://127.0.0.1:8288/ (runs, steps and events of this local dev server)"
+        );
+        assert!(
+            dashboard_line("127.0.0.1:9000".parse().unwrap()).contains("http://127.0.0.1:9000/")
+        );
     }
 }

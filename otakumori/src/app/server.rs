@@ -537,6 +537,11 @@ impl RunningApp {
                         "send an event: curl -X POST {ex}/e/dev -d '{{\"name\":\"printify/products.update\",\"data\":{{\"reason\":\"manual\"}}}}'"
                     ),
                 );
+                line(
+                    &mut out,
+                    "",
+                    &format!("dashboard:     {ex}/   (runs, steps, events; open it in a browser)"),
+                );
                 line(&mut out, "", &format!("runs:          curl {ex}/v1/runs"));
                 line(
                     &mut out,
