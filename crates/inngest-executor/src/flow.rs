@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::expr::Expr;
+use crate::expr::{Expr, Policy};
 
 /// A concurrency limit of a function.
 #[derive(Debug, Clone)]
@@ -63,7 +63,15 @@ impl FlowConfig {
             if src.is_empty() {
                 return None;
             }
-            Expr::compile(src)
+            // The server type-checks these keys at sync; concurrency, throttle, idempotency and
+            // priority expressions are only parsed there.
+            let policy = match what {
+                "rateLimit key" | "debounce key" | "batchEvents key" | "batchEvents if" => {
+                    Policy::Default
+                }
+                _ => Policy::Parse,
+            };
+            Expr::check(src, policy)
                 .map_err(|e| errors.push(format!("{what}: {e}")))
                 .ok()
         };

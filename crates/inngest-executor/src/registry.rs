@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
 use super::cron::CronSchedule;
-use super::expr::{Expr, Vars};
+use super::expr::{Expr, Policy, Vars};
 
 /// Retries when a function registers none (the server's default).
 pub(crate) const DEFAULT_RETRIES: u32 = 4;
@@ -301,13 +301,15 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
                     ));
                 }
                 let expr = match t.get("expression").and_then(Value::as_str) {
-                    Some(src) if !src.trim().is_empty() => match Expr::compile(src) {
-                        Ok(e) => Some(e),
-                        Err(e) => {
-                            errors.push(format!("trigger #{i} expression: {e}"));
-                            None
+                    Some(src) if !src.trim().is_empty() => {
+                        match Expr::check(src, Policy::Default) {
+                            Ok(e) => Some(e),
+                            Err(e) => {
+                                errors.push(format!("trigger #{i} expression: {e}"));
+                                None
+                            }
                         }
-                    },
+                    }
                     _ => None,
                 };
                 triggers.push(EventTrigger {
@@ -369,13 +371,15 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
                         continue;
                     };
                     let expr = match c.get("if").and_then(Value::as_str) {
-                        Some(src) if !src.trim().is_empty() => match Expr::compile(src) {
-                            Ok(e) => Some(e),
-                            Err(e) => {
-                                errors.push(format!("cancel #{i} `if`: {e}"));
-                                None
+                        Some(src) if !src.trim().is_empty() => {
+                            match Expr::check(src, Policy::Restrictive) {
+                                Ok(e) => Some(e),
+                                Err(e) => {
+                                    errors.push(format!("cancel #{i} `if`: {e}"));
+                                    None
+                                }
                             }
-                        },
+                        }
                         _ => None,
                     };
                     let timeout = c.get("timeout").and_then(Value::as_str).map(str::to_owned);
