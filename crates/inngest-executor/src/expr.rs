@@ -723,7 +723,14 @@ fn eval<'a>(node: &'a Node, env: &mut Env<'a>) -> Val<'a> {
             let r = eval(rhs, env);
             binary(*op, l, r)
         }
-        Node::List(items) => Val::List(List::Owned(items.iter().map(|i| eval(i, env)).collect())),
+        Node::List(items) => {
+            let vals: Vec<Val<'a>> = items.iter().map(|i| eval(i, env)).collect();
+            // A list with an unknown or error element is itself unknown or that error.
+            match vals.iter().find(|v| v.is_unknownish()) {
+                Some(bad) => bad.clone(),
+                None => Val::List(List::Owned(vals)),
+            }
+        }
         Node::Map(entries) => map_literal(entries, env),
         Node::Call(func, args) => {
             let vals: Vec<Val<'a>> = args.iter().map(|a| eval(a, env)).collect();
