@@ -40,6 +40,16 @@ pub(crate) struct FlowConfig {
     pub(crate) priority: Option<Expr>,
 }
 
+/// The server's sync-time check for a flow-control expression: it type-checks rate-limit,
+/// debounce and batch expressions; concurrency, throttle, idempotency and priority expressions
+/// are only parsed there.
+fn key_policy(what: &str) -> Policy {
+    match what {
+        "rateLimit key" | "debounce key" | "batchEvents key" | "batchEvents if" => Policy::Default,
+        _ => Policy::Parse,
+    }
+}
+
 impl FlowConfig {
     /// Whether every run of the function starts at once with no bookkeeping.
     pub(crate) fn is_empty(&self) -> bool {
@@ -63,15 +73,7 @@ impl FlowConfig {
             if src.is_empty() {
                 return None;
             }
-            // The server type-checks these keys at sync; concurrency, throttle, idempotency and
-            // priority expressions are only parsed there.
-            let policy = match what {
-                "rateLimit key" | "debounce key" | "batchEvents key" | "batchEvents if" => {
-                    Policy::Default
-                }
-                _ => Policy::Parse,
-            };
-            Expr::check(src, policy)
+            Expr::check(src, key_policy(what))
                 .map_err(|e| errors.push(format!("{what}: {e}")))
                 .ok()
         };
