@@ -79,7 +79,17 @@
 //!   the executor evaluates the whole expression with both `event` and `async` bound, which gives
 //!   the same answers except that a missing trigger field becomes `null` on the server
 //!   (so `event.data.missing == async.data.missing` is true there, false here).
-//! * Timestamp rendering in `+` concatenation approximates Go's `time.Time` `%v`.
+//! * Timestamp rendering in `+` concatenation approximates Go's `time.Time` `%v`; `date()`
+//!   accepts the Go layouts the server tries through chrono formats (zone names other than
+//!   `UTC`/`GMT` in RFC 822/850/1123, RubyDate and UnixDate strings are not recognised).
+//! * Consumers of results keep the executor's earlier choices where the server's differ:
+//!   `priority.run` accepts a double (the server requires an int64, so a priority read from
+//!   event data is 0 there); a failed key evaluation gives an empty key (the server uses
+//!   `<invalid>` for debounce and the function ID for batches); a `false` rate-limit or
+//!   singleton key is used as the key `"false"` instead of skipping the feature; a `null` key
+//!   is empty (the server renders `NULL_VALUE`).
+//! * `WaitForEvent` `if` is checked with [`Policy::Default`]; the server also evaluates the
+//!   restrictive policy there but only logs its violations.
 
 mod funcs;
 
@@ -1275,6 +1285,85 @@ mod tests {
             }
         }
         assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[test]
+    fn event_numbers_are_doubles_and_keys_render_like_go() {
+        let ev = json!({"data": {"n": 1, "s": "v"}});
+        let vars = Vars::new().with_event(&ev);
+        let e = |src: &str| Expr::compile(src).unwrap().eval(&vars);
+        assert_eq!(e("event.data.n + 1"), Ok(json!("11")));
+        assert!(e("event.data.n * 2").is_err());
+        assert_eq!(e("event.data.n * 2.0"), Ok(json!(2.0)));
+        assert_eq!(e("event.data.s + event.data.n"), Ok(json!("v1")));
+        assert_eq!(e("event.data.missing || event.data.s"), Ok(json!("v")));
+        assert_eq!(key_string(&json!(1.0)), "1");
+        assert_eq!(key_string(&json!(1234567.0)), "1.234567e+06");
+        assert_eq!(key_string(&json!(1e21)), "1e+21");
+        assert_eq!(key_string(&json!(0.5)), "0.5");
+        assert_eq!(key_string(&json!([1, "a", true])), "[1 a true]");
+        assert_eq!(
+            key_string(&json!({"b": 1, "a": null})),
+            "map[a:NULL_VALUE b:1]"
+        );
+    }
+
+    #[test]
+    fn sync_checks_use_the_servers_words() {
+        let msg = |src: &str, p: Policy| {
+            Expr::check(src, p)
+                .unwrap_err()
+                .server_message()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            msg("event.data.x = 1", Policy::Parse),
+            "error compiling expression: ERROR: <input>:1:14: Syntax error: token recognition error at: '= '"
+        );
+        assert_eq!(
+            msg("user.email == 'x'", Policy::Default),
+            "error compiling expression: ERROR: <input>:1:1: undeclared reference to 'user' (in container '')"
+        );
+        assert_eq!(
+            msg("event.data.a + 1 > 2 && has(event.data.b)", Policy::Restrictive),
+            "validation failed: 2 errors occurred:\n\t* function calls are disallowed (uses '_+_')\n\t* macros are disallowed (uses 'has')\n\n"
+        );
+        assert!(msg("'a' - 1", Policy::Default)
+            .ends_with("found no matching overload for '_-_' applied to '(string, int)'"));
+        assert!(Expr::check("user.email == 'x'", Policy::Parse).is_ok());
+        assert!(Expr::check(
+            "int(event.data.n) in [1, 2] ? true : false",
+            Policy::Restrictive
+        )
+        .is_ok());
+        // Escapes are CEL's at sync time, raw at evaluation.
+        assert!(Expr::check(r"'\w' == 'x'", Policy::Parse).is_err());
+        assert!(Expr::compile(r"'\w' == 'x'").is_ok());
+    }
+
+    #[test]
+    fn time_functions() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ev = json!({"data": {"at": "2025-12-31T23:00:00Z"}});
+        let vars = Vars::new().with_event(&ev).with_now(now);
+        let t = |src: &str| Expr::compile(src).unwrap().eval(&vars);
+        assert_eq!(t("date(event.data.at) < now_minus('12h')"), Ok(json!(true)));
+        assert_eq!(t("now_plus('1w') > now_plus('6d')"), Ok(json!(true)));
+        assert_eq!(t("now().getFullYear()"), Ok(json!(2026)));
+        assert_eq!(
+            t("date(event.data.at).getHours('Europe/Paris')"),
+            Ok(json!(0))
+        );
+        assert_eq!(
+            t("now() - date(event.data.at) == duration('13h')"),
+            Ok(json!(true))
+        );
+        assert_eq!(t("string(duration('1h30m'))"), Ok(json!("5400s")));
+        assert_eq!(t("'at ' + duration('90m')"), Ok(json!("at 1h30m0s")));
+        assert!(t("date(1.5)").is_err());
+        assert!(t("duration('1d')").is_err());
     }
 
     #[test]

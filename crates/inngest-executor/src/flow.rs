@@ -74,7 +74,10 @@ impl FlowConfig {
                 return None;
             }
             Expr::check(src, key_policy(what))
-                .map_err(|e| errors.push(format!("{what}: {e}")))
+                .map_err(|e| {
+                    let msg = e.server_message().unwrap_or_else(|| e.to_string());
+                    errors.push(format!("{what}: {msg}"));
+                })
                 .ok()
         };
         let dur = |what: &str, v: Option<&Value>, errors: &mut Vec<String>| -> Option<Duration> {

@@ -305,7 +305,10 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
                         match Expr::check(src, Policy::Default) {
                             Ok(e) => Some(e),
                             Err(e) => {
-                                errors.push(format!("trigger #{i} expression: {e}"));
+                                errors.push(format!(
+                                "trigger #{i} expression: invalid trigger expression on '{ev}': {}",
+                                e.server_message().unwrap_or_else(|| e.to_string())
+                            ));
                                 None
                             }
                         }
@@ -375,7 +378,10 @@ fn parse_function(f: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef, V
                             match Expr::check(src, Policy::Restrictive) {
                                 Ok(e) => Some(e),
                                 Err(e) => {
-                                    errors.push(format!("cancel #{i} `if`: {e}"));
+                                    errors.push(format!(
+                                        "cancel #{i} `if`: Cancellation expression is invalid: {}",
+                                        e.server_message().unwrap_or_else(|| e.to_string())
+                                    ));
                                     None
                                 }
                             }

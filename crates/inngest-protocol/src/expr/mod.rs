@@ -8,9 +8,20 @@
 //! only knows the syntax, the variables (`event`, `async` and macro variables), the functions and
 //! their argument counts.
 //!
+//! Two entry points mirror the real Inngest server's two paths:
+//!
+//! * [`parse`] is the evaluation path: the server lifts string and number literals into
+//!   variables before parsing, so string literals keep their raw text (escapes are not
+//!   processed), and any root identifier parses (it has no value at evaluation).
+//! * [`validate`] / [`validate_with`] are the sync-time checks: plain CEL parsing (escapes
+//!   resolved, roots other than `event`, `async` and `vars` refused with cel-go's
+//!   `undeclared reference to 'x' (in container '')`), a type check where `+ == != < <= > >=`
+//!   accept any operands (as the server re-declares them) and, for [`Policy::Restrictive`], the
+//!   server's refusal of macros and most function calls.
+//!
 //! The parser is hand-written because it must report errors with the expression and a 1-based
-//! position, never panic on malformed input, and accept exactly the subset the executor can
-//! evaluate (see the executor's `expr` module for the language and its semantics).
+//! position and never panic on malformed input (see the executor's `expr` module for the
+//! language, its semantics and the remaining differences from the server).
 //!
 //! ```
 //! use inngest_protocol::expr;
@@ -102,10 +113,11 @@ pub fn validate(src: &str) -> Result<(), SyntaxError> {
 
 /// Checks `src` at the given [`Policy`].
 pub fn validate_with(src: &str, policy: Policy) -> Result<(), SyntaxError> {
-    let node = parse_cel(src)?;
     if policy == Policy::Parse {
-        return Ok(());
+        // cel-go's parser alone: escapes checked, roots not (that is the type checker's job).
+        return parse_with(src, 0, false).map(|_| ());
     }
+    let node = parse_cel(src)?;
     let fail = |message: String| SyntaxError {
         expr: src.to_owned(),
         message,
@@ -330,10 +342,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxErr> {
             (b'>', Some(b'=')) => (Tok::Ge, 2),
             (b'&', Some(b'&')) => (Tok::AndAnd, 2),
             (b'|', Some(b'|')) => (Tok::OrOr, 2),
-            (b'=', _) => {
-                let seen: String = src[i..].chars().take(2).collect();
-                return serr(start, format!("token recognition error at: '{seen}'"));
-            }
+            (b'=', _) => return Err(lone_equals(src, start)),
             (b'&', _) => return serr(start, "unexpected `&` (use `&&`)"),
             (b'|', _) => return serr(start, "unexpected `|` (use `||`)"),
             (b'(', _) => (Tok::LParen, 1),
@@ -364,6 +373,15 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxErr> {
     }
     out.push((Tok::Eof, src.len()));
     Ok(out)
+}
+
+/// A single `=` (or `===`): cel-go's lexer reports the `=` and the character after it.
+fn lone_equals(src: &str, at: usize) -> SyntaxErr {
+    let seen: String = src[at..].chars().take(2).collect();
+    SyntaxErr {
+        message: format!("token recognition error at: '{seen}'"),
+        at,
+    }
 }
 
 fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), SyntaxErr> {
