@@ -4,9 +4,10 @@
 //!   panicking against random `event`/`async` JSON, deterministically, with `eval_bool` agreeing
 //!   with `eval`, and its `Display` form compiles back to an expression with the same results.
 //! * Well-typed random expressions (integers, strings, bools, field access, lists) always compile
-//!   and evaluate exactly as an independent reference evaluator in this file says (exact integer
-//!   arithmetic over `i64::MIN ..= u64::MAX`, truncating `/` and `%`, errors on overflow and
-//!   division by zero, CEL's error absorption in `&&`/`||`).
+//!   and evaluate exactly as an independent reference evaluator in this file says: the Inngest
+//!   server's rules (64-bit ints, errors on overflow and division by zero carried as values,
+//!   the server's fixed answers for operators beside an error or unknown, `%v` concatenation
+//!   for mixed `+`, truthy `&&`/`||` returning an operand, an unknown result reported as false).
 //! * Very long operator chains neither overflow the stack nor are silently accepted wrongly.
 
 mod fuzz_common;
@@ -210,9 +211,6 @@ fn fuzz_expr_soup() {
 // ---------------------------------------------------------------------------------------------
 // Campaign 2: well-typed expressions against a reference evaluator.
 
-const INT_MIN: i128 = i64::MIN as i128;
-const INT_MAX: i128 = u64::MAX as i128;
-
 #[derive(Debug, Clone)]
 enum I {
     Lit(u64),
@@ -362,21 +360,57 @@ fn rb(e: &B) -> String {
     }
 }
 
-/// The reference evaluator. `Err(())` = the expression must fail to evaluate.
+/// The reference evaluator: the server's rules restated over the values this generator can
+/// produce (ints, strings, bools), with cel-go's error values (`E`) and unknowns (`U`, a missing
+/// field) carried through operators as the server's call wrapper answers them.
 struct Data {
     n: i64,
     s: String,
 }
 
-fn range(v: Option<i128>) -> Result<i128, ()> {
-    match v {
-        Some(v) if (INT_MIN..=INT_MAX).contains(&v) => Ok(v),
-        _ => Err(()),
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    I(i64),
+    S(String),
+    B(bool),
+    /// An error value.
+    E,
+    /// Unknown (a missing field).
+    U,
+}
+
+impl V {
+    fn bad(&self) -> bool {
+        matches!(self, V::E | V::U)
+    }
+
+    /// The server's truthiness: unknown, error, `false`, `""` and `0` are falsy.
+    fn truthy(&self) -> bool {
+        match self {
+            V::I(i) => *i != 0,
+            V::S(s) => !s.is_empty(),
+            V::B(b) => *b,
+            V::E | V::U => false,
+        }
+    }
+
+    /// Go's `%v`.
+    fn fmt(&self) -> String {
+        match self {
+            V::I(i) => i.to_string(),
+            V::S(s) => s.clone(),
+            V::B(b) => b.to_string(),
+            V::E | V::U => unreachable!("formatted only when known"),
+        }
     }
 }
 
-/// Negated literals are folded at compile time (`-(-(9223372036854775809))` is the constant
-/// 9223372036854775809): only the folded value is range-checked.
+fn int(v: Option<i128>) -> V {
+    v.and_then(|v| i64::try_from(v).ok()).map_or(V::E, V::I)
+}
+
+/// Negated literals are folded at compile time (`-(-(9223372036854775808))` is the constant
+/// 9223372036854775808): only the folded value is range-checked (CEL ints are 64-bit).
 fn folded(e: &I) -> Option<i128> {
     match e {
         I::Lit(n) => Some(i128::from(*n)),
@@ -385,29 +419,58 @@ fn folded(e: &I) -> Option<i128> {
     }
 }
 
-fn oi(e: &I, d: &Data) -> Result<i128, ()> {
+/// `+`: with an unknown or error operand, the first operand that is not unknown (both unknown:
+/// `false`); ints add (overflow is an error), strings concatenate, other pairs concatenate `%v`.
+fn plus(a: V, b: V) -> V {
+    match (a, b) {
+        (V::U, V::U) => V::B(false),
+        (V::U, x) => x,
+        (x, _) if x.bad() => x,
+        (x, y) if y.bad() => x,
+        (V::I(x), V::I(y)) => int(i128::from(x).checked_add(i128::from(y))),
+        (V::S(x), V::S(y)) => V::S(x + &y),
+        (x, y) => V::S(x.fmt() + &y.fmt()),
+    }
+}
+
+fn arith(op: char, a: V, b: V) -> V {
+    if a.bad() || b.bad() {
+        return V::B(false);
+    }
+    let (V::I(a), V::I(b)) = (a, b) else {
+        return V::E;
+    };
+    let (a, b) = (i128::from(a), i128::from(b));
+    match op {
+        '-' => int(a.checked_sub(b)),
+        '*' => int(a.checked_mul(b)),
+        '/' | '%' if b == 0 => V::E,
+        '/' => int(a.checked_div(b)),
+        _ => int(a.checked_rem(b)),
+    }
+}
+
+fn oi(e: &I, d: &Data) -> V {
     if let Some(v) = folded(e) {
-        return range(Some(v));
+        return int(Some(v));
     }
     match e {
-        I::Lit(n) => Ok(i128::from(*n)),
-        I::Field => Ok(i128::from(d.n)),
-        I::Neg(x) => range(oi(x, d)?.checked_neg()),
-        I::Bin(op, l, r) => {
-            let (a, b) = (oi(l, d)?, oi(r, d)?);
-            match op {
-                '+' => range(a.checked_add(b)),
-                '-' => range(a.checked_sub(b)),
-                '*' => range(a.checked_mul(b)),
-                '/' if b == 0 => Err(()),
-                '/' => range(a.checked_div(b)),
-                '%' if b == 0 => Err(()),
-                _ => range(a.checked_rem(b)),
-            }
-        }
-        I::Size(s) => Ok(os(s, d)?.chars().count() as i128),
+        I::Lit(n) => int(Some(i128::from(*n))),
+        I::Field => V::I(d.n),
+        I::Neg(x) => match oi(x, d) {
+            V::I(i) => int(Some(-i128::from(i))),
+            x if x.bad() => V::B(false),
+            _ => V::E,
+        },
+        I::Bin('+', l, r) => plus(oi(l, d), oi(r, d)),
+        I::Bin(op, l, r) => arith(*op, oi(l, d), oi(r, d)),
+        I::Size(s) => match os(s, d) {
+            V::S(s) => V::I(s.chars().count() as i64),
+            x if x.bad() => V::I(0),
+            _ => V::E,
+        },
         I::Cond(c, t, f) => {
-            if ob(c, d)? {
+            if ob(c, d).truthy() {
                 oi(t, d)
             } else {
                 oi(f, d)
@@ -416,66 +479,113 @@ fn oi(e: &I, d: &Data) -> Result<i128, ()> {
     }
 }
 
-fn os(e: &S, d: &Data) -> Result<String, ()> {
+fn os(e: &S, d: &Data) -> V {
     match e {
-        S::Lit(s) => Ok(s.clone()),
-        S::Field => Ok(d.s.clone()),
-        S::Cat(l, r) => Ok(os(l, d)? + &os(r, d)?),
-        S::Of(i) => Ok(oi(i, d)?.to_string()),
+        S::Lit(s) => V::S(s.clone()),
+        S::Field => V::S(d.s.clone()),
+        S::Cat(l, r) => plus(os(l, d), os(r, d)),
+        S::Of(i) => match oi(i, d) {
+            x if x.bad() => V::B(false),
+            x => V::S(x.fmt()),
+        },
     }
 }
 
-fn ob(e: &B, d: &Data) -> Result<bool, ()> {
+/// `== != < <= > >=`: with an unknown or error operand, `==` false and `!=` true (no nulls
+/// here), `<`/`<=` true iff the left side is the bad one, `>`/`>=` the opposite. Otherwise
+/// same-type comparison; equality across types is false, ordering across types an error.
+fn cmp(op: &str, a: V, b: V) -> V {
+    if a.bad() || b.bad() {
+        let left = a.bad();
+        return V::B(match op {
+            "==" => false,
+            "!=" => true,
+            "<" | "<=" => left,
+            _ => !left,
+        });
+    }
+    let ord = match (&a, &b) {
+        (V::I(x), V::I(y)) => Some(x.cmp(y)),
+        (V::S(x), V::S(y)) => Some(x.cmp(y)),
+        (V::B(x), V::B(y)) => Some(x.cmp(y)),
+        _ => None,
+    };
+    match (op, ord) {
+        ("==", o) => V::B(o == Some(std::cmp::Ordering::Equal)),
+        ("!=", o) => V::B(o != Some(std::cmp::Ordering::Equal)),
+        (_, None) => V::E,
+        ("<", Some(o)) => V::B(o.is_lt()),
+        ("<=", Some(o)) => V::B(o.is_le()),
+        (">", Some(o)) => V::B(o.is_gt()),
+        (_, Some(o)) => V::B(o.is_ge()),
+    }
+}
+
+/// `&&` / `||`: plain logic on two bools, else (both evaluated) the first falsy (`&&`) or
+/// truthy (`||`) operand, else the last.
+fn logic(or: bool, a: V, b: V) -> V {
+    if let (V::B(x), V::B(y)) = (&a, &b) {
+        return V::B(if or { *x || *y } else { *x && *y });
+    }
+    if a.truthy() == or {
+        a
+    } else {
+        b
+    }
+}
+
+fn ob(e: &B, d: &Data) -> V {
     match e {
-        B::Lit(b) => Ok(*b),
-        B::Cmp(op, l, r) => {
-            let (a, b) = (oi(l, d)?, oi(r, d)?);
-            Ok(match *op {
-                "==" => a == b,
-                "!=" => a != b,
-                "<" => a < b,
-                "<=" => a <= b,
-                ">" => a > b,
-                _ => a >= b,
-            })
-        }
-        B::StrEq(eq, l, r) => Ok((os(l, d)? == os(r, d)?) == *eq),
-        // CEL: false absorbs an error on either side of `&&`, true on either side of `||`.
-        B::And(l, r) => match (ob(l, d), ob(r, d)) {
-            (Ok(false), _) | (_, Ok(false)) => Ok(false),
-            (Ok(true), Ok(true)) => Ok(true),
-            _ => Err(()),
+        B::Lit(b) => V::B(*b),
+        B::Cmp(op, l, r) => cmp(op, oi(l, d), oi(r, d)),
+        B::StrEq(eq, l, r) => cmp(if *eq { "==" } else { "!=" }, os(l, d), os(r, d)),
+        B::And(l, r) => logic(false, ob(l, d), ob(r, d)),
+        B::Or(l, r) => logic(true, ob(l, d), ob(r, d)),
+        B::Not(x) => match ob(x, d) {
+            V::B(b) => V::B(!b),
+            x if x.bad() => V::B(false),
+            _ => V::E,
         },
-        B::Or(l, r) => match (ob(l, d), ob(r, d)) {
-            (Ok(true), _) | (_, Ok(true)) => Ok(true),
-            (Ok(false), Ok(false)) => Ok(false),
-            _ => Err(()),
-        },
-        B::Not(x) => Ok(!ob(x, d)?),
-        B::Str(m, l, r) => {
-            let (a, b) = (os(l, d)?, os(r, d)?);
-            Ok(match *m {
+        B::Str(m, l, r) => match (os(l, d), os(r, d)) {
+            (a, b) if a.bad() || b.bad() => V::B(false),
+            (V::S(a), V::S(b)) => V::B(match *m {
                 "contains" => a.contains(&b),
                 "startsWith" => a.starts_with(&b),
                 _ => a.ends_with(&b),
-            })
-        }
+            }),
+            _ => V::E,
+        },
         B::In(x, l) => {
-            let x = oi(x, d)?;
-            let mut items = Vec::new();
-            for i in l {
-                items.push(oi(i, d)?);
+            let x = oi(x, d);
+            let items: Vec<V> = l.iter().map(|i| oi(i, d)).collect();
+            // A list literal with an unknown or error element is itself unknown or an error.
+            if x.bad() || items.iter().any(V::bad) {
+                return V::B(false);
             }
-            Ok(items.contains(&x))
+            V::B(
+                items
+                    .iter()
+                    .any(|i| cmp("==", x.clone(), i.clone()) == V::B(true)),
+            )
         }
-        B::HasField(present) => Ok(*present),
+        B::HasField(present) => {
+            if *present {
+                V::B(true)
+            } else {
+                V::U
+            }
+        }
     }
 }
 
-fn int_json(v: i128) -> Value {
-    match i64::try_from(v) {
-        Ok(i) => Value::from(i),
-        Err(_) => Value::from(u64::try_from(v).expect("in range")),
+/// The top-level result: unknown is `false`, an error fails the evaluation.
+fn result(v: V) -> Result<Value, ()> {
+    match v {
+        V::I(i) => Ok(Value::from(i)),
+        V::S(s) => Ok(Value::from(s)),
+        V::B(b) => Ok(Value::from(b)),
+        V::U => Ok(Value::from(false)),
+        V::E => Err(()),
     }
 }
 
@@ -504,14 +614,15 @@ fn fuzz_expr_against_reference() {
     fuzz_common::campaign("expr_reference", 1024, arb_typed(), |(typed, n, s)| {
         let data = Data { n, s: s.clone() };
         let (src, want) = match &typed {
-            Typed::I(e) => (ri(e), oi(e, &data).map(int_json)),
-            Typed::S(e) => (rs(e), os(e, &data).map(Value::from)),
-            Typed::B(e) => (rb(e), ob(e, &data).map(Value::from)),
+            Typed::I(e) => (ri(e), result(oi(e, &data))),
+            Typed::S(e) => (rs(e), result(os(e, &data))),
+            Typed::B(e) => (rb(e), result(ob(e, &data))),
         };
         let expr = Expr::compile(&src)
             .map_err(|e| TestCaseError::fail(format!("{src}: does not compile: {e}")))?;
         let event = json!({ "name": "t", "data": { "n": n, "s": s } });
-        let got = expr.eval(&Vars::new().with_event(&event));
+        // JSON integers stay ints here (the server's typing for data built in Go).
+        let got = expr.eval(&Vars::new().with_event(&event).with_typed_numbers());
         match (&want, &got) {
             (Ok(w), Ok(g)) => ensure!(w == g, "{src}\n  reference {w}\n  evaluator {g}"),
             (Err(()), Err(ExprError::Eval { .. })) => {}
@@ -558,8 +669,9 @@ fn long_chains_do_not_overflow_the_stack() {
                     format!("size({}1{})", "[".repeat(n), "]".repeat(n)),
                     json!(1),
                 ),
-                (format!("event{}", ".data".repeat(n)), Value::Null),
-                (format!("event{}", "[0]".repeat(n)), Value::Null),
+                // No event: unknown, which is reported as `false`.
+                (format!("event{}", ".data".repeat(n)), json!(false)),
+                (format!("event{}", "[0]".repeat(n)), json!(false)),
                 (
                     (0..n).map(|_| "true ? 1 : ").collect::<String>() + "0",
                     json!(1),

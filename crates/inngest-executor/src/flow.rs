@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::expr::Expr;
+use crate::expr::{Expr, Policy};
 
 /// A concurrency limit of a function.
 #[derive(Debug, Clone)]
@@ -40,6 +40,16 @@ pub(crate) struct FlowConfig {
     pub(crate) priority: Option<Expr>,
 }
 
+/// The server's sync-time check for a flow-control expression: it type-checks rate-limit,
+/// debounce and batch expressions; concurrency, throttle, idempotency and priority expressions
+/// are only parsed there.
+fn key_policy(what: &str) -> Policy {
+    match what {
+        "rateLimit key" | "debounce key" | "batchEvents key" | "batchEvents if" => Policy::Default,
+        _ => Policy::Parse,
+    }
+}
+
 impl FlowConfig {
     /// Whether every run of the function starts at once with no bookkeeping.
     pub(crate) fn is_empty(&self) -> bool {
@@ -63,8 +73,11 @@ impl FlowConfig {
             if src.is_empty() {
                 return None;
             }
-            Expr::compile(src)
-                .map_err(|e| errors.push(format!("{what}: {e}")))
+            Expr::check(src, key_policy(what))
+                .map_err(|e| {
+                    let msg = e.server_message().unwrap_or_else(|| e.to_string());
+                    errors.push(format!("{what}: {msg}"));
+                })
                 .ok()
         };
         let dur = |what: &str, v: Option<&Value>, errors: &mut Vec<String>| -> Option<Duration> {

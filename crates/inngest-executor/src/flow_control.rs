@@ -590,7 +590,7 @@ fn eval_key(expr: Option<&Expr>, event: &Value) -> String {
     match expr.eval(&Vars::new().with_event(event)) {
         Ok(Value::String(s)) => s,
         Ok(Value::Null) => String::new(),
-        Ok(v) => v.to_string(),
+        Ok(v) => crate::expr::key_string(&v),
         Err(_) => {
             tracing::debug!(expression = %expr, "flow-control key could not be evaluated; empty key");
             String::new()
@@ -637,7 +637,7 @@ mod tests {
         );
         assert_eq!(
             eval_key(Some(&Expr::compile("event.data.x").unwrap()), &e),
-            ""
+            "false"
         );
         assert_eq!(eval_key(None, &e), "");
     }

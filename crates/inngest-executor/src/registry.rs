@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha1::{Digest, Sha1};
 
 use super::cron::CronSchedule;
-use super::expr::{Expr, Vars};
+use super::expr::{Expr, Policy, Vars};
 
 /// Retries when a function registers none (the server's default).
 pub(crate) const DEFAULT_RETRIES: u32 = 4;
@@ -306,10 +306,20 @@ fn parse_function(raw: &Value, app: &str, app_uuid: &str) -> Result<FunctionDef,
 
 /// Compiles an expression unless it is blank (a blank one is absent); a failure is reported as
 /// `<what>: <error>`.
-fn compile_opt(what: &str, src: Option<&str>, errors: &mut Vec<String>) -> Option<Expr> {
+/// Checks an optional expression with the server's policy for where it is used; a refusal is
+/// reported in the server's words, after `what`.
+fn check_opt(
+    what: &str,
+    src: Option<&str>,
+    policy: Policy,
+    errors: &mut Vec<String>,
+) -> Option<Expr> {
     let src = src.filter(|s| !s.trim().is_empty())?;
-    Expr::compile(src)
-        .map_err(|e| errors.push(format!("{what}: {e}")))
+    Expr::check(src, policy)
+        .map_err(|e| {
+            let message = e.server_message().unwrap_or_else(|| e.to_string());
+            errors.push(format!("{what}: {message}"));
+        })
         .ok()
 }
 
@@ -338,10 +348,10 @@ fn parse_triggers(
                         "trigger #{i}: event name must be 1 to 255 characters"
                     ));
                 }
-                let what = format!("trigger #{i} expression");
+                let what = format!("trigger #{i} expression: invalid trigger expression on '{ev}'");
                 triggers.push(EventTrigger {
                     event: ev.clone(),
-                    expr: compile_opt(&what, t.expression.as_deref(), errors),
+                    expr: check_opt(&what, t.expression.as_deref(), Policy::Default, errors),
                 });
             }
             (None, Some(src)) => match CronSchedule::parse(src) {
@@ -404,7 +414,8 @@ fn parse_cancel(list: &[wire::Cancel], errors: &mut Vec<String>) -> Vec<CancelRu
             errors.push(format!("cancel #{i}: `event` is required"));
             continue;
         }
-        let expr = compile_opt(&format!("cancel #{i} `if`"), c.if_expr.as_deref(), errors);
+        let what = format!("cancel #{i} `if`: Cancellation expression is invalid");
+        let expr = check_opt(&what, c.if_expr.as_deref(), Policy::Restrictive, errors);
         if let Some(t) = &c.timeout {
             if let Err(e) = inngest_protocol::timestr::parse_time_or_duration(t, Utc::now()) {
                 errors.push(format!("cancel #{i} timeout: {e}"));

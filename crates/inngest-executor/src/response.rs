@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 
-use crate::expr::Expr;
+use crate::expr::{Expr, Policy};
 use crate::state::HistoryKind;
 use inngest_protocol::wire::ErrorObject;
 use inngest_protocol::wire::{headers as h, Op, OpCode};
@@ -366,7 +366,9 @@ fn wait_action(i: usize, op: &Op, opts: &Value, now: DateTime<Utc>) -> Result<Op
     };
     let expr = match opt_str(opts, "if").filter(|s| !s.trim().is_empty()) {
         Some(src) => Some(
-            Expr::compile(&src)
+            // The server fails the run when the expression does not compile (type-check
+            // included); restrictive-policy violations are only logged there.
+            Expr::check(&src, Policy::Default)
                 .map_err(|e| format!("op #{i} `WaitForEvent` `if` expression: {e}"))?,
         ),
         None => None,

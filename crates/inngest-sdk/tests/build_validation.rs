@@ -76,7 +76,7 @@ fn invalid_expressions_give_the_same_errors_with_and_without_test_util() {
     );
     assert_eq!(
         error_of(function("e", trigger("order.amount > 1"))),
-        "function `e`: invalid `triggers`: invalid expression \"order.amount > 1\": unknown variable `order` (expressions can use `event` and `async`) at position 1"
+        "function `e`: invalid `triggers`: invalid expression \"order.amount > 1\": undeclared reference to 'order' (in container '') at position 1"
     );
     let cancel = function("e", |f| {
         f.trigger(Trigger::event("shop/order.created"))

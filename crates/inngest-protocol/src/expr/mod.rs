@@ -8,9 +8,20 @@
 //! only knows the syntax, the variables (`event`, `async` and macro variables), the functions and
 //! their argument counts.
 //!
+//! Two entry points mirror the real Inngest server's two paths:
+//!
+//! * [`parse`] is the evaluation path: the server lifts string and number literals into
+//!   variables before parsing, so string literals keep their raw text (escapes are not
+//!   processed), and any root identifier parses (it has no value at evaluation).
+//! * [`validate`] / [`validate_with`] are the sync-time checks: plain CEL parsing (escapes
+//!   resolved, roots other than `event`, `async` and `vars` refused with cel-go's
+//!   `undeclared reference to 'x' (in container '')`), a type check where `+ == != < <= > >=`
+//!   accept any operands (as the server re-declares them) and, for [`Policy::Restrictive`], the
+//!   server's refusal of macros and most function calls.
+//!
 //! The parser is hand-written because it must report errors with the expression and a 1-based
-//! position, never panic on malformed input, and accept exactly the subset the executor can
-//! evaluate (see the executor's `expr` module for the language and its semantics).
+//! position and never panic on malformed input (see the executor's `expr` module for the
+//! language, its semantics and the remaining differences from the server).
 //!
 //! ```
 //! use inngest_protocol::expr;
@@ -20,6 +31,8 @@
 //! ```
 
 use std::fmt;
+
+mod check;
 
 /// Maximum nesting of parentheses, brackets, operators and calls accepted by [`parse`].
 const MAX_DEPTH: usize = 200;
@@ -48,8 +61,30 @@ impl fmt::Display for SyntaxError {
 
 impl std::error::Error for SyntaxError {}
 
-/// Parses `src` into its syntax tree, checking variables, functions and argument counts.
+/// How many literals the server's literal lifting turns into variables (`vars.a` … `vars.z`).
+const LIFTED_LITERALS: usize = 26;
+
+/// Parses `src` for evaluation, the way the server prepares an expression before running it:
+/// string literals keep their raw text (the server lifts them into variables unprocessed, so
+/// `'\w'` is the two characters `\` `w`), unless the text mentions `vars.` or the literal is
+/// past the 26th; any root identifier is accepted (it has no value at evaluation). Functions and
+/// argument counts are checked.
 pub fn parse(src: &str) -> Result<Node, SyntaxError> {
+    let lift = if src.contains("vars.") {
+        0
+    } else {
+        LIFTED_LITERALS
+    };
+    parse_with(src, lift, false)
+}
+
+/// Parses `src` as plain CEL (escapes resolved, unknown roots refused), as the server's
+/// validation does before type-checking.
+pub fn parse_cel(src: &str) -> Result<Node, SyntaxError> {
+    parse_with(src, 0, true)
+}
+
+fn parse_with(src: &str, lift_left: usize, strict_roots: bool) -> Result<Node, SyntaxError> {
     let syntax = |e: SyntaxErr| SyntaxError {
         expr: src.to_owned(),
         message: e.message,
@@ -61,13 +96,54 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
         pos: 0,
         scopes: Vec::new(),
         depth: 0,
+        lift_left,
+        brackets: 0,
+        strict_roots,
+        undeclared: None,
     };
     parser.parse_root().map_err(syntax)
 }
 
-/// Checks `src` without keeping the tree: what the SDK runs on every expression at build time.
+/// Checks `src` the way the server validates a trigger `if` or a key at sync time (no policy):
+/// CEL syntax, declared variables (`event`, `async`, `vars`), functions and operand types.
+/// What the SDK runs on every expression at build time.
 pub fn validate(src: &str) -> Result<(), SyntaxError> {
-    parse(src).map(|_| ())
+    validate_with(src, Policy::Default)
+}
+
+/// Checks `src` at the given [`Policy`].
+pub fn validate_with(src: &str, policy: Policy) -> Result<(), SyntaxError> {
+    if policy == Policy::Parse {
+        // cel-go's parser alone: escapes checked, roots not (that is the type checker's job).
+        return parse_with(src, 0, false).map(|_| ());
+    }
+    let node = parse_cel(src)?;
+    let fail = |message: String| SyntaxError {
+        expr: src.to_owned(),
+        message,
+        position: 1,
+    };
+    check::type_check(&node).map_err(fail)?;
+    if policy == Policy::Restrictive {
+        let violations = check::restrictive_violations(&node);
+        if !violations.is_empty() {
+            return Err(fail(check::policy_message(&violations)));
+        }
+    }
+    Ok(())
+}
+
+/// How strictly an expression is checked at sync time (the server applies a different check
+/// per setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Parse only (concurrency keys, `priority.run` at sync).
+    Parse,
+    /// Parse and type-check (trigger `if`, debounce, batch and rate-limit keys, `batchEvents.if`).
+    Default,
+    /// Type-check, then refuse macros and every function call except comparisons, logic,
+    /// indexing, `in` and `int`/`uint`/`double` (`cancel[].if`, `waitForEvent` `if`).
+    Restrictive,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -77,8 +153,13 @@ pub fn validate(src: &str) -> Result<(), SyntaxError> {
 enum Tok {
     Ident(String),
     Int(i128),
+    Uint(u64),
     Float(f64),
-    Str(String),
+    /// A string literal: its value with escapes resolved (or the first bad escape) and its raw text.
+    Str {
+        value: Result<String, (usize, String)>,
+        raw: String,
+    },
     True,
     False,
     Null,
@@ -114,8 +195,8 @@ impl Tok {
     fn describe(&self) -> String {
         match self {
             Tok::Ident(name) => format!("identifier `{name}`"),
-            Tok::Int(_) | Tok::Float(_) => "number".to_owned(),
-            Tok::Str(_) => "string".to_owned(),
+            Tok::Int(_) | Tok::Uint(_) | Tok::Float(_) => "number".to_owned(),
+            Tok::Str { .. } => "string".to_owned(),
             Tok::True => "`true`".to_owned(),
             Tok::False => "`false`".to_owned(),
             Tok::Null => "`null`".to_owned(),
@@ -216,8 +297,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxErr> {
             continue;
         }
         if c == b'\'' || c == b'"' {
-            let (s, end) = lex_string(src, i, false)?;
-            out.push((Tok::Str(s), start));
+            let (tok, end) = lex_string(src, i, false)?;
+            out.push((tok, start));
             i = end;
             continue;
         }
@@ -231,8 +312,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxErr> {
             if matches!(next, Some(b'\'' | b'"')) {
                 match word {
                     "r" | "R" => {
-                        let (s, after) = lex_string(src, end, true)?;
-                        out.push((Tok::Str(s), start));
+                        let (tok, after) = lex_string(src, end, true)?;
+                        out.push((tok, start));
                         i = after;
                         continue;
                     }
@@ -261,7 +342,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxErr> {
             (b'>', Some(b'=')) => (Tok::Ge, 2),
             (b'&', Some(b'&')) => (Tok::AndAnd, 2),
             (b'|', Some(b'|')) => (Tok::OrOr, 2),
-            (b'=', _) => return serr(start, "unexpected `=` (use `==` to compare)"),
+            (b'=', _) => return Err(lone_equals(src, start)),
             (b'&', _) => return serr(start, "unexpected `&` (use `&&`)"),
             (b'|', _) => return serr(start, "unexpected `|` (use `||`)"),
             (b'(', _) => (Tok::LParen, 1),
@@ -294,6 +375,15 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxErr> {
     Ok(out)
 }
 
+/// A single `=` (or `===`): cel-go's lexer reports the `=` and the character after it.
+fn lone_equals(src: &str, at: usize) -> SyntaxErr {
+    let seen: String = src[at..].chars().take(2).collect();
+    SyntaxErr {
+        message: format!("token recognition error at: '{seen}'"),
+        at,
+    }
+}
+
 fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), SyntaxErr> {
     let bytes = src.as_bytes();
     let mut i = start;
@@ -307,6 +397,7 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), SyntaxErr> {
     let unsigned_suffix = |j: usize| matches!(bytes.get(j), Some(b'u' | b'U'));
     let int_tok = |text: &str, radix: u32, end: usize| -> Result<(Tok, usize), SyntaxErr> {
         match u64::from_str_radix(text, radix) {
+            Ok(v) if end > 0 && unsigned_suffix(end - 1) => Ok((Tok::Uint(v), end)),
             Ok(v) => Ok((Tok::Int(i128::from(v)), end)),
             Err(_) => serr(start, format!("integer literal {text} is out of range")),
         }
@@ -354,23 +445,34 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), SyntaxErr> {
     int_tok(text, 10, end)
 }
 
-/// Lexes a quoted string starting at `start` (which holds the opening quote).
-fn lex_string(src: &str, start: usize, raw: bool) -> Result<(String, usize), SyntaxErr> {
+/// Lexes a quoted string starting at `start` (which holds the opening quote). The token keeps
+/// both the decoded value (or the first bad escape, reported only where escapes matter) and the
+/// raw text between the quotes (what the server's literal lifting uses).
+fn lex_string(src: &str, start: usize, raw: bool) -> Result<(Tok, usize), SyntaxErr> {
     let quote = src.as_bytes()[start] as char;
     let triple_str: String = [quote; 3].iter().collect();
     let triple = src[start..].starts_with(&triple_str);
     let body_start = start + if triple { 3 } else { 1 };
     let mut out = String::new();
+    let mut bad: Option<(usize, String)> = None;
     let mut chars = src[body_start..].char_indices().peekable();
     while let Some((off, c)) = chars.next() {
         let at = body_start + off;
-        if triple {
-            if src[at..].starts_with(&triple_str) {
-                return Ok((out, at + 3));
-            }
-        } else if c == quote {
-            return Ok((out, at + 1));
-        } else if c == '\n' || c == '\r' {
+        let closing = if triple {
+            src[at..].starts_with(&triple_str)
+        } else {
+            c == quote
+        };
+        if closing {
+            let value = match bad {
+                Some(e) => Err(e),
+                None => Ok(out),
+            };
+            let raw = src[body_start..at].to_owned();
+            let end = at + if triple { 3 } else { 1 };
+            return Ok((Tok::Str { value, raw }, end));
+        }
+        if !triple && (c == '\n' || c == '\r') {
             return serr(
                 start,
                 "unterminated string (use a triple-quoted string for newlines)",
@@ -380,57 +482,72 @@ fn lex_string(src: &str, start: usize, raw: bool) -> Result<(String, usize), Syn
             out.push(c);
             continue;
         }
-        let Some((_, e)) = chars.next() else {
-            break;
-        };
-        let mut hex = |n: usize| -> Result<char, SyntaxErr> {
-            let mut v: u32 = 0;
-            for _ in 0..n {
-                match chars.next() {
-                    Some((_, h)) if h.is_ascii_hexdigit() => {
-                        v = v * 16 + h.to_digit(16).unwrap_or(0);
-                    }
-                    _ => return serr(at, "invalid hex escape"),
-                }
+        match decode_escape(&mut chars, at) {
+            Ok(Some(d)) => out.push(d),
+            Ok(None) => break,
+            Err(e) => {
+                bad.get_or_insert((e.at, e.message));
             }
-            char::from_u32(v).map_or_else(
-                || serr(at, format!("invalid code point U+{v:X} in escape")),
-                Ok,
-            )
-        };
-        let decoded = match e {
-            '\\' => '\\',
-            '\'' => '\'',
-            '"' => '"',
-            '`' => '`',
-            '?' => '?',
-            'a' => '\u{7}',
-            'b' => '\u{8}',
-            'f' => '\u{c}',
-            'n' => '\n',
-            'r' => '\r',
-            't' => '\t',
-            'v' => '\u{b}',
-            'x' | 'X' => hex(2)?,
-            'u' => hex(4)?,
-            'U' => hex(8)?,
-            '0'..='3' => {
-                let mut v = e.to_digit(8).unwrap_or(0);
-                for _ in 0..2 {
-                    match chars.next() {
-                        Some((_, o)) if ('0'..='7').contains(&o) => {
-                            v = v * 8 + o.to_digit(8).unwrap_or(0);
-                        }
-                        _ => return serr(at, "invalid octal escape (needs three digits)"),
-                    }
-                }
-                char::from_u32(v).unwrap_or('\0')
-            }
-            other => return serr(at, format!("invalid escape sequence \\{other}")),
-        };
-        out.push(decoded);
+        }
     }
     serr(start, "unterminated string")
+}
+
+type CharIter<'s> = std::iter::Peekable<std::str::CharIndices<'s>>;
+
+/// Decodes the escape after a backslash at `at`; `Ok(None)` at the end of input.
+fn decode_escape(chars: &mut CharIter<'_>, at: usize) -> Result<Option<char>, SyntaxErr> {
+    let Some((_, e)) = chars.next() else {
+        return Ok(None);
+    };
+    let mut hex = |n: usize| -> Result<char, SyntaxErr> {
+        let mut v: u32 = 0;
+        for _ in 0..n {
+            match chars.peek() {
+                Some((_, h)) if h.is_ascii_hexdigit() => {
+                    v = v * 16 + h.to_digit(16).unwrap_or(0);
+                    chars.next();
+                }
+                _ => return serr(at, "invalid hex escape"),
+            }
+        }
+        char::from_u32(v).map_or_else(
+            || serr(at, format!("invalid code point U+{v:X} in escape")),
+            Ok,
+        )
+    };
+    let decoded = match e {
+        '\\' => '\\',
+        '\'' => '\'',
+        '"' => '"',
+        '`' => '`',
+        '?' => '?',
+        'a' => '\u{7}',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'v' => '\u{b}',
+        'x' | 'X' => hex(2)?,
+        'u' => hex(4)?,
+        'U' => hex(8)?,
+        '0'..='3' => {
+            let mut v = e.to_digit(8).unwrap_or(0);
+            for _ in 0..2 {
+                match chars.peek() {
+                    Some((_, o)) if ('0'..='7').contains(o) => {
+                        v = v * 8 + o.to_digit(8).unwrap_or(0);
+                        chars.next();
+                    }
+                    _ => return serr(at, "invalid octal escape (needs three digits)"),
+                }
+            }
+            char::from_u32(v).unwrap_or('\0')
+        }
+        other => return serr(at, format!("invalid escape sequence \\{other}")),
+    };
+    Ok(Some(decoded))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,9 +565,12 @@ pub enum Node {
     Bool(bool),
     /// An integer literal (range `i64::MIN ..= u64::MAX`).
     Int(i128),
+    /// An unsigned literal (`5u`).
+    Uint(u64),
     /// A double literal.
     Float(f64),
-    /// A string literal, escapes resolved.
+    /// A string literal: escapes resolved, or the raw text between the quotes when the
+    /// expression was parsed for evaluation (see [`parse`]).
     Str(String),
     /// The variable `event`: the run's triggering event.
     Event,
@@ -458,6 +578,9 @@ pub enum Node {
     Async,
     /// A macro variable: index into the evaluation's local stack.
     Local(usize),
+    /// Any other root identifier (`vars`, `user`, …): accepted when parsing for evaluation,
+    /// where it has no value (the server treats it as unknown).
+    Ident(String),
     /// Field selection `a.b` (or `a['b']` with a literal key).
     Select(Box<Node>, String),
     /// `has(a.b)`: whether the field is present.
@@ -526,7 +649,7 @@ pub enum BinOp {
     In,
 }
 
-/// A built-in function.
+/// A built-in function: CEL's standard functions the server enables and Inngest's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
     /// `size(x)` / `x.size()`.
@@ -537,12 +660,172 @@ pub enum Func {
     StartsWith,
     /// `s.endsWith(t)`.
     EndsWith,
+    /// `s.matches(re)` / `matches(s, re)`: RE2 search.
+    Matches,
     /// `string(x)`.
     String,
     /// `int(x)`.
     Int,
+    /// `uint(x)`.
+    Uint,
     /// `double(x)`.
     Double,
+    /// `bool(x)`.
+    Bool,
+    /// `dyn(x)`.
+    Dyn,
+    /// `type(x)`.
+    Type,
+    /// `duration(s)`.
+    Duration,
+    /// `timestamp(s)`.
+    Timestamp,
+    /// `lowercase(s)` (Inngest).
+    Lowercase,
+    /// `uppercase(s)` (Inngest).
+    Uppercase,
+    /// `b64decode(s)` (Inngest).
+    B64Decode,
+    /// `json_parse(s)` (Inngest).
+    JsonParse,
+    /// `date(x)` (Inngest).
+    Date,
+    /// `now()` (Inngest).
+    Now,
+    /// `now_plus(d)` (Inngest).
+    NowPlus,
+    /// `now_minus(d)` (Inngest).
+    NowMinus,
+    /// A timestamp accessor such as `t.getFullYear()` or `t.getHours('Europe/Paris')`.
+    TimePart(TimePart),
+}
+
+/// The timestamp accessors (`getFullYear`, …); `getSeconds` etc. also apply to durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePart {
+    /// `getFullYear`
+    FullYear,
+    /// `getMonth` (0-based)
+    Month,
+    /// `getDayOfYear` (0-based)
+    DayOfYear,
+    /// `getDayOfMonth` (0-based)
+    DayOfMonth,
+    /// `getDate` (1-based day of month)
+    Date,
+    /// `getDayOfWeek` (0 = Sunday)
+    DayOfWeek,
+    /// `getHours`
+    Hours,
+    /// `getMinutes`
+    Minutes,
+    /// `getSeconds`
+    Seconds,
+    /// `getMilliseconds`
+    Milliseconds,
+}
+
+impl Func {
+    /// The function's CEL name (as the server's policy messages spell it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Size => "size",
+            Func::Contains => "contains",
+            Func::StartsWith => "startsWith",
+            Func::EndsWith => "endsWith",
+            Func::Matches => "matches",
+            Func::String => "string",
+            Func::Int => "int",
+            Func::Uint => "uint",
+            Func::Double => "double",
+            Func::Bool => "bool",
+            Func::Dyn => "dyn",
+            Func::Type => "type",
+            Func::Duration => "duration",
+            Func::Timestamp => "timestamp",
+            Func::Lowercase => "lowercase",
+            Func::Uppercase => "uppercase",
+            Func::B64Decode => "b64decode",
+            Func::JsonParse => "json_parse",
+            Func::Date => "date",
+            Func::Now => "now",
+            Func::NowPlus => "now_plus",
+            Func::NowMinus => "now_minus",
+            Func::TimePart(p) => p.name(),
+        }
+    }
+}
+
+impl TimePart {
+    fn name(self) -> &'static str {
+        match self {
+            TimePart::FullYear => "getFullYear",
+            TimePart::Month => "getMonth",
+            TimePart::DayOfYear => "getDayOfYear",
+            TimePart::DayOfMonth => "getDayOfMonth",
+            TimePart::Date => "getDate",
+            TimePart::DayOfWeek => "getDayOfWeek",
+            TimePart::Hours => "getHours",
+            TimePart::Minutes => "getMinutes",
+            TimePart::Seconds => "getSeconds",
+            TimePart::Milliseconds => "getMilliseconds",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<TimePart> {
+        Some(match name {
+            "getFullYear" => TimePart::FullYear,
+            "getMonth" => TimePart::Month,
+            "getDayOfYear" => TimePart::DayOfYear,
+            "getDayOfMonth" => TimePart::DayOfMonth,
+            "getDate" => TimePart::Date,
+            "getDayOfWeek" => TimePart::DayOfWeek,
+            "getHours" => TimePart::Hours,
+            "getMinutes" => TimePart::Minutes,
+            "getSeconds" => TimePart::Seconds,
+            "getMilliseconds" => TimePart::Milliseconds,
+            _ => return None,
+        })
+    }
+}
+
+/// A method-style call `target.name(args)`: the function and its accepted argument counts
+/// (not counting the target).
+fn method(name: &str) -> Option<(Func, &'static [usize])> {
+    Some(match name {
+        "size" => (Func::Size, &[0]),
+        "contains" => (Func::Contains, &[1]),
+        "startsWith" => (Func::StartsWith, &[1]),
+        "endsWith" => (Func::EndsWith, &[1]),
+        "matches" => (Func::Matches, &[1]),
+        n => (Func::TimePart(TimePart::from_name(n)?), &[0, 1]),
+    })
+}
+
+/// A global call `name(args)`: the function and its argument count.
+fn global(name: &str) -> Option<(Func, usize)> {
+    Some(match name {
+        "size" => (Func::Size, 1),
+        "matches" => (Func::Matches, 2),
+        "string" => (Func::String, 1),
+        "int" => (Func::Int, 1),
+        "uint" => (Func::Uint, 1),
+        "double" => (Func::Double, 1),
+        "bool" => (Func::Bool, 1),
+        "dyn" => (Func::Dyn, 1),
+        "type" => (Func::Type, 1),
+        "duration" => (Func::Duration, 1),
+        "timestamp" => (Func::Timestamp, 1),
+        "lowercase" => (Func::Lowercase, 1),
+        "uppercase" => (Func::Uppercase, 1),
+        "b64decode" => (Func::B64Decode, 1),
+        "json_parse" => (Func::JsonParse, 1),
+        "date" => (Func::Date, 1),
+        "now" => (Func::Now, 0),
+        "now_plus" => (Func::NowPlus, 1),
+        "now_minus" => (Func::NowMinus, 1),
+        _ => return None,
+    })
 }
 
 /// A list macro.
@@ -565,11 +848,34 @@ struct Parser {
     pos: usize,
     scopes: Vec<String>,
     depth: usize,
+    /// How many more literals the server's literal lifting would turn into variables (0 when
+    /// parsing as plain CEL). Lifted strings keep their raw text.
+    lift_left: usize,
+    /// Nesting of `[...]`: numbers inside are not lifted.
+    brackets: usize,
+    /// Refuse root identifiers other than `event`, `async` and `vars` (type-checking).
+    strict_roots: bool,
+    /// The first undeclared root seen in strict mode, reported after syntax errors.
+    undeclared: Option<SyntaxErr>,
+}
+
+/// `undeclared reference to 'name' (in container '')`, cel-go's message.
+fn undeclared(name: &str) -> String {
+    format!("undeclared reference to '{name}' (in container '')")
 }
 
 type PResult<T> = Result<T, SyntaxErr>;
 
 impl Parser {
+    /// Counts one literal against the lifting budget; true if this literal is lifted.
+    fn lift(&mut self, number: bool) -> bool {
+        if self.lift_left == 0 || (number && self.brackets > 0) {
+            return false;
+        }
+        self.lift_left -= 1;
+        true
+    }
+
     fn peek(&self) -> &Tok {
         &self.toks[self.pos].0
     }
@@ -632,7 +938,10 @@ impl Parser {
                 ),
             );
         }
-        Ok(node)
+        match self.undeclared.take() {
+            Some(e) => Err(e),
+            None => Ok(node),
+        }
     }
 
     fn parse_expr(&mut self) -> PResult<Node> {
@@ -796,7 +1105,10 @@ impl Parser {
                 Tok::LBracket => {
                     self.bump();
                     self.enter()?;
-                    let index = self.parse_expr()?;
+                    self.brackets += 1;
+                    let index = self.parse_expr();
+                    self.brackets -= 1;
+                    let index = index?;
                     self.expect(&Tok::RBracket, "to close the index")?;
                     node = Node::Index(Box::new(node), Box::new(index));
                 }
@@ -823,20 +1135,19 @@ impl Parser {
         }
         self.bump(); // (
         let args = self.parse_args(Tok::RParen, "to close the argument list")?;
-        let (func, arity) = match name {
-            "size" => (Func::Size, 0),
-            "contains" => (Func::Contains, 1),
-            "startsWith" => (Func::StartsWith, 1),
-            "endsWith" => (Func::EndsWith, 1),
-            _ => return serr(at, format!("unknown method `{name}`")),
+        let Some((func, arities)) = method(name) else {
+            return serr(at, undeclared(name));
         };
-        if args.len() != arity {
+        if !arities.contains(&args.len()) {
             return serr(
                 at,
-                format!("`{name}` takes {arity} argument(s), got {}", args.len()),
+                format!(
+                    "found no matching overload for '{name}' with {} argument(s)",
+                    args.len()
+                ),
             );
         }
-        let mut all = Vec::with_capacity(arity + 1);
+        let mut all = Vec::with_capacity(args.len() + 1);
         all.push(target);
         all.extend(args);
         Ok(Node::Call(func, all))
@@ -909,9 +1220,25 @@ impl Parser {
             Tok::Null => Node::Null,
             Tok::True => Node::Bool(true),
             Tok::False => Node::Bool(false),
-            Tok::Int(i) => Node::Int(i),
-            Tok::Float(f) => Node::Float(f),
-            Tok::Str(s) => Node::Str(s),
+            Tok::Int(i) => {
+                self.lift(true);
+                Node::Int(i)
+            }
+            Tok::Uint(u) => Node::Uint(u),
+            Tok::Float(f) => {
+                self.lift(true);
+                Node::Float(f)
+            }
+            Tok::Str { value, raw } => {
+                if self.lift(false) {
+                    Node::Str(raw)
+                } else {
+                    match value {
+                        Ok(v) => Node::Str(v),
+                        Err((at, message)) => return serr(at, message),
+                    }
+                }
+            }
             Tok::LParen => {
                 self.enter()?;
                 let inner = self.parse_expr()?;
@@ -921,7 +1248,10 @@ impl Parser {
             }
             Tok::LBracket => {
                 self.enter()?;
-                let items = self.parse_args(Tok::RBracket, "to close the list")?;
+                self.brackets += 1;
+                let items = self.parse_args(Tok::RBracket, "to close the list");
+                self.brackets -= 1;
+                let items = items?;
                 self.depth -= 1;
                 Node::List(items)
             }
@@ -963,14 +1293,15 @@ impl Parser {
                     n if RESERVED.contains(&n) => {
                         return serr(at, format!("`{n}` is a reserved word"))
                     }
-                    n => {
-                        return serr(
+                    "vars" => Node::Ident(name),
+                    n if self.strict_roots => {
+                        self.undeclared.get_or_insert(SyntaxErr {
+                            message: undeclared(n),
                             at,
-                            format!(
-                                "unknown variable `{n}` (expressions can use `event` and `async`)"
-                            ),
-                        )
+                        });
+                        Node::Ident(name)
                     }
+                    _ => Node::Ident(name),
                 }
             }
             Tok::Eof => return serr(at, "unexpected end of expression"),
@@ -992,15 +1323,17 @@ impl Parser {
             };
         }
         let args = self.parse_args(Tok::RParen, "to close the argument list")?;
-        let func = match name {
-            "size" => Func::Size,
-            "string" => Func::String,
-            "int" => Func::Int,
-            "double" => Func::Double,
-            _ => return serr(at, format!("unknown function `{name}`")),
+        let Some((func, arity)) = global(name) else {
+            return serr(at, undeclared(name));
         };
-        if args.len() != 1 {
-            return serr(at, format!("`{name}` takes 1 argument, got {}", args.len()));
+        if args.len() != arity {
+            return serr(
+                at,
+                format!(
+                    "found no matching overload for '{name}' with {} argument(s)",
+                    args.len()
+                ),
+            );
         }
         Ok(Node::Call(func, args))
     }

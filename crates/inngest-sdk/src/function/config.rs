@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use inngest_protocol::expr::Policy;
 use inngest_protocol::register as wire;
 use inngest_protocol::timestr;
 
@@ -388,7 +389,7 @@ impl FunctionConfig {
         self.validate_batch().map_err(|r| bad("batchEvents", r))?;
         self.validate_cancel().map_err(|r| bad("cancel", r))?;
         if let Some(p) = &self.priority {
-            check_expr(p).map_err(|r| bad("priority", r))?;
+            check_expr_with(p, Policy::Parse).map_err(|r| bad("priority", r))?;
         }
         if let Some(i) = &self.idempotency {
             check_expr(i).map_err(|r| bad("idempotency", r))?;
@@ -444,7 +445,7 @@ impl FunctionConfig {
                 return Err("env/account scope requires a key".into());
             }
             if let Some(k) = &c.key {
-                check_expr(k)?;
+                check_expr_with(k, Policy::Parse)?;
             }
         }
         Ok(())
@@ -510,7 +511,7 @@ impl FunctionConfig {
                 return Err("event name must not be empty".into());
             }
             if let Some(e) = &c.if_expr {
-                check_expr(e)?;
+                check_expr_with(e, Policy::Restrictive)?;
             }
         }
         Ok(())
@@ -663,12 +664,19 @@ fn check_cron(cron: &str) -> Result<(), String> {
     inngest_protocol::cron::validate(cron).map_err(|e| e.to_string())
 }
 
+/// Checks an expression the way the server does for a trigger `if`, a batch `if` and the
+/// debounce, rate-limit, idempotency and singleton keys (parse and type-check).
 fn check_expr(expr: &str) -> Result<(), String> {
+    check_expr_with(expr, Policy::Default)
+}
+
+/// Checks an expression with the server's policy for where it is used: concurrency keys and
+/// `priority.run` are only parsed, `cancel[].if` is checked restrictively.
+fn check_expr_with(expr: &str, policy: Policy) -> Result<(), String> {
     if expr.trim().is_empty() {
         return Err("expression must not be empty".into());
     }
-    inngest_protocol::expr::validate(expr).map_err(|e| e.to_string())?;
-    Ok(())
+    inngest_protocol::expr::validate_with(expr, policy).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
