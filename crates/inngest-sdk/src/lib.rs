@@ -3,7 +3,8 @@
 //!
 //! A handful of nouns: an [`Inngest`] client, [`Function`]s built with triggers and flow control,
 //! the [`Step`] tools a handler uses, and [`serve::axum::router`] to expose them at
-//! `/api/inngest`. With the `test-util` feature, [`testing::TestHarness`] runs them against the
+//! `/api/inngest`. Typed events ([`EventType`], `#[derive(Event)]`) bind an event's name to its
+//! data type once, for triggers, sends, waits, cancels and invokes. With the `test-util` feature, [`testing::TestHarness`] runs them against the
 //! local executor ([`inngest-executor`](https://docs.rs/inngest-executor)) in your tests.
 //!
 //! # Features
