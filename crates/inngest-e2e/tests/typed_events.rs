@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use inngest_sdk::testing::{RunStatus, TestHarness};
-use inngest_sdk::{
-    Cancel, Ctx, Event, EventType, Function, Step, TypedFunction, WaitFor,
-};
+use inngest_sdk::{Cancel, Ctx, Event, EventType, Function, Step, TypedFunction, WaitFor};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -50,13 +48,13 @@ struct TaxOutput {
 }
 
 fn compute_tax() -> TypedFunction<TaxInput, TaxOutput> {
-    Function::new("compute-tax")
-        .on::<TaxInput>()
-        .handler(|ctx: Ctx<TaxInput>, _step: Step| async move {
+    Function::new("compute-tax").on::<TaxInput>().handler(
+        |ctx: Ctx<TaxInput>, _step: Step| async move {
             Ok(TaxOutput {
                 tax_cents: ctx.event.data.cents / 10,
             })
-        })
+        },
+    )
 }
 
 fn checkout(tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<OrderCreated, Value> {
@@ -94,11 +92,11 @@ fn checkout(tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<OrderCreat
 }
 
 fn receipt() -> TypedFunction<ReceiptRequested, String> {
-    Function::new("receipt")
-        .on::<ReceiptRequested>()
-        .handler(|ctx: Ctx<ReceiptRequested>, _step: Step| async move {
+    Function::new("receipt").on::<ReceiptRequested>().handler(
+        |ctx: Ctx<ReceiptRequested>, _step: Step| async move {
             Ok(format!("receipt for {}", ctx.event.data.order_id))
-        })
+        },
+    )
 }
 
 async fn harness() -> TestHarness {

@@ -88,7 +88,10 @@ fn krate(attr: &EventAttr) -> TokenStream2 {
 fn check_name(lit: &LitStr) -> syn::Result<()> {
     let name = lit.value();
     if name.trim().is_empty() {
-        return Err(syn::Error::new(lit.span(), "the event name must not be empty"));
+        return Err(syn::Error::new(
+            lit.span(),
+            "the event name must not be empty",
+        ));
     }
     if name.starts_with(RESERVED_PREFIX) {
         return Err(syn::Error::new(

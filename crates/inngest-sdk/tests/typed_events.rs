@@ -56,13 +56,13 @@ enum ShopEvent {
 }
 
 fn compute_tax() -> TypedFunction<TaxInput, TaxOutput> {
-    Function::new("compute-tax")
-        .on::<TaxInput>()
-        .handler(|ctx: Ctx<TaxInput>, _step: Step| async move {
+    Function::new("compute-tax").on::<TaxInput>().handler(
+        |ctx: Ctx<TaxInput>, _step: Step| async move {
             Ok(TaxOutput {
                 tax_cents: ctx.event.data.cents / 10,
             })
-        })
+        },
+    )
 }
 
 fn checkout(tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<OrderCreated, Value> {
@@ -100,14 +100,14 @@ fn checkout(tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<OrderCreat
 }
 
 fn shop() -> TypedFunction<ShopEvent, Value> {
-    Function::new("shop")
-        .on_any::<ShopEvent>()
-        .handler(|ctx: Ctx<ShopEvent>, _step: Step| async move {
+    Function::new("shop").on_any::<ShopEvent>().handler(
+        |ctx: Ctx<ShopEvent>, _step: Step| async move {
             Ok(match ctx.event.data {
                 ShopEvent::Created(c) => json!({ "created": c.order_id }),
                 ShopEvent::Paid(p) => json!({ "paid": p.cents }),
             })
-        })
+        },
+    )
 }
 
 fn router() -> axum::Router {

@@ -1,4 +1,4 @@
-//! The "Typed events" example of the README, verbatim below, kept compiling here; the test
+//! The "Typed events" example of the README, copied below, kept compiling here; the test
 //! serves it and checks the triggers it registers and one typed call.
 
 use axum::body::Body;
@@ -7,58 +7,85 @@ use inngest_sdk::{serve, Inngest};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-// ---- README "Typed events" example (verbatim) ----
-use std::time::Duration;
-use inngest_sdk::{Cancel, Ctx, Event, EventSet, Function, FunctionFailed, Step, TypedFunction, WaitFor};
+// ---- README "Typed events" example (as in the README, formatted by rustfmt) ----
+use inngest_sdk::{
+    Cancel, Ctx, Event, EventSet, Function, FunctionFailed, Step, TypedFunction, WaitFor,
+};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Serialize, Deserialize, Event)]
 #[event(name = "shop/order.created")]
-struct OrderCreated { order_id: String, total_cents: u64 }
+struct OrderCreated {
+    order_id: String,
+    total_cents: u64,
+}
 
 #[derive(Serialize, Deserialize, Event)]
 #[event(name = "shop/payment.succeeded")]
-struct PaymentSucceeded { order_id: String, cents: u64 }
+struct PaymentSucceeded {
+    order_id: String,
+    cents: u64,
+}
 
 #[derive(Serialize, Deserialize, Event)]
 #[event(name = "shop/order.voided")]
-struct OrderVoided { order_id: String }
+struct OrderVoided {
+    order_id: String,
+}
 
 #[derive(Serialize, Deserialize, Event)]
 #[event(name = "shop/tax.requested")]
-struct TaxInput { cents: u64 }
+struct TaxInput {
+    cents: u64,
+}
 
 #[derive(Serialize, Deserialize)]
-struct TaxOutput { tax_cents: u64 }
+struct TaxOutput {
+    tax_cents: u64,
+}
 
 /// Several typed triggers: one enum, decoded by the event's name.
 #[derive(EventSet)]
-enum ShopEvent { Created(OrderCreated), Paid(PaymentSucceeded) }
+enum ShopEvent {
+    Created(OrderCreated),
+    Paid(PaymentSucceeded),
+}
 
 /// A typed function handle knows its input and output: `TypedFunction<TaxInput, TaxOutput>`.
 fn compute_tax() -> TypedFunction<TaxInput, TaxOutput> {
-    Function::new("compute-tax")
-        .on::<TaxInput>()
-        .handler(|ctx: Ctx<TaxInput>, _step: Step| async move {
-            Ok(TaxOutput { tax_cents: ctx.event.data.cents / 10 })
-        })
+    Function::new("compute-tax").on::<TaxInput>().handler(
+        |ctx: Ctx<TaxInput>, _step: Step| async move {
+            Ok(TaxOutput {
+                tax_cents: ctx.event.data.cents / 10,
+            })
+        },
+    )
 }
 
 fn checkout(compute_tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<OrderCreated, u64> {
     Function::new("checkout")
-        .on::<OrderCreated>()                        // the handler must take Ctx<OrderCreated>
-        .when("event.data.total_cents > 0")          // the trigger's `if`
+        .on::<OrderCreated>() // the handler must take Ctx<OrderCreated>
+        .when("event.data.total_cents > 0") // the trigger's `if`
         .cancel_on(Cancel::on::<OrderVoided>().matching("data.order_id"))
-        .on_failure(|ctx: Ctx<FunctionFailed<OrderCreated>>, _step: Step| async move {
-            Ok(ctx.event.data.event.data.order_id)   // the original, typed event
-        })
+        .on_failure(
+            |ctx: Ctx<FunctionFailed<OrderCreated>>, _step: Step| async move {
+                Ok(ctx.event.data.event.data.order_id) // the original, typed event
+            },
+        )
         .handler(move |ctx: Ctx<OrderCreated>, step: Step| {
             let compute_tax = compute_tax.clone();
             async move {
                 let order = ctx.event.data;
                 // Input and output types come from the handle: a wrong input does not compile.
                 let tax: TaxOutput = step
-                    .invoke("tax", &compute_tax, TaxInput { cents: order.total_cents })
+                    .invoke(
+                        "tax",
+                        &compute_tax,
+                        TaxInput {
+                            cents: order.total_cents,
+                        },
+                    )
                     .await?;
                 let paid: Option<Event<PaymentSucceeded>> = step
                     .wait_for_event::<PaymentSucceeded>(
@@ -66,7 +93,13 @@ fn checkout(compute_tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<Or
                         WaitFor::new(Duration::from_secs(3600)).matching("data.order_id"),
                     )
                     .await?;
-                step.send_event("receipt", OrderVoided { order_id: order.order_id }).await?;
+                step.send_event(
+                    "receipt",
+                    OrderVoided {
+                        order_id: order.order_id,
+                    },
+                )
+                .await?;
                 Ok(tax.tax_cents + paid.map_or(0, |e| e.data.cents))
             }
         })
@@ -74,7 +107,7 @@ fn checkout(compute_tax: TypedFunction<TaxInput, TaxOutput>) -> TypedFunction<Or
 
 fn shop() -> TypedFunction<ShopEvent, String> {
     Function::new("shop")
-        .on_any::<ShopEvent>()                       // one trigger per variant
+        .on_any::<ShopEvent>() // one trigger per variant
         .handler(|ctx: Ctx<ShopEvent>, _step: Step| async move {
             Ok(match ctx.event.data {
                 ShopEvent::Created(c) => c.order_id,
@@ -93,7 +126,10 @@ async fn call(router: axum::Router, req: http::Request<Body>) -> (u16, Value) {
 
 #[tokio::test]
 async fn the_readme_typed_example_serves_and_dispatches() {
-    let client = Inngest::builder("readme").dev(true).build().expect("client");
+    let client = Inngest::builder("readme")
+        .dev(true)
+        .build()
+        .expect("client");
     let tax = compute_tax();
     let functions: Vec<inngest_sdk::Function> =
         vec![tax.function(), checkout(tax).into(), shop().into()];

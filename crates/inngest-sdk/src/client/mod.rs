@@ -248,7 +248,10 @@ impl Inngest {
     {
         let events = events
             .into_iter()
-            .map(|e| e.into_event().map_err(|EncodeError::Serialize(e)| SendError::Serialize(e)))
+            .map(|e| {
+                e.into_event()
+                    .map_err(|EncodeError::Serialize(e)| SendError::Serialize(e))
+            })
             .collect::<Result<Vec<Event>, SendError>>()?;
         if events.is_empty() {
             return Ok(Vec::new());

@@ -170,7 +170,9 @@ impl<S: EventSet> Decode<FunctionFailed<S>> for FailedBySet {
         let raws: Vec<&RawValue> = serde_json::from_slice(raw).map_err(|e| {
             Error::msg(format!("the events are not a JSON array of events: {e}")).non_retriable()
         })?;
-        raws.iter().map(|r| Self::event(r.get().as_bytes())).collect()
+        raws.iter()
+            .map(|r| Self::event(r.get().as_bytes()))
+            .collect()
     }
 }
 
@@ -430,7 +432,9 @@ impl FunctionBuilder<Untyped> {
         T: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.on_failure = Some(Arc::new(TypedHandler::<F, FunctionFailed<T>, Serde>::new(f)));
+        self.on_failure = Some(Arc::new(TypedHandler::<F, FunctionFailed<T>, Serde>::new(
+            f,
+        )));
         self
     }
 
@@ -472,7 +476,9 @@ impl<S: EventSet + Send + 'static> FunctionBuilder<S> {
         Fut: Future<Output = Result<R, Error>> + Send + 'static,
         R: Serialize,
     {
-        self.on_failure = Some(Arc::new(TypedHandler::<F, FunctionFailed<S>, FailedBySet>::new(f)));
+        self.on_failure = Some(Arc::new(
+            TypedHandler::<F, FunctionFailed<S>, FailedBySet>::new(f),
+        ));
         self
     }
 
@@ -526,7 +532,9 @@ impl<In, Out> Clone for TypedFunction<In, Out> {
 
 impl<In, Out> std::fmt::Debug for TypedFunction<In, Out> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("TypedFunction").field(&self.function).finish()
+        f.debug_tuple("TypedFunction")
+            .field(&self.function)
+            .finish()
     }
 }
 

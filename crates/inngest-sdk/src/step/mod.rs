@@ -249,7 +249,8 @@ impl Step {
         &'s self,
         id: &'i str,
         opts: impl WaitOptions<T>,
-    ) -> impl Future<Output = Result<Option<Event<T>>, StepError>> + Captures<'s> + Captures<'i> {
+    ) -> impl Future<Output = Result<Option<Event<T>>, StepError>> + Captures<'s> + Captures<'i>
+    {
         let reserved = self.reserve(id);
         let opts = opts.into_wait();
         let mut o = serde_json::Map::new();
