@@ -391,7 +391,7 @@ impl TestHarness {
     ///
     /// # Panics
     /// If the event API refuses it; use [`TestHarness::try_send`] to see the error.
-    /// `event` is typed (`OrderCreated { .. }`) or an untyped [`Event`](crate::Event).
+    /// `event` is typed (`OrderCreated { .. }`) or an untyped [`Event`](struct@crate::Event).
     pub async fn send(&self, event: impl IntoEvent) -> String {
         match self.try_send(event).await {
             Ok(id) => id,
