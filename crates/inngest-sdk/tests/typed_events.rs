@@ -448,3 +448,34 @@ fn typed_events_encode_with_their_bound_names() {
     let many = vec![created.clone(), created].into_events().unwrap();
     assert_eq!(many, vec![expected.clone(), expected]);
 }
+
+/// A hand-written binding, and the derive's `crate` option for a renamed SDK dependency.
+mod bindings {
+    extern crate inngest_sdk as sdk_alias;
+
+    use inngest_sdk::{Event, EventType, IntoEvent};
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+
+    #[derive(Serialize, Deserialize)]
+    struct ByHand {
+        n: u32,
+    }
+
+    impl EventType for ByHand {
+        const NAME: &'static str = "app/by-hand";
+    }
+
+    #[derive(Serialize, Deserialize, Event)]
+    #[event(name = "app/renamed", crate = "sdk_alias")]
+    struct Renamed {
+        n: u32,
+    }
+
+    #[test]
+    fn hand_written_and_renamed_crate_bindings_work() {
+        let e = ByHand { n: 1 }.into_event().unwrap();
+        assert_eq!(e, inngest_sdk::Event::new("app/by-hand", json!({ "n": 1 })));
+        assert_eq!(<Renamed as sdk_alias::EventType>::NAME, "app/renamed");
+    }
+}
