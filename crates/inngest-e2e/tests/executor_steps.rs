@@ -211,7 +211,7 @@ fn parent() -> Function {
                 InvokeTarget::Local(target)
             };
             let res: Result<Value, _> = step
-                .invoke("invoke-child", Invoke::new(target, json!({ "n": n })))
+                .invoke_with("invoke-child", Invoke::new(target, json!({ "n": n })))
                 .await;
             Ok(match res {
                 Ok(v) => json!({ "invoked": v }),
@@ -771,7 +771,7 @@ async fn invoke_times_out() {
         .trigger(Trigger::event("test/caller"))
         .handler(|_ctx: Ctx<Value>, step: Step| async move {
             let r: Result<Value, _> = step
-                .invoke(
+                .invoke_with(
                     "call-slow",
                     Invoke::new(InvokeTarget::Local("slow".into()), json!({}))
                         .timeout(Duration::from_secs(60)),

@@ -47,7 +47,7 @@ fn functions() -> Vec<Function> {
                 .wait_for_event("w", WaitForEvent::new("fz/go", Duration::from_secs(60)))
                 .await?;
             let inv: Value = step
-                .invoke(
+                .invoke_with(
                     "inv",
                     Invoke::new(InvokeTarget::id("fz-par"), json!({ "x": 1 })),
                 )

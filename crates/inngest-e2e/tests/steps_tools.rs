@@ -142,7 +142,7 @@ fn functions() -> Vec<Function> {
                 let child = child_for_invoke.clone();
                 async move {
                     let out: Result<ChildOut, _> = step
-                        .invoke(
+                        .invoke_with(
                             "call-child",
                             Invoke::new(&child, json!({ "n": 1 }))
                                 .timeout(Duration::from_secs(3600)),
@@ -162,7 +162,7 @@ fn functions() -> Vec<Function> {
                     let b = before(&step).await?;
                     // `?` lets a failed child escape: the run fails without retries.
                     let out: ChildOut = step
-                        .invoke(
+                        .invoke_with(
                             "call-child",
                             Invoke::new(&child, json!({ "n": 41, "b": b })),
                         )
@@ -174,7 +174,7 @@ fn functions() -> Vec<Function> {
             .trigger(Trigger::event("app/t"))
             .handler(|_ctx: Ctx<Value>, step: Step| async move {
                 let v: Value = step
-                    .invoke(
+                    .invoke_with(
                         "call-child",
                         Invoke::new(InvokeTarget::id("billing-compute-tax"), json!({})),
                     )

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use inngest_sdk::{
-    serve, Concurrency, Ctx, Event, Function, Inngest, NonRetriable, Step, Trigger, WaitForEvent,
+    serve, Concurrency, Ctx, Event, Function, Inngest, NonRetriable, Step, Trigger, WaitFor,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,11 +25,27 @@ use serde_json::json;
 /// The app id shown in the Inngest UI.
 pub const APP_ID: &str = "rust-quickstart";
 
-/// `shop/order.created` payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `shop/order.created`: the event's name and its data type, bound in one place.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(name = "shop/order.created")]
 pub struct OrderCreated {
     pub order_id: String,
     pub amount_cents: u64,
+}
+
+/// `shop/order.shipped`.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(name = "shop/order.shipped")]
+pub struct OrderShipped {
+    pub order_id: String,
+}
+
+/// `shop/receipt.requested`.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(name = "shop/receipt.requested")]
+pub struct ReceiptRequested {
+    pub order_id: String,
+    pub shipped: bool,
 }
 
 /// The app's functions.
@@ -50,9 +66,9 @@ pub fn functions() -> Vec<Function> {
             Ok(json!({ "greeting": greeting }))
         });
 
-    // 2. A typed event, retries, a concurrency key, waiting for another event, sending one.
+    // 2. A typed event (trigger, wait and send name no event by hand), retries, a concurrency key, waiting for another event, sending one.
     let process_order = Function::new("process-order")
-        .trigger(Trigger::event("shop/order.created"))
+        .on::<OrderCreated>()
         .retries(3)
         .concurrency(Concurrency::new(5).key("event.data.order_id"))
         .handler(|ctx: Ctx<OrderCreated>, step: Step| async move {
@@ -66,22 +82,17 @@ pub fn functions() -> Vec<Function> {
                     Ok(format!("ch_{}", order.order_id))
                 })
                 .await?;
-            let shipped: Option<Event<serde_json::Value>> = step
-                .wait_for_event(
+            let shipped: Option<Event<OrderShipped>> = step
+                .wait_for_event::<OrderShipped>(
                     "wait-for-shipment",
-                    WaitForEvent::new("shop/order.shipped", Duration::from_secs(3 * 86_400))
-                        .matching("data.order_id"),
+                    WaitFor::new(Duration::from_secs(3 * 86_400)).matching("data.order_id"),
                 )
                 .await?;
-            let ids = step
-                .send_event(
-                    "send-receipt",
-                    vec![Event::new(
-                        "shop/receipt.requested",
-                        json!({ "order_id": ctx.event.data.order_id, "shipped": shipped.is_some() }),
-                    )],
-                )
-                .await?;
+            let receipt = ReceiptRequested {
+                order_id: ctx.event.data.order_id,
+                shipped: shipped.is_some(),
+            };
+            let ids = step.send_event("send-receipt", receipt).await?;
             Ok(json!({ "charge_id": charge_id, "receipt_events": ids }))
         });
 
@@ -93,7 +104,7 @@ pub fn functions() -> Vec<Function> {
             Ok(json!({ "orders": rows }))
         });
 
-    vec![hello, process_order, nightly]
+    vec![hello, process_order.into(), nightly]
 }
 
 #[tokio::main]

@@ -81,6 +81,19 @@ impl<T> Event<T> {
         self
     }
 
+    /// The same event with its data mapped by `f` (which may refuse it).
+    pub fn try_map<U, E>(self, f: impl FnOnce(&str, T) -> Result<U, E>) -> Result<Event<U>, E> {
+        let data = f(&self.name, self.data)?;
+        Ok(Event {
+            name: self.name,
+            data,
+            id: self.id,
+            ts: self.ts,
+            user: self.user,
+            v: self.v,
+        })
+    }
+
     /// Sets the event schema version.
     pub fn with_version(mut self, v: impl Into<String>) -> Event<T> {
         self.v = Some(v.into());
@@ -128,6 +141,223 @@ fn empty_data<T: DeserializeOwned>() -> Result<T, String> {
     serde_json::from_value(empty)
         .or_else(|_| serde_json::from_value(serde_json::Value::Null))
         .map_err(|_| "missing field `data`".to_owned())
+}
+
+/// A JSON value: what [`EventSet::from_parts`] receives as an event's `data`.
+pub use serde_json::Value as JsonValue;
+
+/// An event type: binds an event's name to the type of its `data`, in one place.
+///
+/// Derive it with `#[derive(Event)] #[event(name = "shop/order.created")]` (next to serde's
+/// `Serialize` and `Deserialize`), or implement it by hand. Triggers
+/// ([`FunctionBuilder::on`](crate::function::FunctionBuilder::on)), sends
+/// ([`Inngest::send`](crate::Inngest::send)), waits ([`WaitFor`](crate::WaitFor)), cancels
+/// ([`Cancel::on`](crate::Cancel::on)) and invokes then take the type and never repeat the name.
+///
+/// ```
+/// use inngest_sdk::{Event, EventType};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Event)]
+/// #[event(name = "shop/order.created")]
+/// struct OrderCreated { order_id: String }
+///
+/// assert_eq!(OrderCreated::NAME, "shop/order.created");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event type: no event name is bound to it",
+    label = "this type has no event name",
+    note = "add `#[derive(inngest_sdk::Event)]` and `#[event(name = \"...\")]` to `{Self}`, or send an untyped `Event::new(name, data)`"
+)]
+pub trait EventType: Serialize + DeserializeOwned {
+    /// The event's name, e.g. `shop/order.created`.
+    const NAME: &'static str;
+}
+
+/// The events a function with several typed triggers receives, decoded by their name: an enum
+/// with one newtype variant per event type, `#[derive(EventSet)]`. Every [`EventType`] is a set
+/// of one (its data decodes whatever the name, so an invoked run decodes too).
+///
+/// ```
+/// use inngest_sdk::{Event, EventSet};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Event)]
+/// #[event(name = "shop/order.created")]
+/// struct OrderCreated { order_id: String }
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Event)]
+/// #[event(name = "shop/order.paid")]
+/// struct OrderPaid { order_id: String, cents: u64 }
+///
+/// #[derive(EventSet)]
+/// enum ShopEvent { Created(OrderCreated), Paid(OrderPaid) }
+///
+/// assert_eq!(ShopEvent::names(), ["shop/order.created", "shop/order.paid"]);
+/// let paid = ShopEvent::from_parts("shop/order.paid", serde_json::json!({ "order_id": "o1", "cents": 5 }));
+/// assert!(matches!(paid, Ok(ShopEvent::Paid(OrderPaid { cents: 5, .. }))));
+/// ```
+pub trait EventSet: Sized {
+    /// The names of the events in the set (one trigger each).
+    fn names() -> Vec<&'static str>;
+
+    /// Decodes the `data` of an event called `name`.
+    fn from_parts(name: &str, data: JsonValue) -> Result<Self, DecodeError>;
+
+    /// Decodes a whole event from its JSON. The default reads the envelope, then
+    /// [`EventSet::from_parts`]; paths in errors start at the event (`data.order_id`).
+    fn decode_event(raw: &[u8]) -> Result<Event<Self>, DecodeError> {
+        let de = &mut serde_json::Deserializer::from_slice(raw);
+        let event: Event<JsonValue> =
+            serde_path_to_error::deserialize(de).map_err(DecodeError::from_path)?;
+        event.try_map(|name, data| Self::from_parts(name, data).map_err(|e| e.under("data")))
+    }
+}
+
+impl<T: EventType> EventSet for T {
+    fn names() -> Vec<&'static str> {
+        vec![T::NAME]
+    }
+
+    fn from_parts(_name: &str, data: JsonValue) -> Result<Self, DecodeError> {
+        decode_data(data)
+    }
+
+    fn decode_event(raw: &[u8]) -> Result<Event<Self>, DecodeError> {
+        let de = &mut serde_json::Deserializer::from_slice(raw);
+        serde_path_to_error::deserialize(de).map_err(DecodeError::from_path)
+    }
+}
+
+/// Decodes event data into `T`, naming the field that does not match.
+pub fn decode_data<T: DeserializeOwned>(data: JsonValue) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(data).map_err(|e| DecodeError::Data {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+/// An event (or its `data`) that does not match its Rust type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A field does not match; `path` is where (`order_id`, `data.items[0].sku`, or `.`).
+    #[error("at `{path}`: {message}")]
+    Data {
+        /// Where in the JSON the mismatch is.
+        path: String,
+        /// What serde reported.
+        message: String,
+    },
+    /// The event's name is none of the set's.
+    #[error("event {name:?} is none of {expected:?}")]
+    UnknownName {
+        /// The event's name.
+        name: String,
+        /// The names the set decodes.
+        expected: Vec<String>,
+    },
+}
+
+impl DecodeError {
+    /// The error for an event whose name is none of `expected`.
+    pub fn unknown_name(name: &str, expected: &[&str]) -> DecodeError {
+        DecodeError::UnknownName {
+            name: name.to_owned(),
+            expected: expected.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+
+    pub(crate) fn from_path(e: serde_path_to_error::Error<serde_json::Error>) -> DecodeError {
+        DecodeError::Data {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        }
+    }
+
+    /// The same error with its path below `prefix` (`data` + `order_id` → `data.order_id`).
+    pub(crate) fn under(self, prefix: &str) -> DecodeError {
+        match self {
+            DecodeError::Data { path, message } => DecodeError::Data {
+                path: if path == "." {
+                    prefix.to_owned()
+                } else {
+                    format!("{prefix}.{path}")
+                },
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Event data that could not be serialized into JSON.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// serde_json refused the data.
+    #[error("event data could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Anything that can be sent as one event: every [`EventType`] (named by its type), an
+/// [`Event<T>`] or `&Event<T>` (named explicitly), and `#[derive(EventSet)]` enums.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent as an event: no event name is bound to it",
+    label = "not an event",
+    note = "derive `inngest_sdk::Event` with `#[event(name = \"...\")]` on the data type, or wrap the data: `Event::new(name, data)`"
+)]
+pub trait IntoEvent {
+    /// The event with its name and its data as JSON.
+    fn into_event(self) -> Result<Event, EncodeError>;
+}
+
+impl<T: EventType> IntoEvent for T {
+    fn into_event(self) -> Result<Event, EncodeError> {
+        Ok(Event::new(T::NAME, serde_json::to_value(self)?))
+    }
+}
+
+impl<D: Serialize> IntoEvent for Event<D> {
+    fn into_event(self) -> Result<Event, EncodeError> {
+        (&self).into_event()
+    }
+}
+
+impl<D: Serialize> IntoEvent for &Event<D> {
+    fn into_event(self) -> Result<Event, EncodeError> {
+        Ok(Event {
+            name: self.name.clone(),
+            data: serde_json::to_value(&self.data)?,
+            id: self.id.clone(),
+            ts: self.ts,
+            user: self.user.clone(),
+            v: self.v.clone(),
+        })
+    }
+}
+
+/// One event or several, for [`Step::send_event`](crate::Step::send_event): anything
+/// [`IntoEvent`], or a `Vec` or array of them.
+pub trait IntoEvents {
+    /// The events, encoded.
+    fn into_events(self) -> Result<Vec<Event>, EncodeError>;
+}
+
+impl<E: IntoEvent> IntoEvents for E {
+    fn into_events(self) -> Result<Vec<Event>, EncodeError> {
+        Ok(vec![self.into_event()?])
+    }
+}
+
+impl<E: IntoEvent> IntoEvents for Vec<E> {
+    fn into_events(self) -> Result<Vec<Event>, EncodeError> {
+        self.into_iter().map(IntoEvent::into_event).collect()
+    }
+}
+
+impl<E: IntoEvent, const N: usize> IntoEvents for [E; N] {
+    fn into_events(self) -> Result<Vec<Event>, EncodeError> {
+        self.into_iter().map(IntoEvent::into_event).collect()
+    }
 }
 
 /// Checks an event name before sending: non-empty and not in the reserved `inngest/` namespace.

@@ -3,11 +3,13 @@
 //!
 //! A handful of nouns: an [`Inngest`] client, [`Function`]s built with triggers and flow control,
 //! the [`Step`] tools a handler uses, and [`serve::axum::router`] to expose them at
-//! `/api/inngest`. With the `test-util` feature, [`testing::TestHarness`] runs them against the
+//! `/api/inngest`. Typed events ([`EventType`], `#[derive(Event)]`) bind an event's name to its
+//! data type once, for triggers, sends, waits, cancels and invokes. With the `test-util` feature, [`testing::TestHarness`] runs them against the
 //! local executor ([`inngest-executor`](https://docs.rs/inngest-executor)) in your tests.
 //!
 //! # Features
 //! * `axum` (default): [`serve::axum::router`].
+//! * `derive` (default): `#[derive(Event)]` and `#[derive(EventSet)]` for typed events.
 //! * `test-util`: [`testing::TestHarness`] and the executor it drives.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -32,13 +34,21 @@ pub use inngest_protocol::quote as expr;
 pub use client::{Inngest, SendError};
 pub use config::{Config, ConfigError, Mode};
 pub use error::{Error, ErrorKind, NonRetriable, Result, RetryAfter, StepError};
-pub use event::Event;
+pub use event::{Event, EventSet, EventType, IntoEvent, IntoEvents};
 pub use function::{
-    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Function, FunctionFailed,
-    RateLimit, Singleton, SingletonMode, Throttle, Timeouts, Trigger,
+    BatchEvents, Cancel, Concurrency, ConcurrencyScope, Ctx, Debounce, Function, FunctionBuilder,
+    FunctionFailed, RateLimit, Singleton, SingletonMode, Throttle, Timeouts, Trigger,
+    TypedFunction, Untyped,
 };
+/// `#[derive(Event)] #[event(name = "...")]`: implements [`EventType`] (feature `derive`).
+#[cfg(feature = "derive")]
+pub use inngest_macros::Event;
+/// `#[derive(EventSet)]` on an enum of event types: implements [`EventSet`] and [`IntoEvent`]
+/// (feature `derive`).
+#[cfg(feature = "derive")]
+pub use inngest_macros::EventSet;
 pub use serve::ServeError;
-pub use step::{Invoke, InvokeTarget, Step, WaitForEvent};
+pub use step::{Invoke, InvokeTarget, Step, WaitFor, WaitForEvent, WaitOptions};
 
 /// The crate README's examples, compiled as doc tests so the crates.io page cannot go stale.
 #[cfg(doctest)]

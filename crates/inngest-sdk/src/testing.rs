@@ -53,7 +53,7 @@ use inngest_executor::{AppView, Executor, ExecutorBuilder, ExecutorError, SyncEr
 
 use crate::client::{Inngest, SendError};
 use crate::config::ConfigError;
-use crate::event::Event;
+use crate::event::IntoEvent;
 use crate::function::Function;
 use crate::serve::ServeError;
 /// The local executor crate, for what the harness does not wrap (its builder, REST router, …).
@@ -119,14 +119,14 @@ impl std::fmt::Debug for TestHarnessBuilder {
 
 impl TestHarnessBuilder {
     /// Adds a function to the app.
-    pub fn function(mut self, f: Function) -> Self {
-        self.functions.push(f);
+    pub fn function(mut self, f: impl Into<Function>) -> Self {
+        self.functions.push(f.into());
         self
     }
 
     /// Adds functions to the app.
-    pub fn functions(mut self, fs: impl IntoIterator<Item = Function>) -> Self {
-        self.functions.extend(fs);
+    pub fn functions(mut self, fs: impl IntoIterator<Item: Into<Function>>) -> Self {
+        self.functions.extend(fs.into_iter().map(Into::into));
         self
     }
 
@@ -340,7 +340,7 @@ impl TestHarness {
     /// Starts an app `app_id` serving `functions`, with the defaults.
     pub async fn start(
         app_id: impl Into<String>,
-        functions: impl IntoIterator<Item = Function>,
+        functions: impl IntoIterator<Item: Into<Function>>,
     ) -> Result<TestHarness, HarnessError> {
         TestHarness::builder(app_id)
             .functions(functions)
@@ -391,7 +391,8 @@ impl TestHarness {
     ///
     /// # Panics
     /// If the event API refuses it; use [`TestHarness::try_send`] to see the error.
-    pub async fn send<T: Serialize>(&self, event: Event<T>) -> String {
+    /// `event` is typed (`OrderCreated { .. }`) or an untyped [`Event`](struct@crate::Event).
+    pub async fn send(&self, event: impl IntoEvent) -> String {
         match self.try_send(event).await {
             Ok(id) => id,
             Err(e) => panic!("sending the event failed: {e}"),
@@ -399,8 +400,8 @@ impl TestHarness {
     }
 
     /// Sends an event through the client; returns its id or the error.
-    pub async fn try_send<T: Serialize>(&self, event: Event<T>) -> Result<String, SendError> {
-        let mut ids = self.client.send(&event).await?;
+    pub async fn try_send(&self, event: impl IntoEvent) -> Result<String, SendError> {
+        let mut ids = self.client.send(event).await?;
         Ok(ids.pop().unwrap_or_default())
     }
 

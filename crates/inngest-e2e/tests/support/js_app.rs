@@ -126,7 +126,7 @@ pub fn functions() -> Vec<Function> {
                     )
                     .await?;
                 let invoked: Value = step
-                    .invoke("invoke-child", Invoke::new(&child, json!({ "n": 41 })))
+                    .invoke_with("invoke-child", Invoke::new(&child, json!({ "n": 41 })))
                     .await?;
                 Ok(json!({ "sent": { "ids": ids }, "invoked": invoked }))
             }

@@ -27,7 +27,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::event::{validate_name, Event};
+use crate::event::{validate_name, EncodeError, Event, IntoEvent};
 use inngest_protocol::wire::headers as h;
 
 mod builder;
@@ -227,9 +227,10 @@ impl Inngest {
         &self.inner.http
     }
 
-    /// Sends one event; returns its id.
-    pub async fn send<T: Serialize>(&self, event: &Event<T>) -> Result<Vec<String>, SendError> {
-        self.send_many(std::slice::from_ref(event)).await
+    /// Sends one event; returns its id. `event` is a typed event (`OrderCreated { .. }`, named
+    /// by its [`EventType`](crate::EventType)) or an untyped [`Event`] (or `&Event`).
+    pub async fn send(&self, event: impl IntoEvent) -> Result<Vec<String>, SendError> {
+        self.send_many([event]).await
     }
 
     /// Sends events in one request; returns their ids in order.
@@ -237,16 +238,27 @@ impl Inngest {
     /// Events without `ts` get the current time; `data` that serializes to `null` becomes `{}`.
     /// Retries on 5xx, 429 and transport errors with exponential backoff, reusing one
     /// `X-Inngest-Event-Id-Seed` so retried events keep the same ids.
-    pub async fn send_many<T: Serialize>(
-        &self,
-        events: &[Event<T>],
-    ) -> Result<Vec<String>, SendError> {
+    ///
+    /// `events` is any collection of [`IntoEvent`]: `&[Event]`, `&Vec<Event<T>>`,
+    /// `vec![OrderCreated { .. }, ..]`.
+    pub async fn send_many<I>(&self, events: I) -> Result<Vec<String>, SendError>
+    where
+        I: IntoIterator,
+        I::Item: IntoEvent,
+    {
+        let events = events
+            .into_iter()
+            .map(|e| {
+                e.into_event()
+                    .map_err(|EncodeError::Serialize(e)| SendError::Serialize(e))
+            })
+            .collect::<Result<Vec<Event>, SendError>>()?;
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let url = self.event_url()?;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let body = Bytes::from(encode_events(events, now_ms)?);
+        let body = Bytes::from(encode_events(&events, now_ms)?);
         let headers = self.send_headers(&event_id_seed(now_ms));
         let ids = self.post_events(url, headers, body, events.len()).await?;
         tracing::debug!(events = events.len(), "inngest: events sent");

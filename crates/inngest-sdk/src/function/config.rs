@@ -258,6 +258,10 @@ impl Cancel {
             timeout: None,
         }
     }
+    /// Cancel on the event type `E`, named by its [`EventType::NAME`](crate::EventType::NAME).
+    pub fn on<E: crate::EventType>() -> Self {
+        Cancel::new(E::NAME)
+    }
     /// Only when this expression holds, e.g. `async.data.order_id == event.data.order_id`.
     pub fn if_expr(mut self, expr: impl Into<String>) -> Self {
         self.if_expr = Some(expr.into());

@@ -38,7 +38,7 @@ pub use config::{
 pub(crate) use config::{FunctionConfig, InvalidFunction};
 
 use crate::error::{Error, ErrorObject};
-use crate::event::Event;
+use crate::event::{DecodeError, Event, EventSet};
 use crate::step::Step;
 
 /// What a handler receives besides the [`Step`] tools: the triggering event(s) and run facts.
@@ -98,20 +98,108 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn call(&self, function_id: &str, input: CallInput) -> HandlerFuture;
 }
 
-struct TypedHandler<F, T> {
-    f: F,
-    _event: std::marker::PhantomData<fn() -> T>,
+/// How a handler's event type is read from the request.
+trait Decode<T>: Send + Sync + 'static {
+    /// One event.
+    fn event(raw: &[u8]) -> Result<Event<T>, Error>;
+    /// A batch (a JSON array of events).
+    fn events(raw: &[u8]) -> Result<Vec<Event<T>>, Error>;
 }
 
-impl<F, Fut, T, R> Handler for TypedHandler<F, T>
+/// Plain serde: `Ctx<T>` of an untyped trigger.
+struct Serde;
+
+impl<T: DeserializeOwned> Decode<T> for Serde {
+    fn event(raw: &[u8]) -> Result<Event<T>, Error> {
+        let de = &mut serde_json::Deserializer::from_slice(raw);
+        serde_path_to_error::deserialize(de).map_err(|e| event_type_error("event", &e))
+    }
+
+    fn events(raw: &[u8]) -> Result<Vec<Event<T>>, Error> {
+        let de = &mut serde_json::Deserializer::from_slice(raw);
+        serde_path_to_error::deserialize(de).map_err(|e| event_type_error("events", &e))
+    }
+}
+
+/// By the event's name: `Ctx<S>` of typed triggers ([`EventSet`]).
+struct BySet;
+
+impl<S: EventSet> Decode<S> for BySet {
+    fn event(raw: &[u8]) -> Result<Event<S>, Error> {
+        S::decode_event(raw).map_err(|e| decode_error("event", &e))
+    }
+
+    fn events(raw: &[u8]) -> Result<Vec<Event<S>>, Error> {
+        let raws: Vec<&RawValue> = serde_json::from_slice(raw).map_err(|e| {
+            Error::msg(format!("the events are not a JSON array of events: {e}"))
+                .with_name("EventDecodeError")
+                .non_retriable()
+        })?;
+        raws.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                S::decode_event(r.get().as_bytes())
+                    .map_err(|e| decode_error(&format!("events[{i}]"), &e))
+            })
+            .collect()
+    }
+}
+
+/// `inngest/function.failed` of a typed function: the original event decoded by its name.
+struct FailedBySet;
+
+impl<S: EventSet> Decode<FunctionFailed<S>> for FailedBySet {
+    fn event(raw: &[u8]) -> Result<Event<FunctionFailed<S>>, Error> {
+        let failed: Event<FunctionFailed<serde_json::Value>> = Serde::event(raw)?;
+        failed
+            .try_map(|_, f| {
+                let event = f.event.try_map(|name, data| {
+                    S::from_parts(name, data).map_err(|e| e.under("data.event.data"))
+                })?;
+                Ok(FunctionFailed {
+                    function_id: f.function_id,
+                    run_id: f.run_id,
+                    error: f.error,
+                    event,
+                })
+            })
+            .map_err(|e| decode_error("event", &e))
+    }
+
+    fn events(raw: &[u8]) -> Result<Vec<Event<FunctionFailed<S>>>, Error> {
+        let raws: Vec<&RawValue> = serde_json::from_slice(raw).map_err(|e| {
+            Error::msg(format!("the events are not a JSON array of events: {e}")).non_retriable()
+        })?;
+        raws.iter()
+            .map(|r| Self::event(r.get().as_bytes()))
+            .collect()
+    }
+}
+
+struct TypedHandler<F, T, D> {
+    f: F,
+    _event: std::marker::PhantomData<fn() -> (T, D)>,
+}
+
+impl<F, T, D> TypedHandler<F, T, D> {
+    fn new(f: F) -> Self {
+        TypedHandler {
+            f,
+            _event: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F, Fut, T, R, D> Handler for TypedHandler<F, T, D>
 where
     F: Fn(Ctx<T>, Step) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, Error>> + Send + 'static,
-    T: DeserializeOwned + Send + 'static,
+    T: Send + 'static,
+    D: Decode<T>,
     R: Serialize,
 {
     fn call(&self, function_id: &str, input: CallInput) -> HandlerFuture {
-        let ctx = match decode_ctx::<T>(function_id, &input) {
+        let ctx = match decode_ctx::<T, D>(function_id, &input) {
             Ok(ctx) => ctx,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
@@ -125,17 +213,14 @@ where
     }
 }
 
-fn decode_ctx<T: DeserializeOwned>(function_id: &str, input: &CallInput) -> Result<Ctx<T>, Error> {
-    let event: Event<T> = decode_event(&input.event)?;
+fn decode_ctx<T, D: Decode<T>>(function_id: &str, input: &CallInput) -> Result<Ctx<T>, Error> {
+    let event: Event<T> = D::event(&input.event)?;
     let events = match &input.events {
-        Some(raw) => {
-            let de = &mut serde_json::Deserializer::from_slice(raw);
-            serde_path_to_error::deserialize(de).map_err(|e| event_type_error("events", &e))?
-        }
+        Some(raw) => D::events(raw)?,
         None => Vec::new(),
     };
     let events = if events.is_empty() {
-        vec![decode_event(&input.event)?]
+        vec![D::event(&input.event)?]
     } else {
         events
     };
@@ -149,11 +234,6 @@ fn decode_ctx<T: DeserializeOwned>(function_id: &str, input: &CallInput) -> Resu
     })
 }
 
-fn decode_event<T: DeserializeOwned>(raw: &[u8]) -> Result<Event<T>, Error> {
-    let de = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| event_type_error("event", &e))
-}
-
 fn event_type_error(what: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
     Error::msg(format!(
         "the {what} does not match the function's event type at `{}`: {}",
@@ -162,6 +242,18 @@ fn event_type_error(what: &str, e: &serde_path_to_error::Error<serde_json::Error
     ))
     .with_name("EventDecodeError")
     .non_retriable()
+}
+
+fn decode_error(what: &str, e: &DecodeError) -> Error {
+    let message = match e {
+        DecodeError::Data { path, message } => {
+            format!("the {what} does not match the function's event type at `{path}`: {message}")
+        }
+        other => format!("the {what} does not match the function's event types: {other}"),
+    };
+    Error::msg(message)
+        .with_name("EventDecodeError")
+        .non_retriable()
 }
 
 /// A servable function: configuration plus handler. Build one with [`Function::new`].
@@ -189,6 +281,7 @@ impl Function {
         FunctionBuilder {
             config: FunctionConfig::new(id.into()),
             on_failure: None,
+            _events: std::marker::PhantomData,
         }
     }
 
@@ -203,15 +296,24 @@ impl Function {
     }
 }
 
+/// The event type of a [`FunctionBuilder`] whose triggers are untyped: added with
+/// [`FunctionBuilder::trigger`], decoded into whatever `Ctx<T>` the handler takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Untyped;
+
 /// Builder of a [`Function`]: every trigger and flow-control option of the register payload.
 /// Finish with [`FunctionBuilder::handler`]. Options are validated when the app is served.
+///
+/// `S` is the event type of typed triggers ([`FunctionBuilder::on`], [`FunctionBuilder::on_any`]):
+/// the handler then takes exactly `Ctx<S>` and the builder makes a [`TypedFunction`].
 #[must_use = "call .handler(...) to finish the function"]
-pub struct FunctionBuilder {
+pub struct FunctionBuilder<S = Untyped> {
     config: FunctionConfig,
     on_failure: Option<Arc<dyn Handler>>,
+    _events: std::marker::PhantomData<fn() -> S>,
 }
 
-impl FunctionBuilder {
+impl<S> FunctionBuilder<S> {
     /// Display name (defaults to the id).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = Some(name.into());
@@ -221,12 +323,6 @@ impl FunctionBuilder {
     /// Description (shown in tooling; not part of the register payload).
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.config.description = Some(description.into());
-        self
-    }
-
-    /// Adds a trigger (event or cron); a function may have several (up to 10).
-    pub fn trigger(mut self, trigger: Trigger) -> Self {
-        self.config.triggers.push(trigger);
         self
     }
 
@@ -296,6 +392,37 @@ impl FunctionBuilder {
         self
     }
 
+    fn retype<U>(self) -> FunctionBuilder<U> {
+        FunctionBuilder {
+            config: self.config,
+            on_failure: self.on_failure,
+            _events: std::marker::PhantomData,
+        }
+    }
+}
+
+impl FunctionBuilder<Untyped> {
+    /// Adds a trigger (event or cron); a function may have several (up to 10).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.config.triggers.push(trigger);
+        self
+    }
+
+    /// Triggers on the event type `E` (its [`EventType::NAME`](crate::EventType::NAME)); the
+    /// handler then takes `Ctx<E>`, checked at compile time.
+    pub fn on<E: crate::EventType + Send + 'static>(self) -> FunctionBuilder<E> {
+        self.on_any::<E>()
+    }
+
+    /// Triggers on every event of the set `S` (one trigger per name, e.g. a
+    /// `#[derive(EventSet)]` enum); the handler takes `Ctx<S>`, decoded by the event's name.
+    pub fn on_any<S: EventSet + Send + 'static>(mut self) -> FunctionBuilder<S> {
+        for name in S::names() {
+            self.config.triggers.push(Trigger::event(name));
+        }
+        self.retype()
+    }
+
     /// A handler run when this function fails for good. It is registered as the companion
     /// function `<id>-failure`, triggered by `inngest/function.failed` for this function.
     pub fn on_failure<F, Fut, T, R>(mut self, f: F) -> Self
@@ -305,10 +432,9 @@ impl FunctionBuilder {
         T: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.on_failure = Some(Arc::new(TypedHandler {
+        self.on_failure = Some(Arc::new(TypedHandler::<F, FunctionFailed<T>, Serde>::new(
             f,
-            _event: std::marker::PhantomData,
-        }));
+        )));
         self
     }
 
@@ -324,11 +450,96 @@ impl FunctionBuilder {
     {
         Function {
             config: self.config,
-            handler: Arc::new(TypedHandler {
-                f,
-                _event: std::marker::PhantomData,
-            }),
+            handler: Arc::new(TypedHandler::<F, T, Serde>::new(f)),
             on_failure: self.on_failure,
         }
+    }
+}
+
+impl<S: EventSet + Send + 'static> FunctionBuilder<S> {
+    /// Adds a filter expression (an `if` over `event`) to the typed triggers, e.g.
+    /// `event.data.total_cents > 0`.
+    pub fn when(mut self, expr: impl Into<String>) -> Self {
+        let expr = expr.into();
+        self.config.triggers = std::mem::take(&mut self.config.triggers)
+            .into_iter()
+            .map(|t| t.when(expr.clone()))
+            .collect();
+        self
+    }
+
+    /// A handler run when this function fails for good, given the original event decoded as
+    /// `S`, registered like the untyped one (the companion function `<id>-failure`).
+    pub fn on_failure<F, Fut, R>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<FunctionFailed<S>>, Step) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, Error>> + Send + 'static,
+        R: Serialize,
+    {
+        self.on_failure = Some(Arc::new(
+            TypedHandler::<F, FunctionFailed<S>, FailedBySet>::new(f),
+        ));
+        self
+    }
+
+    /// Finishes the function with its handler, which takes exactly `Ctx<S>`. The result is a
+    /// [`TypedFunction`] that also knows the output type `R`, for
+    /// [`Step::invoke`](crate::Step::invoke).
+    pub fn handler<F, Fut, R>(self, f: F) -> TypedFunction<S, R>
+    where
+        F: Fn(Ctx<S>, Step) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, Error>> + Send + 'static,
+        R: Serialize,
+    {
+        TypedFunction {
+            function: Function {
+                config: self.config,
+                handler: Arc::new(TypedHandler::<F, S, BySet>::new(f)),
+                on_failure: self.on_failure,
+            },
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A function with typed triggers: its event type `In` and its output type `Out`. Serve it like
+/// a [`Function`] (it converts with `.into()`), invoke it with [`Step::invoke`](crate::Step::invoke).
+pub struct TypedFunction<In, Out> {
+    function: Function,
+    _types: std::marker::PhantomData<fn(In) -> Out>,
+}
+
+impl<In, Out> TypedFunction<In, Out> {
+    /// The function's id (without the app prefix).
+    pub fn id(&self) -> &str {
+        self.function.id()
+    }
+
+    /// The untyped function, for serving next to others.
+    pub fn function(&self) -> Function {
+        self.function.clone()
+    }
+}
+
+impl<In, Out> Clone for TypedFunction<In, Out> {
+    fn clone(&self) -> Self {
+        TypedFunction {
+            function: self.function.clone(),
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<In, Out> std::fmt::Debug for TypedFunction<In, Out> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TypedFunction")
+            .field(&self.function)
+            .finish()
+    }
+}
+
+impl<In, Out> From<TypedFunction<In, Out>> for Function {
+    fn from(f: TypedFunction<In, Out>) -> Function {
+        f.function
     }
 }

@@ -33,7 +33,7 @@ pub const DEFAULT_PATH: &str = "/api/inngest";
 /// at startup, not at the first request.
 pub fn router(
     client: &Inngest,
-    functions: impl IntoIterator<Item = Function>,
+    functions: impl IntoIterator<Item: Into<Function>>,
 ) -> Result<Router, ServeError> {
     let handler = ServeHandler::new(client, functions)?;
     Ok(router_from_handler(handler))

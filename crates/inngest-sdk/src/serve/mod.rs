@@ -77,10 +77,10 @@ impl ServeHandler {
     /// Validates the functions and builds the handler.
     pub fn new(
         client: &Inngest,
-        functions: impl IntoIterator<Item = Function>,
+        functions: impl IntoIterator<Item: Into<Function>>,
     ) -> Result<Self, ServeError> {
         let app_id = client.config().app_id().to_owned();
-        let functions: Vec<Function> = functions.into_iter().collect();
+        let functions: Vec<Function> = functions.into_iter().map(Into::into).collect();
         let mut by_slug = HashMap::new();
         for (index, f) in functions.iter().enumerate() {
             f.config.validate()?;

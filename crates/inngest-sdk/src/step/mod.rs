@@ -219,25 +219,40 @@ impl Step {
 
     /// Waits for an event matching `opts`; `None` when the timeout passes first.
     ///
+    /// Typed: `wait_for_event::<OrderPaid>(id, WaitFor::new(timeout))` waits for the event
+    /// type's name. Untyped: [`WaitForEvent`] names the event, `T` is any data type. A matched
+    /// event whose data does not decode as `T` is a [`StepError`] naming the field; with `?` it
+    /// fails the run without retries.
+    ///
     /// ```no_run
     /// # use std::time::Duration;
-    /// # use inngest_sdk::{Event, WaitForEvent};
-    /// # async fn demo(step: inngest_sdk::Step) {
-    /// let paid: Option<Event<serde_json::Value>> = step
-    ///     .wait_for_event(
+    /// # use inngest_sdk::{Event, WaitFor, WaitForEvent};
+    /// # #[derive(serde::Serialize, serde::Deserialize, inngest_sdk::Event)]
+    /// # #[event(name = "shop/order.paid")]
+    /// # struct OrderPaid { order_id: String }
+    /// # async fn demo(step: inngest_sdk::Step) -> Result<(), inngest_sdk::StepError> {
+    /// let paid: Option<Event<OrderPaid>> = step
+    ///     .wait_for_event::<OrderPaid>(
     ///         "wait-for-payment",
-    ///         WaitForEvent::new("shop/order.paid", Duration::from_secs(3600)).matching("data.order_id"),
+    ///         WaitFor::new(Duration::from_secs(3600)).matching("data.order_id"),
     ///     )
-    ///     .await
-    ///     .expect("event payload matches the type");
-    /// # }
+    ///     .await?;
+    /// let refunded: Option<Event<serde_json::Value>> = step
+    ///     .wait_for_event(
+    ///         "wait-for-refund",
+    ///         WaitForEvent::new("shop/order.refunded", Duration::from_secs(3600)),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
     /// ```
     pub fn wait_for_event<'s, 'i, T: DeserializeOwned>(
         &'s self,
         id: &'i str,
-        opts: WaitForEvent,
-    ) -> impl Future<Output = Result<Option<Event<T>>, StepError>> + use<'s, 'i, T> {
+        opts: impl WaitOptions<T>,
+    ) -> impl Future<Output = Result<Option<Event<T>>, StepError>> + Captures<'s> + Captures<'i>
+    {
         let reserved = self.reserve(id);
+        let opts = opts.into_wait();
         let mut o = serde_json::Map::new();
         o.insert("event".into(), opts.event.into());
         if let Some(expr) = opts.if_expr {
@@ -253,17 +268,57 @@ impl Step {
             if memo.as_ref() == b"null" {
                 return Ok(None);
             }
-            serde_json::from_slice(&memo)
+            let de = &mut serde_json::Deserializer::from_slice(&memo);
+            serde_path_to_error::deserialize(de)
                 .map(Some)
-                .map_err(|e| decode_error("the awaited event", &e))
+                .map_err(|e| path_error("the awaited event", &e))
         }
     }
 
-    /// Invokes another function and waits for its return value.
+    /// Invokes the typed function `function` with `input` as its event data and waits for its
+    /// output: both types come from the function, so a wrong input does not compile. An output
+    /// that does not decode is a [`StepError`] naming the field.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize, inngest_sdk::Event)]
+    /// # #[event(name = "shop/tax.requested")]
+    /// # struct TaxInput { cents: u64 }
+    /// # async fn demo(step: inngest_sdk::Step, compute_tax: inngest_sdk::TypedFunction<TaxInput, u64>) -> Result<(), inngest_sdk::StepError> {
+    /// let tax: u64 = step.invoke("tax", &compute_tax, TaxInput { cents: 1200 }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn invoke<'s, 'i, I, O>(
+        &'s self,
+        id: &'i str,
+        function: &crate::TypedFunction<I, O>,
+        input: I,
+    ) -> impl Future<Output = Result<O, StepError>> + use<'s, 'i, I, O>
+    where
+        I: crate::EventType,
+        O: DeserializeOwned,
+    {
+        let data = match serde_json::to_value(input) {
+            Ok(data) => data,
+            Err(e) => {
+                let err = StepError {
+                    name: "SerializationError".to_owned(),
+                    message: format!("the invoke input could not be serialized: {e}"),
+                    stack: None,
+                };
+                // The id still counts, so later repeats keep their indices.
+                drop(self.reserve(id));
+                return futures_util::future::Either::Left(std::future::ready(Err(err)));
+            }
+        };
+        let opts = Invoke::new(InvokeTarget::Local(function.id().to_owned()), data);
+        futures_util::future::Either::Right(self.invoke_with(id, opts))
+    }
+
+    /// Invokes another function (untyped) and waits for its return value.
     ///
     /// Invoking a [`Function`](crate::Function) of the same app computes its composite id
     /// (`<app id>-<function id>`); use [`InvokeTarget::id`] for a function of another app.
-    pub fn invoke<'s, 'i, R: DeserializeOwned>(
+    pub fn invoke_with<'s, 'i, R: DeserializeOwned>(
         &'s self,
         id: &'i str,
         opts: Invoke,
@@ -296,12 +351,15 @@ impl Step {
     }
 
     /// Sends events as a step: sent once, never again on replay. Returns the event ids.
-    pub fn send_event<'s, 'i, T: Serialize, V: Into<Vec<Event<T>>>>(
+    ///
+    /// `events` is one event or a `Vec` or array of them: typed events (`OrderCreated { .. }`),
+    /// or untyped [`Event`]s.
+    pub fn send_event<'s, 'i, V: crate::IntoEvents>(
         &'s self,
         id: &'i str,
         events: V,
-    ) -> impl Future<Output = Result<Vec<String>, StepError>> + use<'s, 'i, T, V> {
-        let events = events.into();
+    ) -> impl Future<Output = Result<Vec<String>, StepError>> + use<'s, 'i, V> {
+        let events = events.into_events();
         let client = self.env.client.clone();
         let opts = serde_json::json!({ "type": "step.sendEvent" });
         let op = self.run_op(
@@ -313,6 +371,7 @@ impl Step {
                     Error::msg("send_event needs a client: serve the app with an Inngest client")
                         .non_retriable()
                 })?;
+                let events = events.map_err(|e| Error::from(e).non_retriable())?;
                 let ids = client.send_many(&events).await.map_err(Error::from)?;
                 Ok(SentIds { ids })
             },
@@ -351,6 +410,13 @@ impl Step {
     }
 }
 
+/// Names a lifetime that a returned future captures, where `use<..>` cannot be written (a
+/// method with an argument-position `impl Trait`). Implemented for every type.
+#[doc(hidden)]
+pub trait Captures<'a> {}
+
+impl<T: ?Sized> Captures<'_> for T {}
+
 /// A step id taken in code order, with the memo (if any) and the step's turn in replay order.
 struct Reserved<'s, 'i> {
     sid: inngest_protocol::step_id::StepId<'i>,
@@ -363,7 +429,7 @@ struct SentIds {
     ids: Vec<String>,
 }
 
-/// Options of [`Step::wait_for_event`].
+/// Untyped options of [`Step::wait_for_event`]: the event is named here.
 #[derive(Debug, Clone)]
 pub struct WaitForEvent {
     event: String,
@@ -396,7 +462,61 @@ impl WaitForEvent {
     }
 }
 
-/// Which function [`Step::invoke`] calls.
+/// Typed options of [`Step::wait_for_event`]: the event type (the turbofish) names the event.
+#[derive(Debug, Clone)]
+pub struct WaitFor {
+    timeout: Duration,
+    if_expr: Option<String>,
+}
+
+impl WaitFor {
+    /// Wait at most `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        WaitFor {
+            timeout,
+            if_expr: None,
+        }
+    }
+
+    /// Only accept events for which this expression holds (`event` = the run's triggering event,
+    /// `async` = the candidate).
+    pub fn if_expr(mut self, expr: impl Into<String>) -> Self {
+        self.if_expr = Some(expr.into());
+        self
+    }
+
+    /// Only accept events whose `field` equals the triggering event's same field, e.g.
+    /// `matching("data.order_id")` → `event.data.order_id == async.data.order_id`.
+    pub fn matching(self, field: &str) -> Self {
+        let expr = inngest_protocol::quote::fields_equal(field, field);
+        self.if_expr(expr)
+    }
+}
+
+/// The options of [`Step::wait_for_event`] for data type `T`: [`WaitFor`] when `T` is an
+/// [`EventType`](crate::EventType), [`WaitForEvent`] (which names the event) for any `T`.
+pub trait WaitOptions<T> {
+    /// The event name, timeout and `if` expression.
+    fn into_wait(self) -> WaitForEvent;
+}
+
+impl<T: crate::EventType> WaitOptions<T> for WaitFor {
+    fn into_wait(self) -> WaitForEvent {
+        WaitForEvent {
+            event: T::NAME.to_owned(),
+            timeout: self.timeout,
+            if_expr: self.if_expr,
+        }
+    }
+}
+
+impl<T> WaitOptions<T> for WaitForEvent {
+    fn into_wait(self) -> WaitForEvent {
+        self
+    }
+}
+
+/// Which function [`Step::invoke_with`] calls.
 #[derive(Debug, Clone)]
 pub enum InvokeTarget {
     /// A function of the serving app, by its own id.
@@ -418,7 +538,13 @@ impl From<&crate::Function> for InvokeTarget {
     }
 }
 
-/// Options of [`Step::invoke`].
+impl<I, O> From<&crate::TypedFunction<I, O>> for InvokeTarget {
+    fn from(f: &crate::TypedFunction<I, O>) -> Self {
+        InvokeTarget::Local(f.id().to_owned())
+    }
+}
+
+/// Options of [`Step::invoke_with`].
 #[derive(Debug, Clone)]
 pub struct Invoke {
     target: InvokeTarget,
@@ -466,7 +592,8 @@ fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
     match (env.data, env.error) {
         (_, Some(err)) => Err(StepError::from_wire(err)),
         (Some(raw), None) => {
-            serde_json::from_str(raw.get()).map_err(|e| decode_error("step output", &e))
+            let de = &mut serde_json::Deserializer::from_str(raw.get());
+            serde_path_to_error::deserialize(de).map_err(|e| path_error("step output", &e))
         }
         // `{"data": null}` deserializes `data` as absent.
         (None, None) => serde_json::from_str("null").map_err(|e| decode_error("step output", &e)),
@@ -483,6 +610,18 @@ fn nested_error(id: &str) -> StepError {
         name: "NestedStepError".to_owned(),
         message: format!(
             "step `{id}` was called inside another step's body; steps cannot be nested"
+        ),
+        stack: None,
+    }
+}
+
+fn path_error(what: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> StepError {
+    StepError {
+        name: "DeserializationError".to_owned(),
+        message: format!(
+            "{what} does not match the expected type at `{}`: {}",
+            e.path(),
+            e.inner()
         ),
         stack: None,
     }
