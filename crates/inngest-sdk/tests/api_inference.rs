@@ -2,12 +2,13 @@
 //! plain `Ok(value)` infers `inngest_sdk::Error`, and `?` converts any error into it. Each form
 //! is served through `serve::axum::router` and driven with hand-built execution requests.
 
+mod support;
+
 use axum::body::Body;
-use http_body_util::BodyExt;
 use inngest_sdk::step::hash_id;
 use inngest_sdk::{serve, Ctx, Function, FunctionFailed, Inngest, NonRetriable, Step, Trigger};
 use serde_json::{json, Value};
-use tower::ServiceExt;
+use support::Reply;
 
 const APP: &str = "infer-app";
 
@@ -54,10 +55,6 @@ fn router() -> axum::Router {
 
 /// An execution request for `fn_id` with these memoized steps (hashed id → memo).
 fn request(fn_id: &str, steps: Value) -> http::Request<Body> {
-    let stack: Vec<String> = steps
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
     let event = json!({
         "data": { "n": 0 },
         "id": "01HZX9W9R1S2T3U4V5W6X7Y8Z9",
@@ -65,52 +62,11 @@ fn request(fn_id: &str, steps: Value) -> http::Request<Body> {
         "ts": 1_718_000_000_000i64,
         "user": {}
     });
-    let body = json!({
-        "ctx": {
-            "attempt": 0,
-            "disable_immediate_execution": false,
-            "env": "",
-            "fn_id": "5b7e2c3a-0d7e-5c55-9d6c-0b0f4f0f2f10",
-            "max_attempts": 4,
-            "run_id": "01HZX9WB6E8KQ3N2A7C5D4F1GH",
-            "stack": { "current": stack.len(), "stack": stack },
-            "step_id": "step",
-            "use_api": false
-        },
-        "event": event.clone(),
-        "events": [event],
-        "steps": steps,
-        "use_api": false,
-        "version": 2
-    });
-    http::Request::builder()
-        .method("POST")
-        .uri(format!("/api/inngest?fnId={APP}-{fn_id}&stepId=step"))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).expect("body")))
-        .expect("request")
-}
-
-struct Reply {
-    status: u16,
-    no_retry: Option<String>,
-    body: Value,
+    support::exec_request(APP, fn_id, event, steps)
 }
 
 async fn call(req: http::Request<Body>) -> Reply {
-    let res = router().oneshot(req).await.expect("infallible");
-    let status = res.status().as_u16();
-    let no_retry = res
-        .headers()
-        .get("x-inngest-no-retry")
-        .map(|v| v.to_str().expect("ascii").to_owned());
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let body = serde_json::from_slice(&bytes).expect("JSON reply");
-    Reply {
-        status,
-        no_retry,
-        body,
-    }
+    support::call(router(), req).await
 }
 
 /// The reply's ops with their (time-dependent) `timing` removed.

@@ -3,10 +3,11 @@
 //! all take the type. Hand-built execution requests check the wire (names, expressions, data)
 //! and the strict decoding of trigger data, matched events and invoke results.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
-use http_body_util::BodyExt;
 use inngest_sdk::step::hash_id;
 use inngest_sdk::{
     serve, Cancel, Ctx, Event, EventSet, EventType, Function, FunctionFailed, Inngest, IntoEvent,
@@ -14,7 +15,7 @@ use inngest_sdk::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tower::ServiceExt;
+use support::Reply;
 
 const APP: &str = "typed-app";
 
@@ -119,34 +120,7 @@ fn router() -> axum::Router {
 
 /// An execution request for `fn_id` with this triggering event and memoized steps.
 fn request(fn_id: &str, event: Value, steps: Value) -> http::Request<Body> {
-    let stack: Vec<String> = steps
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    let body = json!({
-        "ctx": {
-            "attempt": 0,
-            "disable_immediate_execution": false,
-            "env": "",
-            "fn_id": "5b7e2c3a-0d7e-5c55-9d6c-0b0f4f0f2f10",
-            "max_attempts": 4,
-            "run_id": "01HZX9WB6E8KQ3N2A7C5D4F1GH",
-            "stack": { "current": stack.len(), "stack": stack },
-            "step_id": "step",
-            "use_api": false
-        },
-        "event": event.clone(),
-        "events": [event],
-        "steps": steps,
-        "use_api": false,
-        "version": 2
-    });
-    http::Request::builder()
-        .method("POST")
-        .uri(format!("/api/inngest?fnId={APP}-{fn_id}&stepId=step"))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).expect("body")))
-        .expect("request")
+    support::exec_request(APP, fn_id, event, steps)
 }
 
 fn event(name: &str, data: Value) -> Value {
@@ -166,26 +140,8 @@ fn order_created() -> Value {
     )
 }
 
-struct Reply {
-    status: u16,
-    no_retry: Option<String>,
-    body: Value,
-}
-
 async fn call(req: http::Request<Body>) -> Reply {
-    let res = router().oneshot(req).await.expect("infallible");
-    let status = res.status().as_u16();
-    let no_retry = res
-        .headers()
-        .get("x-inngest-no-retry")
-        .map(|v| v.to_str().expect("ascii").to_owned());
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let body = serde_json::from_slice(&bytes).expect("JSON reply");
-    Reply {
-        status,
-        no_retry,
-        body,
-    }
+    support::call(router(), req).await
 }
 
 /// The register payload of the app, from an in-band sync.
