@@ -171,6 +171,14 @@ pub enum ExecutorError {
     /// The state directory ([`ExecutorBuilder::state_dir`]) could not be created or read.
     #[error("executor state directory: {0}")]
     State(String),
+    /// The state directory is held by another executor, in this process or another: only one
+    /// executor at a time may use a directory. The hold ends when that executor is dropped (or
+    /// its process exits).
+    #[error("executor state directory {dir}: held by another executor (in this or another process); only one executor at a time may use a state directory")]
+    StateDirInUse {
+        /// The directory.
+        dir: String,
+    },
     /// No run has this id.
     #[error("run `{0}` not found")]
     RunNotFound(String),
@@ -348,7 +356,7 @@ impl ExecutorBuilder {
             .build()
             .unwrap_or_default();
         let store = match &self.state_dir {
-            Some(dir) => Some(persist::Store::open(dir).map_err(ExecutorError::State)?),
+            Some(dir) => Some(persist::Store::open(dir)?),
             None => None,
         };
         let settings = Settings {

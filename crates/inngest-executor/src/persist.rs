@@ -4,6 +4,11 @@
 //! * `events.jsonl`: every event the executor accepted, one JSON object per line, appended.
 //! * `runs/<run id>.json`: the latest snapshot of each run (memo, stack, steps, history, pending
 //!   sleeps/waits/invokes with their deadlines), replaced atomically (write, then rename).
+//! * `lock`: an empty file holding the directory's exclusive OS lock (`flock` / `LockFileEx`,
+//!   through `fs4`) while an executor has it open, so a second executor, in this process or
+//!   another, fails at `build()` with [`crate::ExecutorError::StateDirInUse`]. The lock goes
+//!   when the executor (its last clone) is dropped, or with its process. An executor dropped on
+//!   another thread a moment ago is given two seconds to let go.
 //!
 //! Snapshots are taken after every state change, before the follow-up requests are sent, and
 //! only for runs whose serialized form changed; runs are written before the events that started
@@ -20,15 +25,20 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ExecutorError;
 use crate::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
 
 const EVENTS_FILE: &str = "events.jsonl";
 const RUNS_DIR: &str = "runs";
+const LOCK_FILE: &str = "lock";
+/// How long [`Store::open`] waits for a directory's lock before reporting it in use.
+const LOCK_GRACE: Duration = Duration::from_secs(2);
 
 /// An event line of `events.jsonl`.
 #[derive(Serialize, Deserialize)]
@@ -167,6 +177,111 @@ fn record_of(run: &Run) -> RunRecordRef<'_> {
     }
 }
 
+fn io_error(what: &str, p: &Path, e: std::io::Error) -> ExecutorError {
+    ExecutorError::State(format!("{what} {}: {e}", p.display()))
+}
+
+fn io_text(what: &str, p: &Path, e: std::io::Error) -> String {
+    format!("{what} {}: {e}", p.display())
+}
+
+/// Takes the directory's exclusive lock (an OS file lock on `lock`, held as long as the returned
+/// file is open; the OS drops it when the process dies). A holder that is going away (an executor
+/// dropped on another thread a moment ago) is given [`LOCK_GRACE`] to let go.
+fn lock_dir(dir: &Path) -> Result<fs::File, ExecutorError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error("cannot open", &path, e))?;
+    let deadline = Instant::now() + LOCK_GRACE;
+    loop {
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => return Ok(file),
+            Err(fs4::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(ExecutorError::StateDirInUse {
+                    dir: dir.display().to_string(),
+                })
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(io_error("cannot lock", &path, e)),
+        }
+    }
+}
+
+/// Reads `events.jsonl`, cutting off a torn last line.
+fn read_events(dir: &Path) -> Result<Vec<StoredEvent>, String> {
+    let mut events = Vec::new();
+    let events_path = dir.join(EVENTS_FILE);
+    let bytes = match fs::read(&events_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(events),
+        Err(e) => return Err(io_text("cannot read", &events_path, e)),
+    };
+    let mut valid_len = 0;
+    for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let complete = line.ends_with(b"\n");
+        match serde_json::from_slice::<EventLine<String, Value>>(line) {
+            Ok(l) if complete => {
+                valid_len += line.len();
+                events.push(StoredEvent {
+                    internal_id: l.internal_id,
+                    event: l.event,
+                    received_at: l.received_at,
+                });
+            }
+            // A torn last line (the process died while appending it): dropped, and cut off so
+            // the next append starts on a fresh line.
+            _ if !complete => {
+                tracing::warn!(line = n + 1, "dropping a torn last line of events.jsonl");
+            }
+            _ => {
+                return Err(format!(
+                    "{} line {}: not an event record",
+                    events_path.display(),
+                    n + 1
+                ))
+            }
+        }
+    }
+    if valid_len < bytes.len() {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&events_path)
+            .map_err(|e| io_text("cannot open", &events_path, e))?;
+        f.set_len(valid_len as u64)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_text("cannot truncate", &events_path, e))?;
+    }
+    Ok(events)
+}
+
+/// Reads every run snapshot, oldest first, removing leftover temporary files.
+fn read_runs(runs_dir: &Path) -> Result<Vec<RunRecord>, String> {
+    let mut runs = Vec::new();
+    let entries = fs::read_dir(runs_dir).map_err(|e| io_text("cannot read", runs_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_text("cannot read", runs_dir, e))?;
+        let path = entry.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            // Leftover temporary files of an interrupted write: the previous snapshot (if any)
+            // is intact under its real name.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        let bytes = fs::read(&path).map_err(|e| io_text("cannot read", &path, e))?;
+        let record: RunRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a run record: {e}", path.display()))?;
+        runs.push(record);
+    }
+    runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    Ok(runs)
+}
+
 impl PendingRecord {
     pub(crate) fn step(&self) -> &str {
         match self {
@@ -228,6 +343,8 @@ struct Written {
 pub(crate) struct Store {
     dir: PathBuf,
     written: Mutex<Written>,
+    /// The open `lock` file whose OS lock keeps other executors out; released on drop.
+    _lock: fs::File,
 }
 
 /// Work collected under the state lock by [`Store::collect`], written by [`Pass::write`].
@@ -240,75 +357,13 @@ pub(crate) struct Pass<'a> {
 }
 
 impl Store {
-    /// Opens (creating it if needed) a state directory and reads what it holds.
-    pub(crate) fn open(dir: &Path) -> Result<(Store, Loaded), String> {
-        let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    /// Opens (creating it if needed) a state directory, takes its lock and reads what it holds.
+    pub(crate) fn open(dir: &Path) -> Result<(Store, Loaded), ExecutorError> {
         let runs_dir = dir.join(RUNS_DIR);
-        fs::create_dir_all(&runs_dir).map_err(|e| io("cannot create", &runs_dir, e))?;
-
-        let mut events = Vec::new();
-        let events_path = dir.join(EVENTS_FILE);
-        match fs::read(&events_path) {
-            Ok(bytes) => {
-                let mut valid_len = 0;
-                for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
-                    let complete = line.ends_with(b"\n");
-                    match serde_json::from_slice::<EventLine<String, Value>>(line) {
-                        Ok(l) if complete => {
-                            valid_len += line.len();
-                            events.push(StoredEvent {
-                                internal_id: l.internal_id,
-                                event: l.event,
-                                received_at: l.received_at,
-                            });
-                        }
-                        // A torn last line (the process died while appending it): dropped,
-                        // and cut off so the next append starts on a fresh line.
-                        _ if !complete => {
-                            tracing::warn!(
-                                line = n + 1,
-                                "dropping a torn last line of events.jsonl"
-                            );
-                        }
-                        _ => {
-                            return Err(format!(
-                                "{} line {}: not an event record",
-                                events_path.display(),
-                                n + 1
-                            ))
-                        }
-                    }
-                }
-                if valid_len < bytes.len() {
-                    let f = fs::OpenOptions::new()
-                        .write(true)
-                        .open(&events_path)
-                        .map_err(|e| io("cannot open", &events_path, e))?;
-                    f.set_len(valid_len as u64)
-                        .map_err(|e| io("cannot truncate", &events_path, e))?;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot read", &events_path, e)),
-        }
-
-        let mut runs = Vec::new();
-        let entries = fs::read_dir(&runs_dir).map_err(|e| io("cannot read", &runs_dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io("cannot read", &runs_dir, e))?;
-            let path = entry.path();
-            if path.extension().and_then(|x| x.to_str()) != Some("json") {
-                // Leftover temporary files of an interrupted write: the previous snapshot (if
-                // any) is intact under its real name.
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            let bytes = fs::read(&path).map_err(|e| io("cannot read", &path, e))?;
-            let record: RunRecord = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}: not a run record: {e}", path.display()))?;
-            runs.push(record);
-        }
-        runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        fs::create_dir_all(&runs_dir).map_err(|e| io_error("cannot create", &runs_dir, e))?;
+        let lock = lock_dir(dir)?;
+        let events = read_events(dir).map_err(ExecutorError::State)?;
+        let runs = read_runs(&runs_dir).map_err(ExecutorError::State)?;
 
         let mut written = Written {
             events: events.len(),
@@ -329,6 +384,7 @@ impl Store {
             Store {
                 dir: dir.to_owned(),
                 written: Mutex::new(written),
+                _lock: lock,
             },
             Loaded { events, runs },
         ))
@@ -415,5 +471,118 @@ impl Pass<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::Executor;
+
+    /// Set in a child process (see [`a_directory_held_by_another_process_is_refused`]): the
+    /// directory [`lock_holder`] opens.
+    const HOLDER_ENV: &str = "INNGEST_EXECUTOR_TEST_LOCK_HOLDER_DIR";
+
+    /// A fresh directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "inngest-executor-persist-{name}-{}-{}",
+                std::process::id(),
+                ulid::Ulid::new()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn in_use(dir: &Path) -> ExecutorError {
+        ExecutorError::StateDirInUse {
+            dir: dir.display().to_string(),
+        }
+    }
+
+    #[test]
+    fn a_second_executor_on_a_directory_in_use_fails_until_the_first_is_dropped() {
+        let dir = TempDir::new("lock");
+        let first = Executor::builder().state_dir(&dir.0).build().unwrap();
+        let clone = first.clone();
+        let err = Executor::builder().state_dir(&dir.0).build().unwrap_err();
+        assert_eq!(err, in_use(&dir.0));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "executor state directory {}: held by another executor (in this or another \
+                 process); only one executor at a time may use a state directory",
+                dir.0.display()
+            )
+        );
+        // Every clone shares one hold: dropping one clone keeps the directory held.
+        drop(first);
+        assert_eq!(
+            Executor::builder().state_dir(&dir.0).build().unwrap_err(),
+            in_use(&dir.0)
+        );
+        drop(clone);
+        let again = Executor::builder().state_dir(&dir.0).build().unwrap();
+        drop(again);
+    }
+
+    /// The child side of [`a_directory_held_by_another_process_is_refused`]: a no-op unless
+    /// [`HOLDER_ENV`] is set; then it opens that directory, says so on stdout and holds it
+    /// until stdin closes.
+    #[test]
+    fn lock_holder() {
+        let Some(dir) = std::env::var_os(HOLDER_ENV) else {
+            return;
+        };
+        let executor = Executor::builder().state_dir(dir).build().unwrap();
+        println!("holding the state directory");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        drop(executor);
+    }
+
+    #[test]
+    fn a_directory_held_by_another_process_is_refused() {
+        let dir = TempDir::new("lock-child");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "persist::tests::lock_holder",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLDER_ENV, &dir.0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let held = stdout
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("holding the state directory"));
+        assert!(held, "the child process did not open the directory");
+
+        let err = Executor::builder().state_dir(&dir.0).build().unwrap_err();
+        assert_eq!(err, in_use(&dir.0));
+
+        // The child dies without letting go itself: the OS releases its lock.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(child.stdin.take());
+        Executor::builder().state_dir(&dir.0).build().unwrap();
     }
 }
