@@ -1,9 +1,11 @@
 //! The executor's optional on-disk state ([`crate::ExecutorBuilder::state_dir`]).
 //!
 //! Layout of the directory:
-//! * `events.jsonl`: every event the executor accepted, one JSON object per line, appended.
+//! * `events.jsonl`: every event the executor accepted, one JSON object per line, appended (and
+//!   fsynced) once per save.
 //! * `runs/<run id>.json`: the latest snapshot of each run (memo, stack, steps, history, pending
-//!   sleeps/waits/invokes with their deadlines), replaced atomically (write, then rename).
+//!   sleeps/waits/invokes with their deadlines), replaced atomically: written to
+//!   `<run id>.json.tmp`, fsynced, renamed over the old one, then the directory is fsynced.
 //! * `lock`: an empty file holding the directory's exclusive OS lock (`flock` / `LockFileEx`,
 //!   through `fs4`) while an executor has it open, so a second executor, in this process or
 //!   another, fails at `build()` with [`crate::ExecutorError::StateDirInUse`]. The lock goes
@@ -13,8 +15,10 @@
 //! Snapshots are taken after every state change, before the follow-up requests are sent, and
 //! only for runs whose serialized form changed; runs are written before the events that started
 //! them, so a crash between the two can at worst let a re-delivered event start a second run
-//! (which the app's idempotency keys absorb), never lose a run. A kill -9 loses nothing that was
-//! written (the page cache survives the process); a power cut may lose the last writes.
+//! (which the app's idempotency keys absorb), never lose a run. Every save is flushed to the disk
+//! before it counts as written, so neither a kill -9 nor a power cut loses a save that finished
+//! (a cut in the middle of one loses that save only: a run keeps its previous snapshot, a torn
+//! last event line is dropped on the next start).
 //!
 //! On start, events are loaded (not routed again: they keep deduplicating by id) and runs are
 //! held until their function is registered again; then they join the history and every
@@ -31,8 +35,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ExecutorError;
 use crate::state::{HistoryEntry, PendingKind, Run, RunStatus, StepView, StoredEvent};
+use crate::ExecutorError;
 
 const EVENTS_FILE: &str = "events.jsonl";
 const RUNS_DIR: &str = "runs";
@@ -439,12 +443,13 @@ impl Pass<'_> {
     /// keeps running in memory.
     pub(crate) fn write(mut self) {
         let runs_dir = self.store.dir.join(RUNS_DIR);
+        let mut renamed = false;
         for (id, bytes, hash, terminal) in std::mem::take(&mut self.runs) {
             let path = runs_dir.join(format!("{id}.json"));
             let tmp = runs_dir.join(format!("{id}.json.tmp"));
-            let result = fs::write(&tmp, &bytes).and_then(|()| fs::rename(&tmp, &path));
-            match result {
+            match write_synced(&tmp, &bytes).and_then(|()| fs::rename(&tmp, &path)) {
                 Ok(()) => {
+                    renamed = true;
                     if terminal {
                         self.written.runs.remove(&id);
                         self.written.done.insert(id);
@@ -453,24 +458,63 @@ impl Pass<'_> {
                     }
                 }
                 Err(e) => {
+                    let _ = fs::remove_file(&tmp);
                     tracing::error!(run_id = %id, path = %path.display(), error = %e, "cannot save a run")
                 }
             }
         }
+        // The renames are durable before the events that started those runs are.
+        if renamed {
+            if let Err(e) = sync_dir(&runs_dir) {
+                tracing::error!(path = %runs_dir.display(), error = %e, "cannot sync the runs directory");
+            }
+        }
         if !self.events.is_empty() {
             let path = self.store.dir.join(EVENTS_FILE);
-            let result = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(&self.events));
-            match result {
+            match append_synced(&path, &self.events) {
                 Ok(()) => self.written.events = self.events_total,
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "cannot save events")
                 }
             }
         }
+    }
+}
+
+/// Writes `bytes` to a new file at `path` and flushes it to the disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Appends `bytes` to `path` (created if missing) and flushes it to the disk. A new file's
+/// directory entry is flushed too.
+fn append_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let existed = path.exists();
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    match path.parent() {
+        Some(dir) if !existed => sync_dir(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Flushes a directory's entries (renames, new files) to the disk. Windows has no such call
+/// (its renames are journaled by NTFS): a no-op there.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
     }
 }
 
