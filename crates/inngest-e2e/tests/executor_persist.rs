@@ -478,6 +478,9 @@ fn saves_leave_no_temporary_files_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(names(&dir.0.join("runs")), vec![format!("{run_id}.json")]);
-    assert_eq!(names(&dir.0), vec!["events.jsonl", "lock", "runs"]);
+    assert_eq!(
+        names(&dir.0),
+        vec!["events.jsonl", "format.json", "lock", "runs"]
+    );
     process.kill();
 }

@@ -104,7 +104,10 @@
 //!   memoized step once their app syncs again (a request that was in flight counts as a failed
 //!   attempt; a scheduled retry is sent at once with its attempt number). Flow-control state
 //!   (rate-limit windows, debounce and batch buffers, concurrency queues) is not kept, and a
-//!   cron tick due while the process was down is not replayed. An app
+//!   cron tick due while the process was down is not replayed. Every save is fsynced. One
+//!   executor at a time holds a directory (an OS file lock; a second one fails at `build()`
+//!   with [`ExecutorError::StateDirInUse`]), and the directory's `format.json` names its layout
+//!   version ([`ExecutorError::StateVersion`] for one this executor does not read). An app
 //!   that dies mid-step (with the executor alive) is handled like the server handles it: the
 //!   request fails, is retried, and the run resumes from its last memoized step.
 //! * `AIGateway`, `Gateway` and `WaitForSignal` ops fail the run with a clear error.
@@ -178,6 +181,17 @@ pub enum ExecutorError {
     StateDirInUse {
         /// The directory.
         dir: String,
+    },
+    /// The state directory's `format.json` names a format version this executor cannot read
+    /// (a newer executor wrote it).
+    #[error("executor state directory {dir}: format version {found} is not supported (this executor reads version {supported})")]
+    StateVersion {
+        /// The directory.
+        dir: String,
+        /// The version found in `format.json`.
+        found: u64,
+        /// The versions this executor reads, comma-separated.
+        supported: String,
     },
     /// No run has this id.
     #[error("run `{0}` not found")]
@@ -334,6 +348,11 @@ impl ExecutorBuilder {
     /// memoized step as soon as its app syncs again (sleeps and waits keep their deadlines).
     /// A step that was in flight when the process died runs again, as it would after a lost
     /// request on the real server, so its side effects need an idempotency key.
+    ///
+    /// The executor holds the directory exclusively until it (its last clone) is dropped:
+    /// [`build`](Self::build) fails with [`ExecutorError::StateDirInUse`] while another
+    /// executor, in this process or another, has it, and with [`ExecutorError::StateVersion`]
+    /// if a newer executor wrote it.
     ///
     /// Default: none, everything stays in memory.
     pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {

@@ -6,6 +6,10 @@
 //! * `runs/<run id>.json`: the latest snapshot of each run (memo, stack, steps, history, pending
 //!   sleeps/waits/invokes with their deadlines), replaced atomically: written to
 //!   `<run id>.json.tmp`, fsynced, renamed over the old one, then the directory is fsynced.
+//! * `format.json`: `{"format": "inngest-executor-state", "version": 1}`, the layout's name and
+//!   version. A directory without it (written before it existed) is read as version 1 and gets
+//!   it; a version this executor does not read fails `build()` with
+//!   [`crate::ExecutorError::StateVersion`].
 //! * `lock`: an empty file holding the directory's exclusive OS lock (`flock` / `LockFileEx`,
 //!   through `fs4`) while an executor has it open, so a second executor, in this process or
 //!   another, fails at `build()` with [`crate::ExecutorError::StateDirInUse`]. The lock goes
@@ -41,6 +45,13 @@ use crate::ExecutorError;
 const EVENTS_FILE: &str = "events.jsonl";
 const RUNS_DIR: &str = "runs";
 const LOCK_FILE: &str = "lock";
+const FORMAT_FILE: &str = "format.json";
+/// The `format` name in `format.json`.
+const FORMAT_NAME: &str = "inngest-executor-state";
+/// The layout this executor writes.
+const FORMAT_VERSION: u64 = 1;
+/// The layouts this executor reads.
+const SUPPORTED_VERSIONS: &[u64] = &[1];
 /// How long [`Store::open`] waits for a directory's lock before reporting it in use.
 const LOCK_GRACE: Duration = Duration::from_secs(2);
 
@@ -217,6 +228,57 @@ fn lock_dir(dir: &Path) -> Result<fs::File, ExecutorError> {
     }
 }
 
+/// `format.json`: what layout the directory holds.
+#[derive(Serialize, Deserialize)]
+struct Format {
+    format: String,
+    version: u64,
+}
+
+/// Checks the directory's `format.json`. A directory without one (written before the file
+/// existed, or new) holds version 1 and gets the file.
+fn check_format(dir: &Path) -> Result<(), ExecutorError> {
+    let path = dir.join(FORMAT_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let format = Format {
+                format: FORMAT_NAME.to_owned(),
+                version: FORMAT_VERSION,
+            };
+            let mut bytes = serde_json::to_vec(&format).unwrap_or_default();
+            bytes.push(b'\n');
+            let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
+            return write_synced(&tmp, &bytes)
+                .and_then(|()| fs::rename(&tmp, &path))
+                .and_then(|()| sync_dir(dir))
+                .map_err(|e| io_error("cannot write", &path, e));
+        }
+        Err(e) => return Err(io_error("cannot read", &path, e)),
+    };
+    let format: Format = serde_json::from_slice(&bytes)
+        .ok()
+        .filter(|f: &Format| f.format == FORMAT_NAME)
+        .ok_or_else(|| {
+            ExecutorError::State(format!(
+                "{}: not an executor state format file (expected {{\"format\": \"{FORMAT_NAME}\", \"version\": <n>}})",
+                path.display()
+            ))
+        })?;
+    if SUPPORTED_VERSIONS.contains(&format.version) {
+        return Ok(());
+    }
+    Err(ExecutorError::StateVersion {
+        dir: dir.display().to_string(),
+        found: format.version,
+        supported: SUPPORTED_VERSIONS
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
 /// Reads `events.jsonl`, cutting off a torn last line.
 fn read_events(dir: &Path) -> Result<Vec<StoredEvent>, String> {
     let mut events = Vec::new();
@@ -366,6 +428,7 @@ impl Store {
         let runs_dir = dir.join(RUNS_DIR);
         fs::create_dir_all(&runs_dir).map_err(|e| io_error("cannot create", &runs_dir, e))?;
         let lock = lock_dir(dir)?;
+        check_format(dir)?;
         let events = read_events(dir).map_err(ExecutorError::State)?;
         let runs = read_runs(&runs_dir).map_err(ExecutorError::State)?;
 
@@ -628,5 +691,82 @@ mod tests {
         child.wait().unwrap();
         drop(child.stdin.take());
         Executor::builder().state_dir(&dir.0).build().unwrap();
+    }
+
+    fn format_file(dir: &Path) -> Value {
+        serde_json::from_slice(&fs::read(dir.join(FORMAT_FILE)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_directory_of_the_layout_before_format_json_is_read_as_version_1_and_gets_the_file() {
+        let dir = TempDir::new("format-v1");
+        fs::create_dir_all(dir.0.join(RUNS_DIR)).unwrap();
+        let line = serde_json::json!({
+            "internal_id": "01JAAAAAAAAAAAAAAAAAAAAAAA",
+            "received_at": "2026-03-01T12:00:00Z",
+            "event": {"name": "shop/ordered", "id": "ord-1", "data": {}, "ts": 1}
+        });
+        fs::write(dir.0.join(EVENTS_FILE), format!("{line}\n")).unwrap();
+        let executor = Executor::builder().state_dir(&dir.0).build().unwrap();
+        assert_eq!(executor.events().len(), 1);
+        drop(executor);
+        assert_eq!(
+            format_file(&dir.0),
+            serde_json::json!({"format": "inngest-executor-state", "version": 1})
+        );
+        assert!(!dir.0.join("format.json.tmp").exists());
+        // With the file, it opens as before.
+        let executor = Executor::builder().state_dir(&dir.0).build().unwrap();
+        assert_eq!(executor.events().len(), 1);
+    }
+
+    #[test]
+    fn a_new_directory_gets_a_version_1_format_file() {
+        let dir = TempDir::new("format-new");
+        let state = dir.0.join("state");
+        Executor::builder().state_dir(&state).build().unwrap();
+        assert_eq!(
+            format_file(&state),
+            serde_json::json!({"format": "inngest-executor-state", "version": 1})
+        );
+    }
+
+    #[test]
+    fn a_newer_format_version_fails_with_the_version_found_and_the_versions_read() {
+        let dir = TempDir::new("format-v2");
+        let original = r#"{"format":"inngest-executor-state","version":2}"#;
+        fs::write(dir.0.join(FORMAT_FILE), original).unwrap();
+        let err = Executor::builder().state_dir(&dir.0).build().unwrap_err();
+        assert_eq!(
+            err,
+            ExecutorError::StateVersion {
+                dir: dir.0.display().to_string(),
+                found: 2,
+                supported: "1".to_owned(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "executor state directory {}: format version 2 is not supported (this executor \
+                 reads version 1)",
+                dir.0.display()
+            )
+        );
+        // Nothing was changed, and the refused directory is not left locked.
+        assert_eq!(
+            fs::read_to_string(dir.0.join(FORMAT_FILE)).unwrap(),
+            original
+        );
+        fs::write(
+            dir.0.join(FORMAT_FILE),
+            r#"{"format":"something-else","version":1}"#,
+        )
+        .unwrap();
+        let err = Executor::builder().state_dir(&dir.0).build().unwrap_err();
+        assert!(
+            matches!(&err, ExecutorError::State(m) if m.contains("not an executor state format file")),
+            "{err:?}"
+        );
     }
 }
