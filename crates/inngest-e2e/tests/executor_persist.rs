@@ -438,3 +438,49 @@ fn a_torn_last_event_line_is_dropped_and_a_corrupt_run_file_is_a_clear_error() {
         "{err:?}"
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// What a finished save leaves in the directory
+// -------------------------------------------------------------------------------------------
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn saves_leave_no_temporary_files_behind() {
+    let dir = TempDir::new("no-tmp");
+    let provider = Arc::new(Provider::default());
+    let probe = Arc::new(Probe::default());
+    let process = Process::start(
+        &dir.0,
+        None,
+        vec![checkout(provider.clone(), probe.clone(), false)],
+    );
+    let event = json!({"name": "shop/checkout", "id": "order-9", "data": {"cart": 9}});
+    let event_id = process.rt.block_on(process.executor.send(&event)).unwrap();
+    let run_id = process.executor.runs_for_event(&event_id)[0].id.clone();
+    let run = process
+        .rt
+        .block_on(process.executor.wait_for_run(&run_id, WAIT))
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
+    // The final snapshot is written right after the run finishes: wait for it.
+    let completed = serde_json::to_value(RunStatus::Completed).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while run_files(&dir.0).iter().all(|r| r["status"] != completed) {
+        assert!(std::time::Instant::now() < deadline, "no final snapshot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(names(&dir.0.join("runs")), vec![format!("{run_id}.json")]);
+    assert_eq!(
+        names(&dir.0),
+        vec!["events.jsonl", "format.json", "lock", "runs"]
+    );
+    process.kill();
+}

@@ -104,7 +104,10 @@
 //!   memoized step once their app syncs again (a request that was in flight counts as a failed
 //!   attempt; a scheduled retry is sent at once with its attempt number). Flow-control state
 //!   (rate-limit windows, debounce and batch buffers, concurrency queues) is not kept, and a
-//!   cron tick due while the process was down is not replayed. An app
+//!   cron tick due while the process was down is not replayed. Every save is fsynced. One
+//!   executor at a time holds a directory (an OS file lock; a second one fails at `build()`
+//!   with [`ExecutorError::StateDirInUse`]), and the directory's `format.json` names its layout
+//!   version ([`ExecutorError::StateVersion`] for one this executor does not read). An app
 //!   that dies mid-step (with the executor alive) is handled like the server handles it: the
 //!   request fails, is retried, and the run resumes from its last memoized step.
 //! * `AIGateway`, `Gateway` and `WaitForSignal` ops fail the run with a clear error.
@@ -171,6 +174,25 @@ pub enum ExecutorError {
     /// The state directory ([`ExecutorBuilder::state_dir`]) could not be created or read.
     #[error("executor state directory: {0}")]
     State(String),
+    /// The state directory is held by another executor, in this process or another: only one
+    /// executor at a time may use a directory. The hold ends when that executor is dropped (or
+    /// its process exits).
+    #[error("executor state directory {dir}: held by another executor (in this or another process); only one executor at a time may use a state directory")]
+    StateDirInUse {
+        /// The directory.
+        dir: String,
+    },
+    /// The state directory's `format.json` names a format version this executor cannot read
+    /// (a newer executor wrote it).
+    #[error("executor state directory {dir}: format version {found} is not supported (this executor reads version {supported})")]
+    StateVersion {
+        /// The directory.
+        dir: String,
+        /// The version found in `format.json`.
+        found: u64,
+        /// The versions this executor reads, comma-separated.
+        supported: String,
+    },
     /// No run has this id.
     #[error("run `{0}` not found")]
     RunNotFound(String),
@@ -327,6 +349,11 @@ impl ExecutorBuilder {
     /// A step that was in flight when the process died runs again, as it would after a lost
     /// request on the real server, so its side effects need an idempotency key.
     ///
+    /// The executor holds the directory exclusively until it (its last clone) is dropped:
+    /// [`build`](Self::build) fails with [`ExecutorError::StateDirInUse`] while another
+    /// executor, in this process or another, has it, and with [`ExecutorError::StateVersion`]
+    /// if a newer executor wrote it.
+    ///
     /// Default: none, everything stays in memory.
     pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.state_dir = Some(dir.into());
@@ -348,7 +375,7 @@ impl ExecutorBuilder {
             .build()
             .unwrap_or_default();
         let store = match &self.state_dir {
-            Some(dir) => Some(persist::Store::open(dir).map_err(ExecutorError::State)?),
+            Some(dir) => Some(persist::Store::open(dir)?),
             None => None,
         };
         let settings = Settings {
