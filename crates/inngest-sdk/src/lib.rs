@@ -11,6 +11,8 @@
 //! * `axum` (default): [`serve::axum::router`].
 //! * `derive` (default): `#[derive(Event)]` and `#[derive(EventSet)]` for typed events.
 //! * `test-util`: [`testing::TestHarness`] and the executor it drives.
+//! * `encryption`: `middleware::encryption`, end-to-end encryption of step outputs, function
+//!   outputs and an event field, compatible with `@inngest/middleware-encryption`.
 
 #![warn(missing_docs, unreachable_pub)]
 #![warn(clippy::too_many_lines)]
@@ -20,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod function;
+pub mod middleware;
 pub mod serve;
 pub mod step;
 
@@ -47,6 +50,7 @@ pub use inngest_macros::Event;
 /// (feature `derive`).
 #[cfg(feature = "derive")]
 pub use inngest_macros::EventSet;
+pub use middleware::Middleware;
 pub use serve::ServeError;
 pub use step::{Invoke, InvokeTarget, Step, WaitFor, WaitForEvent, WaitOptions};
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{HttpSettings, Inngest, RetryPolicy};
 use crate::config::{ConfigError, Settings};
+use crate::middleware::{Middleware, Stack};
 
 /// Builder of an [`Inngest`] client, started with [`Inngest::builder`]: app settings (mode, keys,
 /// origins, serve options), HTTP timeouts and event-send retries. Setters win over environment
@@ -15,6 +16,7 @@ pub struct InngestBuilder {
     settings: Settings,
     http: HttpSettings,
     retry: RetryPolicy,
+    middleware: Stack,
 }
 
 impl InngestBuilder {
@@ -23,6 +25,7 @@ impl InngestBuilder {
             settings: Settings::new(app_id),
             http: HttpSettings::default(),
             retry: RetryPolicy::default(),
+            middleware: Stack::default(),
         }
     }
 
@@ -180,10 +183,23 @@ impl InngestBuilder {
         self
     }
 
+    /// Adds a middleware for every function served with this client and for its own
+    /// [`send`](Inngest::send) (outside the functions' own: see
+    /// [`middleware`](crate::middleware) for the order).
+    pub fn middleware(mut self, m: impl Middleware) -> InngestBuilder {
+        self.middleware = self.middleware.push(Arc::new(m));
+        self
+    }
+
     /// Resolves the configuration (code settings, then environment variables, then defaults)
     /// and builds the client.
     pub fn build(self) -> Result<Inngest, ConfigError> {
         let config = self.settings.build()?;
-        Ok(Inngest::from_parts(config, &self.http, self.retry))
+        Ok(Inngest::from_parts(
+            config,
+            &self.http,
+            self.retry,
+            self.middleware,
+        ))
     }
 }

@@ -28,6 +28,7 @@ use url::Url;
 
 use crate::config::{Config, ConfigError, Mode};
 use crate::event::{validate_name, EncodeError, Event, IntoEvent};
+use crate::middleware::Stack;
 use inngest_protocol::wire::headers as h;
 
 mod builder;
@@ -88,6 +89,9 @@ pub enum SendError {
     /// The event API answered success with a body that is not `{"ids": [...]}` for every event.
     #[error("invalid response from the event API: {0}")]
     InvalidResponse(String),
+    /// A middleware's send hook failed (nothing was sent when it was `before_send_events`).
+    #[error("{0}")]
+    Middleware(String),
 }
 
 /// Why a call to the Inngest API failed.
@@ -179,6 +183,7 @@ struct Inner {
     config: Config,
     http: reqwest::Client,
     retry: RetryPolicy,
+    middleware: Stack,
 }
 
 /// The Inngest client. Cheap to clone (shared state behind an `Arc`).
@@ -207,12 +212,18 @@ impl Inngest {
         InngestBuilder::new(app_id.into())
     }
 
-    fn from_parts(config: Config, http: &HttpSettings, retry: RetryPolicy) -> Inngest {
+    fn from_parts(
+        config: Config,
+        http: &HttpSettings,
+        retry: RetryPolicy,
+        middleware: Stack,
+    ) -> Inngest {
         Inngest {
             inner: Arc::new(Inner {
                 config,
                 http: http.client(),
                 retry,
+                middleware,
             }),
         }
     }
@@ -220,6 +231,11 @@ impl Inngest {
     /// The resolved configuration (read-only: it is set with [`Inngest::builder`]).
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The client's middleware.
+    pub(crate) fn middleware(&self) -> &Stack {
+        &self.inner.middleware
     }
 
     /// The shared HTTP client.
@@ -253,6 +269,30 @@ impl Inngest {
                     .map_err(|EncodeError::Serialize(e)| SendError::Serialize(e))
             })
             .collect::<Result<Vec<Event>, SendError>>()?;
+        self.send_through(self.middleware(), events).await
+    }
+
+    /// Sends `events` through the send hooks of `stack` (the client's, or a call's).
+    pub(crate) async fn send_through(
+        &self,
+        stack: &Stack,
+        mut events: Vec<Event>,
+    ) -> Result<Vec<String>, SendError> {
+        if stack.is_empty() {
+            return self.send_events(events).await;
+        }
+        let hook = |e: crate::Error| SendError::Middleware(e.message().to_owned());
+        stack.before_send(&mut events).await.map_err(hook)?;
+        let result = self.send_events(events.clone()).await;
+        let seen = match &result {
+            Ok(ids) => Ok(ids.as_slice()),
+            Err(e) => Err(e as &(dyn std::error::Error + Send + Sync)),
+        };
+        stack.after_send(&events, seen).await.map_err(hook)?;
+        result
+    }
+
+    async fn send_events(&self, events: Vec<Event>) -> Result<Vec<String>, SendError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }

@@ -39,6 +39,7 @@ pub(crate) use config::{FunctionConfig, InvalidFunction};
 
 use crate::error::{Error, ErrorObject};
 use crate::event::{DecodeError, Event, EventSet};
+use crate::middleware::{Extensions, Logger, Middleware, Stack};
 use crate::step::Step;
 
 /// What a handler receives besides the [`Step`] tools: the triggering event(s) and run facts.
@@ -57,9 +58,36 @@ pub struct Ctx<T> {
     pub max_attempts: u32,
     /// The function's own id (without the app prefix).
     pub function_id: String,
+    extensions: Arc<Extensions>,
+    log: Logger,
 }
 
 impl<T> Ctx<T> {
+    /// The value of type `T` a middleware attached to this run
+    /// ([`Input::insert`](crate::middleware::Input::insert)); a missing one is a non-retriable
+    /// error naming the type.
+    ///
+    /// ```
+    /// # fn demo(ctx: inngest_sdk::Ctx<serde_json::Value>) -> Result<(), inngest_sdk::Error> {
+    /// struct Db { url: String }
+    /// let db: &Db = ctx.get::<Db>()?;
+    /// # let _ = &db.url; Ok(()) }
+    /// ```
+    pub fn get<D: std::any::Any + Send + Sync>(&self) -> Result<&D, Error> {
+        self.extensions.get::<D>()
+    }
+
+    /// The shared value of type `T` a middleware attached ([`Ctx::get`]), to keep beyond `ctx`.
+    pub fn get_arc<D: std::any::Any + Send + Sync>(&self) -> Result<Arc<D>, Error> {
+        self.extensions.get_arc::<D>()
+    }
+
+    /// The handler's logger: quiet while the call replays memoized steps, so each line is
+    /// logged once per run ([`Logger`]).
+    pub fn log(&self) -> &Logger {
+        &self.log
+    }
+
     /// Whether this is the last attempt: an error now will not be retried.
     pub fn is_final_attempt(&self) -> bool {
         self.attempt.saturating_add(1) >= self.max_attempts
@@ -89,6 +117,7 @@ pub(crate) struct CallInput {
     pub attempt: u32,
     pub max_attempts: u32,
     pub step: Step,
+    pub extensions: Arc<Extensions>,
 }
 
 type HandlerFuture = BoxFuture<'static, Result<Box<RawValue>, Error>>;
@@ -231,6 +260,8 @@ fn decode_ctx<T, D: Decode<T>>(function_id: &str, input: &CallInput) -> Result<C
         attempt: input.attempt,
         max_attempts: input.max_attempts,
         function_id: function_id.to_owned(),
+        extensions: input.extensions.clone(),
+        log: Logger::new(input.step.call.replay_flag().clone()),
     })
 }
 
@@ -262,6 +293,7 @@ pub struct Function {
     pub(crate) config: FunctionConfig,
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) on_failure: Option<Arc<dyn Handler>>,
+    pub(crate) middleware: Stack,
 }
 
 impl std::fmt::Debug for Function {
@@ -269,6 +301,7 @@ impl std::fmt::Debug for Function {
         f.debug_struct("Function")
             .field("id", &self.config.id)
             .field("has_on_failure", &self.on_failure.is_some())
+            .field("middleware", &self.middleware)
             .finish_non_exhaustive()
     }
 }
@@ -281,6 +314,7 @@ impl Function {
         FunctionBuilder {
             config: FunctionConfig::new(id.into()),
             on_failure: None,
+            middleware: Vec::new(),
             _events: std::marker::PhantomData,
         }
     }
@@ -310,6 +344,7 @@ pub struct Untyped;
 pub struct FunctionBuilder<S = Untyped> {
     config: FunctionConfig,
     on_failure: Option<Arc<dyn Handler>>,
+    middleware: Vec<Arc<dyn Middleware>>,
     _events: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -392,10 +427,19 @@ impl<S> FunctionBuilder<S> {
         self
     }
 
+    /// Adds a middleware to this function only (inside the client's: see
+    /// [`middleware`](crate::middleware) for the order). Its hooks also run for the function's
+    /// failure handler.
+    pub fn middleware(mut self, m: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(m));
+        self
+    }
+
     fn retype<U>(self) -> FunctionBuilder<U> {
         FunctionBuilder {
             config: self.config,
             on_failure: self.on_failure,
+            middleware: self.middleware,
             _events: std::marker::PhantomData,
         }
     }
@@ -452,6 +496,7 @@ impl FunctionBuilder<Untyped> {
             config: self.config,
             handler: Arc::new(TypedHandler::<F, T, Serde>::new(f)),
             on_failure: self.on_failure,
+            middleware: Stack::new(self.middleware),
         }
     }
 }
@@ -496,6 +541,7 @@ impl<S: EventSet + Send + 'static> FunctionBuilder<S> {
                 config: self.config,
                 handler: Arc::new(TypedHandler::<F, S, BySet>::new(f)),
                 on_failure: self.on_failure,
+                middleware: Stack::new(self.middleware),
             },
             _types: std::marker::PhantomData,
         }

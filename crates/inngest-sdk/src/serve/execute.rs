@@ -20,7 +20,8 @@ use super::{
     Target,
 };
 use crate::error::{Error, ErrorKind};
-use crate::function::CallInput;
+use crate::function::{CallInput, Function, Handler};
+use crate::middleware::{CallHooks, Extensions, Failure, RunInfo, Stack, StepInfo, StepKind};
 use crate::step::state::{CallMode, CallState, Decision, Executed, Memo};
 use crate::step::{panic_message, Step};
 use inngest_protocol::signature::SigningKey;
@@ -97,13 +98,11 @@ impl ServeHandler {
         let checkpoints = self.checkpoints(&mode, &req.ctx);
         let targeted = matches!(mode, CallMode::Targeted(_));
         let max_attempts = req.ctx.max_attempts.unwrap_or(5).max(1);
-        let call = Arc::new(CallState::new(
-            state.memo,
-            mode,
-            req.ctx.attempt,
-            max_attempts,
-        ));
         let function = &self.inner.functions[target.index];
+        let hooks = self.call_hooks(function, &req.ctx, &mode, max_attempts);
+        let call = Arc::new(
+            CallState::new(state.memo, mode, req.ctx.attempt, max_attempts).with_hooks(hooks),
+        );
         let handler = if target.failure {
             function.on_failure.clone()
         } else {
@@ -127,11 +126,12 @@ impl ServeHandler {
                 call: call.clone(),
                 env: self.inner.step_env.clone(),
             },
+            extensions: Extensions::empty(),
         };
         // The user's closure (and the decoding of its event type) runs before the first poll:
         // a panic there must become a 500 like any other, not a dropped connection.
         let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handler.call(&function.config.id, input)
+            start(&*handler, &function.config.id, input, &call)
         }));
         let outcome = match started {
             Ok(mut fut) => {
@@ -141,10 +141,35 @@ impl ServeHandler {
             }
             Err(panic) => Outcome::Panicked(panic_message(&*panic)),
         };
+        let outcome = finish_hooks(outcome, &call).instrument(span.clone()).await;
         let _enter = span.enter();
         let mut res = respond(outcome, &call, &step_id, key);
         echo_trace_headers(&parts.headers, &mut res);
         res
+    }
+
+    /// The middleware of a call (the client's, then the function's), if there is any.
+    fn call_hooks(
+        &self,
+        function: &Function,
+        ctx: &inngest_protocol::wire::CallCtxRef<'_>,
+        mode: &CallMode,
+        max_attempts: u32,
+    ) -> Option<CallHooks> {
+        let stack = Stack::chain(self.inner.client.middleware(), &function.middleware);
+        (!stack.is_empty()).then(|| CallHooks {
+            stack,
+            run: RunInfo {
+                function_id: function.config.id.clone(),
+                run_id: ctx.run_id.to_string(),
+                attempt: ctx.attempt,
+                max_attempts,
+                targeted_step: match mode {
+                    CallMode::Targeted(hash) => Some(hash.clone()),
+                    CallMode::Discovery { .. } => None,
+                },
+            },
+        })
     }
 
     /// The function a request is for. `Err` is the whole answer: to a probe, or to a request
@@ -477,6 +502,7 @@ async fn drive(fut: &mut CallFuture, call: &CallState, targeted: bool, grace: Du
             return Poll::Pending;
         }
         match call.decide() {
+            Decision::Failed(err) => Poll::Ready(Outcome::Returned(Err(err))),
             Decision::Executed(e) => Poll::Ready(Outcome::Executed(e)),
             Decision::Report(ops) => Poll::Ready(Outcome::Report(ops)),
             Decision::Continue => Poll::Pending,
@@ -491,6 +517,94 @@ async fn drive(fut: &mut CallFuture, call: &CallState, targeted: bool, grace: Du
         }
     })
     .await
+}
+
+/// The function's future for this call. With middleware: `transform_input` first, then (when
+/// nothing is memoized, so the code runs for the first time) `before_execution`, then the handler.
+fn start(
+    handler: &dyn Handler,
+    function_id: &str,
+    mut input: CallInput,
+    call: &Arc<CallState>,
+) -> CallFuture {
+    let Some(hooks) = call.hooks() else {
+        return handler.call(function_id, input);
+    };
+    let mut extensions = Extensions::default();
+    match hooks.input(input.event.clone(), input.events.take(), &mut extensions) {
+        Ok((event, events)) => (input.event, input.events) = (event, events),
+        Err(e) => return Box::pin(async move { Err(e) }),
+    }
+    input.extensions = Arc::new(extensions);
+    let fresh = !call.replay_flag().get();
+    let fut = handler.call(function_id, input);
+    let call = call.clone();
+    Box::pin(async move {
+        if let Some(hooks) = call.hooks().filter(|_| fresh) {
+            hooks.before_execution().await?;
+        }
+        fut.await
+    })
+}
+
+/// With middleware: `after_execution` (if the code ran for the first time), `transform_output`
+/// of a return value, then `on_error` / `on_panic` for a failure.
+async fn finish_hooks(mut outcome: Outcome, call: &CallState) -> Outcome {
+    let Some(hooks) = call.hooks() else {
+        return outcome;
+    };
+    if !call.replay_flag().get() {
+        if let Err(e) = hooks.after_execution().await {
+            outcome = Outcome::Returned(Err(e));
+        }
+    }
+    outcome = match outcome {
+        Outcome::Returned(Ok(value)) => Outcome::Returned(hooks.output(value)),
+        Outcome::Completed(value) => match hooks.output(value) {
+            Ok(value) => Outcome::Completed(value),
+            Err(e) => Outcome::Returned(Err(e)),
+        },
+        other => other,
+    };
+    match &outcome {
+        Outcome::Returned(Err(e)) => hooks.on_error(&Failure {
+            step: None,
+            name: e.name(),
+            message: e.message(),
+            will_retry: e.is_retriable() && !call.is_final_attempt(),
+        }),
+        Outcome::Executed(e) if e.op.op != OpCode::StepRun => {
+            let Some(error) = e.op.error.as_ref() else {
+                return outcome;
+            };
+            let step = step_info(&e.op, call.attempt);
+            hooks.on_error(&Failure {
+                step: Some(&step),
+                name: &error.name,
+                message: &error.message,
+                will_retry: e.op.op == OpCode::StepError,
+            });
+        }
+        Outcome::Panicked(msg) => hooks.on_panic(msg),
+        _ => {}
+    }
+    outcome
+}
+
+/// What hooks are told about an executed step, from its op.
+fn step_info(op: &Op, attempt: u32) -> StepInfo {
+    let send = op.opts.as_ref().and_then(|o| o.get("type")) == Some(&json!("step.sendEvent"));
+    StepInfo {
+        id: op
+            .userland
+            .as_ref()
+            .map(|u| u.id.clone())
+            .or_else(|| op.name.clone())
+            .unwrap_or_default(),
+        hash: op.id.clone(),
+        kind: if send { StepKind::SendEvent } else { StepKind::Run },
+        attempt,
+    }
 }
 
 fn respond(

@@ -29,6 +29,8 @@ pub use inngest_protocol::step_id::hash_id;
 
 use crate::error::{Error, ErrorKind, ErrorObject, StepError};
 use crate::event::Event;
+use crate::middleware::{StepInfo, StepKind};
+use inngest_protocol::step_id::StepId;
 use inngest_protocol::wire::{OpCode, Timing};
 use state::{step_op, CallState, Executed};
 
@@ -75,7 +77,7 @@ impl Step {
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, Error>> + Send,
     {
         self.run_op(self.reserve(id), None, None, f)
     }
@@ -99,49 +101,42 @@ impl Step {
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, Error>> + Send,
     {
         let Reserved { sid, memo, turn } = reserved;
+        let kind = if name == Some("sendEvent") {
+            StepKind::SendEvent
+        } else {
+            StepKind::Run
+        };
         if let Some(entry) = memo {
             turn.await;
-            return decode_result(&entry.value);
+            let value = self.replayed(&sid, kind, &entry.value).await;
+            return decode_result(&value);
         }
         let mut op = step_op(&sid, OpCode::StepRun, None);
         if let Some(name) = name {
             op.name = Some(name.to_owned());
         }
         op.opts = opts;
+        if self.call.new_step_reached() {
+            self.start_execution().await;
+        }
         if self.call.discover(op.clone(), true).await.is_err() {
             return Err(nested_error(&sid.user));
         }
 
         self.call.begin(&sid.hash);
         let started = SystemTime::now();
-        // Poll the body with the "inside a step" marker set, so a step tool called from the body
-        // (a nested step) is told apart from a parallel branch discovered meanwhile.
-        let mut body = std::pin::pin!(std::panic::AssertUnwindSafe(f()).catch_unwind());
-        let outcome = std::future::poll_fn(|cx| {
-            self.call.set_in_body(Some(&sid.hash));
-            let polled = body.as_mut().poll(cx);
-            self.call.set_in_body(None);
-            polled
-        })
-        .await;
-        let timing = timing_since(started);
-        let nested = self.call.take_nested();
-        let result: Result<Box<RawValue>, Error> = match outcome {
-            _ if nested.is_some() => Err(Error::msg(nested.unwrap_or_default())
-                .with_name("NestedStepError")
-                .non_retriable()),
-            Ok(Ok(value)) => serde_json::value::to_raw_value(&value).map_err(|e| {
-                Error::msg(format!("step output could not be serialized: {e}")).non_retriable()
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(panic) => Err(Error::msg(format!(
-                "step panicked: {}",
-                panic_message(&*panic)
-            ))),
+        let body = self.run_body(&sid.hash, f());
+        let result = match self.call.hooks() {
+            None => body.await,
+            Some(hooks) => {
+                let info = self.step_info(&sid, kind);
+                hooks.run_step(&info, Box::pin(body)).await
+            }
         };
+        let timing = timing_since(started);
         op.timing = Some(timing);
         let retry_after = match result {
             Ok(data) => {
@@ -173,7 +168,93 @@ impl Step {
         // checkpointing, the serve handler records the result with Inngest and resumes us with
         // the output, which round-trips through JSON like a memoized one.
         let data = self.call.wait_resumed(sid.hash.as_str()).await;
-        decode_data(&data)
+        let Some(hooks) = self.call.hooks() else {
+            return decode_data(&data);
+        };
+        match hooks.step_input(&self.step_info(&sid, kind), data, false) {
+            Ok(data) => decode_data(&data),
+            Err(e) => self.hook_failed(e).await,
+        }
+    }
+
+    /// Polls a step's body with the "inside a step" marker set, so a step tool called from the
+    /// body (a nested step) is told apart from a parallel branch discovered meanwhile; its output
+    /// as JSON, or its error (a panic becomes a retriable error).
+    async fn run_body<T, Fut>(&self, hash: &str, body: Fut) -> Result<Box<RawValue>, Error>
+    where
+        T: Serialize,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut body = std::pin::pin!(std::panic::AssertUnwindSafe(body).catch_unwind());
+        let outcome = std::future::poll_fn(|cx| {
+            self.call.set_in_body(Some(hash));
+            let polled = body.as_mut().poll(cx);
+            self.call.set_in_body(None);
+            polled
+        })
+        .await;
+        let nested = self.call.take_nested();
+        match outcome {
+            _ if nested.is_some() => Err(Error::msg(nested.unwrap_or_default())
+                .with_name("NestedStepError")
+                .non_retriable()),
+            Ok(Ok(value)) => serde_json::value::to_raw_value(&value).map_err(|e| {
+                Error::msg(format!("step output could not be serialized: {e}")).non_retriable()
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                if let Some(hooks) = self.call.hooks() {
+                    hooks.on_panic(&message);
+                }
+                Err(Error::msg(format!("step panicked: {message}")))
+            }
+        }
+    }
+
+    /// What hooks are told about a step.
+    fn step_info(&self, sid: &StepId<'_>, kind: StepKind) -> StepInfo {
+        StepInfo {
+            id: sid.user.0.to_owned(),
+            hash: sid.hash.as_str().to_owned(),
+            kind,
+            attempt: self.call.attempt,
+        }
+    }
+
+    /// A memoized step's value as the code receives it (through `transform_step_input`); the
+    /// last one ends the replay (and runs `before_execution`).
+    async fn replayed(&self, sid: &StepId<'_>, kind: StepKind, value: &bytes::Bytes) -> bytes::Bytes {
+        let value = match self.call.hooks() {
+            None => value.clone(),
+            Some(hooks) => match hooks.step_input(&self.step_info(sid, kind), value.clone(), true) {
+                Ok(v) => v,
+                Err(e) => return self.hook_failed(e).await,
+            },
+        };
+        if self.call.memo_resolved() {
+            self.start_execution().await;
+        }
+        value
+    }
+
+    /// `before_execution`, awaited inside a step future (the call decides nothing meanwhile).
+    async fn start_execution(&self) {
+        let Some(hooks) = self.call.hooks() else {
+            return;
+        };
+        self.call.hook_running(true);
+        let result = hooks.before_execution().await;
+        self.call.hook_running(false);
+        if let Err(e) = result {
+            self.hook_failed::<()>(e).await;
+        }
+    }
+
+    /// A hook failed inside a step: the call ends with its error; this step never resolves.
+    async fn hook_failed<T>(&self, err: Error) -> T {
+        self.call.fail(err);
+        std::future::pending().await
     }
 
     /// Pauses the run for `duration` (durably: the process may restart meanwhile).
@@ -208,8 +289,10 @@ impl Step {
         });
         async move {
             if past {
-                if reserved.memo.is_some() {
+                if let Some(entry) = reserved.memo {
                     reserved.turn.await;
+                    self.replayed(&reserved.sid, StepKind::Sleep, &entry.value)
+                        .await;
                 }
                 return;
             }
@@ -361,6 +444,7 @@ impl Step {
     ) -> impl Future<Output = Result<Vec<String>, StepError>> + use<'s, 'i, V> {
         let events = events.into_events();
         let client = self.env.client.clone();
+        let stack = self.call.hooks().map(|h| h.stack.clone()).unwrap_or_default();
         let opts = serde_json::json!({ "type": "step.sendEvent" });
         let op = self.run_op(
             self.reserve(id),
@@ -372,7 +456,10 @@ impl Step {
                         .non_retriable()
                 })?;
                 let events = events.map_err(|e| Error::from(e).non_retriable())?;
-                let ids = client.send_many(&events).await.map_err(Error::from)?;
+                let ids = client
+                    .send_through(&stack, events)
+                    .await
+                    .map_err(Error::from)?;
                 Ok(SentIds { ids })
             },
         );
@@ -392,10 +479,13 @@ impl Step {
         let Reserved { sid, memo, turn } = reserved;
         if let Some(entry) = memo {
             turn.await;
-            return entry.value.clone();
+            return self.replayed(&sid, kind_of(code), &entry.value).await;
         }
         let mut op = step_op(&sid, code, None);
         op.opts = Some(opts);
+        if self.call.new_step_reached() {
+            self.start_execution().await;
+        }
         if self.call.discover(op, false).await.is_err() {
             // Called inside another step: that step fails with a clear error (see `run_op`).
             return bytes::Bytes::from_static(b"null");
@@ -642,6 +732,15 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "unknown panic payload".to_owned()
+    }
+}
+
+/// The kind of an async op's step.
+fn kind_of(code: OpCode) -> StepKind {
+    match code {
+        OpCode::WaitForEvent => StepKind::WaitForEvent,
+        OpCode::InvokeFunction => StepKind::Invoke,
+        _ => StepKind::Sleep,
     }
 }
 

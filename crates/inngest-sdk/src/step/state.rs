@@ -34,7 +34,8 @@ use bytes::Bytes;
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::de::DeserializeOwned;
 
-use crate::error::RetryAt;
+use crate::error::{Error, RetryAt};
+use crate::middleware::{CallHooks, ReplayFlag};
 use inngest_protocol::step_id::{IdCounter, StepId};
 use inngest_protocol::wire::{Op, OpCode, Userland};
 
@@ -167,6 +168,11 @@ impl Memo {
         self.entries.len()
     }
 
+    /// Number of distinct memoized steps.
+    pub(crate) fn distinct(&self) -> usize {
+        self.index.len()
+    }
+
     /// Length of `ctx.stack`.
     pub(crate) fn stack_len(&self) -> usize {
         self.stack.len()
@@ -263,6 +269,12 @@ struct Inner {
     resumed: Option<(String, bytes::Bytes)>,
     /// The waker of the executed step's future, waiting for [`CallState::resume_executed`].
     resume_waker: Option<Waker>,
+    /// Memoized steps not yet resolved: the replay ends when none is left.
+    memo_left: usize,
+    /// Middleware hooks awaited inside step futures right now (no decision meanwhile).
+    hooks_running: usize,
+    /// A middleware hook failed inside a step future: the call ends with this error.
+    failed: Option<Error>,
 }
 
 impl Inner {
@@ -287,6 +299,8 @@ pub(crate) struct CallState {
     pub attempt: u32,
     pub max_attempts: u32,
     inner: Mutex<Inner>,
+    replay: ReplayFlag,
+    hooks: Option<CallHooks>,
 }
 
 /// What the handler should do after a quiescent poll.
@@ -294,6 +308,8 @@ pub(crate) struct CallState {
 pub(crate) enum Decision {
     /// A step ran; answer with its op.
     Executed(Box<Executed>),
+    /// A middleware hook failed; the call fails with its error.
+    Failed(Error),
     /// Report these new steps.
     Report(Vec<Op>),
     /// Something was woken or is running; keep polling.
@@ -304,9 +320,11 @@ pub(crate) enum Decision {
 
 impl CallState {
     pub(crate) fn new(memo: Memo, mode: CallMode, attempt: u32, max_attempts: u32) -> Self {
+        let memo_left = memo.distinct();
         let inner = Inner {
             resolved: vec![false; memo.stack_len()],
             ids: IdCounter::with_capacity(memo.len() + 1),
+            memo_left,
             ..Default::default()
         };
         CallState {
@@ -315,6 +333,58 @@ impl CallState {
             attempt,
             max_attempts,
             inner: Mutex::new(inner),
+            replay: ReplayFlag::new(memo_left > 0),
+            hooks: None,
+        }
+    }
+
+    /// The call with middleware hooks.
+    pub(crate) fn with_hooks(mut self, hooks: Option<CallHooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The call's middleware, if it has any.
+    pub(crate) fn hooks(&self) -> Option<&CallHooks> {
+        self.hooks.as_ref()
+    }
+
+    /// Whether the code still replays memoized steps.
+    pub(crate) fn replay_flag(&self) -> &ReplayFlag {
+        &self.replay
+    }
+
+    /// A memoized step resolved; `true` when it was the last one (the replay ends now).
+    pub(crate) fn memo_resolved(&self) -> bool {
+        let last = {
+            let mut inner = self.lock();
+            inner.memo_left = inner.memo_left.saturating_sub(1);
+            inner.memo_left == 0
+        };
+        last && self.replay.finish()
+    }
+
+    /// The code reached a step with no result; `true` when this ends the replay.
+    pub(crate) fn new_step_reached(&self) -> bool {
+        self.replay.finish()
+    }
+
+    /// A hook awaited inside a step future starts (`true`) or ends (`false`).
+    pub(crate) fn hook_running(&self, running: bool) {
+        let mut inner = self.lock();
+        if running {
+            inner.hooks_running += 1;
+        } else {
+            inner.hooks_running = inner.hooks_running.saturating_sub(1);
+        }
+    }
+
+    /// A hook failed inside a step future: the call ends with `err` at the next decision.
+    pub(crate) fn fail(&self, err: Error) {
+        let mut inner = self.lock();
+        inner.failed.get_or_insert(err);
+        if let Some(driver) = &inner.driver {
+            driver.wake_by_ref();
         }
     }
 
@@ -458,10 +528,13 @@ impl CallState {
     /// Decides what to do after a poll of the function returned `Pending` without waking itself.
     pub(crate) fn decide(&self) -> Decision {
         let mut inner = self.lock();
+        if let Some(err) = inner.failed.take() {
+            return Decision::Failed(err);
+        }
         if let Some(done) = inner.executed.take() {
             return Decision::Executed(Box::new(done));
         }
-        if inner.executing.is_some() || inner.granted.is_some() {
+        if inner.executing.is_some() || inner.granted.is_some() || inner.hooks_running > 0 {
             return Decision::Continue;
         }
         if let CallMode::Discovery { immediate } = self.mode {
