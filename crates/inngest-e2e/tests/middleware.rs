@@ -255,3 +255,201 @@ async fn every_hook_runs_once_per_call_in_the_documented_order() {
         .collect();
     assert_eq!(got, expected, "\ngot:\n{}", got.join("\n"));
 }
+
+/// A database handle a middleware injects.
+#[derive(Debug)]
+struct Db {
+    url: &'static str,
+}
+
+/// Injects `Db` into every call; fails `before_execution` as told.
+struct Inject {
+    fail: Option<Error>,
+    panics: Log,
+}
+
+impl Middleware for Inject {
+    fn name(&self) -> &str {
+        "inject"
+    }
+
+    fn transform_input(&self, input: &mut Input<'_>) -> Result<(), Error> {
+        input.insert(Db {
+            url: "postgres://shop",
+        });
+        Ok(())
+    }
+
+    fn before_execution<'a>(&'a self, run: &'a RunInfo) -> HookFuture<'a, ()> {
+        let result = match &self.fail {
+            Some(e) if run.attempt == 0 && e.is_retriable() => Err(Error::msg(e.message())),
+            Some(e) if !e.is_retriable() => Err(Error::msg(e.message()).non_retriable()),
+            _ => Ok(()),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn on_panic(&self, _run: &RunInfo, message: &str) {
+        self.panics.lock().unwrap().push(message.to_owned());
+    }
+}
+
+fn inject(fail: Option<Error>, panics: &Log) -> Inject {
+    Inject {
+        fail,
+        panics: panics.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_values_hook_errors_and_panics() {
+    let panics: Log = Arc::default();
+    let reads_db = |id: &str| {
+        Function::new(id).trigger(Trigger::event(format!("mw/{id}")))
+    };
+    let functions = vec![
+        reads_db("uses-db")
+            .middleware(inject(None, &panics))
+            .handler(|ctx: Ctx<Value>, _step: Step| async move {
+                Ok(json!({ "db": ctx.get::<Db>()?.url }))
+            }),
+        reads_db("no-db").handler(|ctx: Ctx<Value>, _step: Step| async move {
+            Ok(json!({ "db": ctx.get::<Db>()?.url }))
+        }),
+        reads_db("flaky-hook")
+            .retries(2)
+            .middleware(inject(Some(Error::msg("pool busy")), &panics))
+            .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(json!("ran")) }),
+        reads_db("broken-hook")
+            .retries(2)
+            .middleware(inject(Some(Error::msg("no pool").non_retriable()), &panics))
+            .handler(|_ctx: Ctx<Value>, _step: Step| async move { Ok(json!("ran")) }),
+        reads_db("panics")
+            .retries(0)
+            .middleware(inject(None, &panics))
+            .handler(|_ctx: Ctx<Value>, step: Step| async move {
+                step.run("boom", || async {
+                    if "x".len() == 1 {
+                        panic!("kaboom");
+                    }
+                    Ok(())
+                })
+                .await?;
+                Ok(json!(null))
+            }),
+    ];
+    let h = TestHarness::start("mw-di", functions).await.unwrap();
+    let run_of = |name: &'static str| {
+        let h = &h;
+        async move {
+            let id = h.send(Event::new(format!("mw/{name}"), json!({}))).await;
+            let run = h.wait_for_run_of(&id).await;
+            h.wait_for_run(&run.id).await
+        }
+    };
+
+    let run = run_of("uses-db").await;
+    assert_eq!(run.output, Some(json!({ "db": "postgres://shop" })));
+
+    let run = run_of("no-db").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.name, "MissingDependency");
+    assert!(err.message.contains("`middleware::Db`"), "{}", err.message);
+    assert_eq!(run.requests, 1, "a missing value is not retried");
+
+    let run = run_of("flaky-hook").await;
+    assert_eq!((run.status, run.output, run.requests), (RunStatus::Completed, Some(json!("ran")), 2));
+
+    let run = run_of("broken-hook").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(
+        (err.name.as_str(), err.message.as_str()),
+        ("MiddlewareError", "middleware `inject` failed in `before_execution`: no pool")
+    );
+    assert_eq!(run.requests, 1, "a non-retriable hook error is not retried");
+
+    let run = run_of("panics").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(*panics.lock().unwrap(), ["kaboom"]);
+}
+
+/// Tags sent events' data with its name, to show the order of `before_send_events`.
+struct Tag(&'static str);
+
+impl Middleware for Tag {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn before_send_events<'a>(&'a self, events: &'a mut Vec<Event>) -> HookFuture<'a, ()> {
+        for e in events.iter_mut() {
+            let mut tags = e.data["tags"].as_array().cloned().unwrap_or_default();
+            tags.push(json!(self.0));
+            e.data["tags"] = Value::Array(tags);
+        }
+        done()
+    }
+
+    fn transform_input(&self, input: &mut Input<'_>) -> Result<(), Error> {
+        for e in input.events_mut()? {
+            let mut seen = e["data"]["seen"].as_array().cloned().unwrap_or_default();
+            seen.push(json!(self.0));
+            e["data"]["seen"] = Value::Array(seen);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_middleware_is_outer_and_runs_for_client_sends() {
+    let echo = Function::new("echo")
+        .trigger(Trigger::event("mw/echo"))
+        .middleware(Tag("function"))
+        .handler(|ctx: Ctx<Value>, step: Step| async move {
+            if ctx.event.data["resend"] == json!(true) {
+                step.send_event("again", Event::new("mw/echo", json!({}))).await?;
+            }
+            Ok(ctx.event.data)
+        });
+    let h = TestHarness::builder("mw-client")
+        .function(echo)
+        .app_router("/api/inngest", |client, functions| {
+            let with_mw = Inngest::builder(client.config().app_id())
+                .dev_url(client.config().api_origin().as_str())
+                .middleware(Tag("client"))
+                .build()
+                .expect("client");
+            inngest_sdk::serve::axum::router(&with_mw, functions)
+        })
+        .start()
+        .await
+        .unwrap();
+    // Sent by step.send_event: the function's hook runs first (inner), then the client's.
+    let id = h.send(Event::new("mw/echo", json!({ "resend": true }))).await;
+    let first = h.wait_for_run_of(&id).await;
+    let first = h.wait_for_run(&first.id).await;
+    assert_eq!(first.output, Some(json!({ "resend": true, "seen": ["client", "function"] })));
+    let sent = first.step("again").and_then(|s| s.output.clone()).expect("sent ids");
+    let ids = sent.get("data").unwrap_or(&sent)["ids"].clone();
+    let second = h.wait_for_run_of(ids[0].as_str().expect("an id")).await;
+    let second = h.wait_for_run(&second.id).await;
+    assert_eq!(
+        second.output,
+        Some(json!({ "tags": ["function", "client"], "seen": ["client", "function"] }))
+    );
+    // Sent by a client: only its own middleware.
+    let sender = Inngest::builder("mw-client")
+        .dev_url(h.executor_url())
+        .middleware(Tag("sender"))
+        .build()
+        .unwrap();
+    let ids = sender.send(Event::new("mw/echo", json!({}))).await.unwrap();
+    let third = h.wait_for_run_of(&ids[0]).await;
+    let third = h.wait_for_run(&third.id).await;
+    assert_eq!(
+        third.output,
+        Some(json!({ "tags": ["sender"], "seen": ["client", "function"] }))
+    );
+}
