@@ -31,12 +31,17 @@ fn vault(id: &str, encryption: Encryption) -> Function {
         .middleware(encryption)
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             let secret = ctx.event.data["encrypted"].clone();
-            let from_js: Value = step.run("js-step", || async { Ok(json!("not mocked")) }).await?;
+            let from_js: Value = step
+                .run("js-step", || async { Ok(json!("not mocked")) })
+                .await?;
             let card = secret.clone();
             let echoed: Value = step.run("echo", || async move { Ok(card) }).await?;
             step.send_event(
                 "forward",
-                Event::new("enc/forwarded", json!({ "encrypted": echoed, "plain": "visible" })),
+                Event::new(
+                    "enc/forwarded",
+                    json!({ "encrypted": echoed, "plain": "visible" }),
+                ),
             )
             .await?;
             Ok(json!({ "secret": echoed, "from_js": from_js, "plain": ctx.event.data["plain"] }))
@@ -87,7 +92,10 @@ async fn inngest_only_sees_ciphertext_and_wrong_keys_fail_for_good() {
 
     let sent = run.step("forward").and_then(|s| s.output.clone()).unwrap();
     let sent = sent.get("data").cloned().unwrap_or(sent);
-    assert!(Encryption::is_encrypted(&sent), "a send_event step's output is encrypted too");
+    assert!(
+        Encryption::is_encrypted(&sent),
+        "a send_event step's output is encrypted too"
+    );
     let ids = enc().decrypt_value(&sent).unwrap()["ids"].clone();
     let forwarded = finished(&h, ids[0].as_str().unwrap()).await;
     let out = forwarded.output.unwrap();
@@ -141,14 +149,19 @@ async fn values_the_js_middleware_encrypted_decrypt_in_rust() {
     // Same nonce, same key: the very same bytes.
     for case in js["deterministic"].as_array().unwrap() {
         let nonce = [case["nonce"].as_u64().unwrap() as u8; NONCE_BYTES];
-        let ours = enc().encrypt_value_with_nonce(&case["value"], &nonce).unwrap();
+        let ours = enc()
+            .encrypt_value_with_nonce(&case["value"], &nonce)
+            .unwrap();
         assert_eq!(ours["data"], case["data"], "{}", case["value"]);
     }
     assert_eq!(
         enc().decrypt_value(&js["functionOutput"]).unwrap(),
         json!({ "done": "ünïcode ✓" })
     );
-    assert_eq!(enc().decrypt_value(&js["oldKeyOutput"]).unwrap(), json!("sealed with the old key"));
+    assert_eq!(
+        enc().decrypt_value(&js["oldKeyOutput"]).unwrap(),
+        json!("sealed with the old key")
+    );
     // Through the middleware: the JS-encrypted event and step output reach the handler in
     // plaintext (the step's output is memoized as the JS app stored it).
     let h = TestHarness::builder("enc-js")
@@ -190,6 +203,9 @@ async fn values_the_rust_middleware_encrypted_decrypt_in_js() {
     });
     let js = node("decrypt", Some(&input));
     assert_eq!(js["step"], json!({ "rows": [1, 2], "name": "ünï" }));
-    assert_eq!(js["event"]["data"], json!({ "encrypted": { "card": "5555" }, "plain": 1 }));
+    assert_eq!(
+        js["event"]["data"],
+        json!({ "encrypted": { "card": "5555" }, "plain": 1 })
+    );
     assert_eq!(js["output"], json!("old key still opens"));
 }

@@ -33,7 +33,10 @@ fn step_name(hash: &str) -> String {
 
 impl Recorder {
     fn push(&self, line: String) {
-        self.log.lock().unwrap().push(format!("{} {line}", self.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{} {line}", self.name));
     }
 }
 
@@ -44,7 +47,10 @@ impl Middleware for Recorder {
 
     fn transform_input(&self, input: &mut Input<'_>) -> Result<(), Error> {
         let run = input.run();
-        let target = run.targeted_step.as_deref().map_or("-".to_owned(), step_name);
+        let target = run
+            .targeted_step
+            .as_deref()
+            .map_or("-".to_owned(), step_name);
         self.push(format!("input attempt={} target={target}", run.attempt));
         Ok(())
     }
@@ -63,7 +69,11 @@ impl Middleware for Recorder {
         Box::pin(async move {
             self.push(format!("wrap> {}", step.id));
             let out = next.run().await;
-            self.push(format!("wrap< {} {}", step.id, if out.is_ok() { "ok" } else { "err" }));
+            self.push(format!(
+                "wrap< {} {}",
+                step.id,
+                if out.is_ok() { "ok" } else { "err" }
+            ));
             out
         })
     }
@@ -79,7 +89,10 @@ impl Middleware for Recorder {
     }
 
     fn transform_output(&self, _run: &RunInfo, output: &mut Payload) -> Result<(), Error> {
-        self.push(format!("output {}", output.get_mut()?.cloned().unwrap_or_default()));
+        self.push(format!(
+            "output {}",
+            output.get_mut()?.cloned().unwrap_or_default()
+        ));
         Ok(())
     }
 
@@ -95,7 +108,10 @@ impl Middleware for Recorder {
 
     fn on_error(&self, _run: &RunInfo, failure: &Failure<'_>) {
         let step = failure.step.map_or("-", |s| s.id.as_str());
-        self.push(format!("error {step} {} retry={}", failure.message, failure.will_retry));
+        self.push(format!(
+            "error {step} {} retry={}",
+            failure.message, failure.will_retry
+        ));
     }
 
     fn on_panic(&self, _run: &RunInfo, message: &str) {
@@ -145,8 +161,14 @@ fn expected_calls(first: &'static str, second: &'static str) -> Vec<Vec<&'static
         match target {
             "a0" => vec!["m1 input attempt=0 target=-", "m2 input attempt=0 target=-"],
             "a1" => vec!["m1 input attempt=1 target=-", "m2 input attempt=1 target=-"],
-            "p1" => vec!["m1 input attempt=0 target=p1", "m2 input attempt=0 target=p1"],
-            "p2" => vec!["m1 input attempt=0 target=p2", "m2 input attempt=0 target=p2"],
+            "p1" => vec![
+                "m1 input attempt=0 target=p1",
+                "m2 input attempt=0 target=p1",
+            ],
+            "p2" => vec![
+                "m1 input attempt=0 target=p2",
+                "m2 input attempt=0 target=p2",
+            ],
             _ => vec!["m1 input attempt=0 target=-", "m2 input attempt=0 target=-"],
         }
     };
@@ -166,9 +188,30 @@ fn expected_calls(first: &'static str, second: &'static str) -> Vec<Vec<&'static
     let after = vec!["m2 after", "m1 after"];
     let ran = |s: &'static str| -> Vec<&'static str> {
         match s {
-            "p1" => vec!["m1 wrap> p1", "m2 wrap> p1", "m2 wrap< p1 ok", "m1 wrap< p1 ok", "m2 out p1", "m1 out p1"],
-            "p2" => vec!["m1 wrap> p2", "m2 wrap> p2", "m2 wrap< p2 ok", "m1 wrap< p2 ok", "m2 out p2", "m1 out p2"],
-            _ => vec!["m1 wrap> a", "m2 wrap> a", "m2 wrap< a ok", "m1 wrap< a ok", "m2 out a", "m1 out a"],
+            "p1" => vec![
+                "m1 wrap> p1",
+                "m2 wrap> p1",
+                "m2 wrap< p1 ok",
+                "m1 wrap< p1 ok",
+                "m2 out p1",
+                "m1 out p1",
+            ],
+            "p2" => vec![
+                "m1 wrap> p2",
+                "m2 wrap> p2",
+                "m2 wrap< p2 ok",
+                "m1 wrap< p2 ok",
+                "m2 out p2",
+                "m1 out p2",
+            ],
+            _ => vec![
+                "m1 wrap> a",
+                "m2 wrap> a",
+                "m2 wrap< a ok",
+                "m1 wrap< a ok",
+                "m2 out a",
+                "m1 out a",
+            ],
         }
     };
     let cat = |parts: Vec<Vec<&'static str>>| parts.concat();
@@ -177,7 +220,12 @@ fn expected_calls(first: &'static str, second: &'static str) -> Vec<Vec<&'static
         cat(vec![
             head("a0"),
             before.clone(),
-            vec!["m1 wrap> a", "m2 wrap> a", "m2 wrap< a err", "m1 wrap< a err"],
+            vec![
+                "m1 wrap> a",
+                "m2 wrap> a",
+                "m2 wrap< a err",
+                "m1 wrap< a err",
+            ],
             after.clone(),
             vec!["m2 error a flaky retry=true", "m1 error a flaky retry=true"],
         ]),
@@ -186,13 +234,30 @@ fn expected_calls(first: &'static str, second: &'static str) -> Vec<Vec<&'static
         // 3. `a` replays, the sleep is found.
         cat(vec![head("d"), memo(&["a"]), before.clone(), after.clone()]),
         // 4. after the sleep: `p1` and `p2` are planned.
-        cat(vec![head("d"), memo(&["a", "nap"]), before.clone(), after.clone()]),
+        cat(vec![
+            head("d"),
+            memo(&["a", "nap"]),
+            before.clone(),
+            after.clone(),
+        ]),
         // 5. the first planned step, targeted.
-        cat(vec![head(first), memo(&["a", "nap"]), before.clone(), ran(first), after.clone()]),
+        cat(vec![
+            head(first),
+            memo(&["a", "nap"]),
+            before.clone(),
+            ran(first),
+            after.clone(),
+        ]),
         // 6. the second: `join!` polls `p1` first, so `p1` replays before `p2` runs, or runs
         // before `p2` replays.
         if second == "p2" {
-            cat(vec![head("p2"), memo(&["a", "nap", "p1"]), before.clone(), ran("p2"), after.clone()])
+            cat(vec![
+                head("p2"),
+                memo(&["a", "nap", "p1"]),
+                before.clone(),
+                ran("p2"),
+                after.clone(),
+            ])
         } else {
             cat(vec![
                 head("p1"),
@@ -209,9 +274,16 @@ fn expected_calls(first: &'static str, second: &'static str) -> Vec<Vec<&'static
             memo(&["a", "nap", first, second]),
             before.clone(),
             vec![
-                "m1 wrap> notify", "m2 wrap> notify", "m2 send> mw/notified", "m1 send> mw/notified",
-                "m1 send< 1", "m2 send< 1", "m2 wrap< notify ok", "m1 wrap< notify ok",
-                "m2 out notify", "m1 out notify",
+                "m1 wrap> notify",
+                "m2 wrap> notify",
+                "m2 send> mw/notified",
+                "m1 send> mw/notified",
+                "m1 send< 1",
+                "m2 send< 1",
+                "m2 wrap< notify ok",
+                "m1 wrap< notify ok",
+                "m2 out notify",
+                "m1 out notify",
             ],
             after.clone(),
         ]),
@@ -304,9 +376,7 @@ fn inject(fail: Option<Error>, panics: &Log) -> Inject {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_values_hook_errors_and_panics() {
     let panics: Log = Arc::default();
-    let reads_db = |id: &str| {
-        Function::new(id).trigger(Trigger::event(format!("mw/{id}")))
-    };
+    let reads_db = |id: &str| Function::new(id).trigger(Trigger::event(format!("mw/{id}")));
     let functions = vec![
         reads_db("uses-db")
             .middleware(inject(None, &panics))
@@ -359,14 +429,20 @@ async fn injected_values_hook_errors_and_panics() {
     assert_eq!(run.requests, 1, "a missing value is not retried");
 
     let run = run_of("flaky-hook").await;
-    assert_eq!((run.status, run.output, run.requests), (RunStatus::Completed, Some(json!("ran")), 2));
+    assert_eq!(
+        (run.status, run.output, run.requests),
+        (RunStatus::Completed, Some(json!("ran")), 2)
+    );
 
     let run = run_of("broken-hook").await;
     assert_eq!(run.status, RunStatus::Failed);
     let err = run.error.unwrap();
     assert_eq!(
         (err.name.as_str(), err.message.as_str()),
-        ("MiddlewareError", "middleware `inject` failed in `before_execution`: no pool")
+        (
+            "MiddlewareError",
+            "middleware `inject` failed in `before_execution`: no pool"
+        )
     );
     assert_eq!(run.requests, 1, "a non-retriable hook error is not retried");
 
@@ -409,7 +485,8 @@ async fn client_middleware_is_outer_and_runs_for_client_sends() {
         .middleware(Tag("function"))
         .handler(|ctx: Ctx<Value>, step: Step| async move {
             if ctx.event.data["resend"] == json!(true) {
-                step.send_event("again", Event::new("mw/echo", json!({}))).await?;
+                step.send_event("again", Event::new("mw/echo", json!({})))
+                    .await?;
             }
             Ok(ctx.event.data)
         });
@@ -427,11 +504,19 @@ async fn client_middleware_is_outer_and_runs_for_client_sends() {
         .await
         .unwrap();
     // Sent by step.send_event: the function's hook runs first (inner), then the client's.
-    let id = h.send(Event::new("mw/echo", json!({ "resend": true }))).await;
+    let id = h
+        .send(Event::new("mw/echo", json!({ "resend": true })))
+        .await;
     let first = h.wait_for_run_of(&id).await;
     let first = h.wait_for_run(&first.id).await;
-    assert_eq!(first.output, Some(json!({ "resend": true, "seen": ["client", "function"] })));
-    let sent = first.step("again").and_then(|s| s.output.clone()).expect("sent ids");
+    assert_eq!(
+        first.output,
+        Some(json!({ "resend": true, "seen": ["client", "function"] }))
+    );
+    let sent = first
+        .step("again")
+        .and_then(|s| s.output.clone())
+        .expect("sent ids");
     let ids = sent.get("data").unwrap_or(&sent)["ids"].clone();
     let second = h.wait_for_run_of(ids[0].as_str().expect("an id")).await;
     let second = h.wait_for_run(&second.id).await;

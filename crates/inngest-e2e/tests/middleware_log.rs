@@ -19,14 +19,18 @@ async fn a_three_step_run_logs_each_line_once() {
             let b: u32 = step.run("b", || async { Ok(2) }).await?;
             ctx.log().warn(format_args!("user-line after b={b}"));
             let c: u32 = step.run("c", || async { Ok(3) }).await?;
-            ctx.log().error(format_args!("user-line done sum={}", a + b + c));
+            ctx.log()
+                .error(format_args!("user-line done sum={}", a + b + c));
             Ok(json!(a + b + c))
         });
     let h = TestHarness::start("log-app", [f]).await.unwrap();
     let id = h.send(Event::new("log/three", json!({}))).await;
     let run = h.wait_for_run_of(&id).await;
     let run = h.wait_for_run(&run.id).await;
-    assert_eq!((run.status, run.output), (RunStatus::Completed, Some(json!(6))));
+    assert_eq!(
+        (run.status, run.output),
+        (RunStatus::Completed, Some(json!(6)))
+    );
     assert_eq!(run.requests, 4, "one call per step, then one to finish");
     let text = logs.text();
     let lines: Vec<&str> = text

@@ -65,7 +65,9 @@ pub enum EncryptionError {
     #[error("the encrypted value is malformed: {0}")]
     Malformed(&'static str),
     /// No key opened the box: a wrong key, or a value that was changed.
-    #[error("could not decrypt a value: no key opens it (wrong key, or the value was tampered with)")]
+    #[error(
+        "could not decrypt a value: no key opens it (wrong key, or the value was tampered with)"
+    )]
     Decrypt,
     /// The value was encrypted with a strategy this middleware does not read.
     #[error("unsupported encryption strategy {0:?} (only \"inngest/libsodium\" is supported)")]
@@ -191,7 +193,10 @@ impl Encryption {
             Some(Value::String(s)) => return Err(EncryptionError::UnsupportedStrategy(s.clone())),
             _ => return Err(EncryptionError::UnsupportedStrategy("v0 (AES)".to_owned())),
         }
-        let data = value.get("data").and_then(Value::as_str).unwrap_or_default();
+        let data = value
+            .get("data")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let combined = base64::engine::general_purpose::STANDARD
             .decode(data)
             .map_err(|_| EncryptionError::Malformed("data is not base64"))?;
@@ -230,7 +235,9 @@ impl Encryption {
         }
         if let Some(value) = output.get_mut()? {
             if !value.is_null() {
-                *value = self.encrypt_value(value).map_err(EncryptionError::into_error)?;
+                *value = self
+                    .encrypt_value(value)
+                    .map_err(EncryptionError::into_error)?;
             }
         }
         Ok(())
@@ -281,7 +288,9 @@ impl Middleware for Encryption {
             }
             Ok::<(), EncryptionError>(())
         })();
-        Box::pin(std::future::ready(result.map_err(EncryptionError::into_error)))
+        Box::pin(std::future::ready(
+            result.map_err(EncryptionError::into_error),
+        ))
     }
 }
 
@@ -298,9 +307,21 @@ mod tests {
         assert_eq!(new.decrypt_value(&sealed).unwrap(), json!({"a": [1, "x"]}));
         let resealed = new.encrypt_value(&json!(5)).unwrap();
         assert_eq!(old.decrypt_value(&resealed), Err(EncryptionError::Decrypt));
-        assert_eq!(Encryption::new("new").unwrap().decrypt_value(&resealed).unwrap(), json!(5));
-        assert_eq!(new.decrypt_value(&json!({"plain": 1})).unwrap(), json!({"plain": 1}));
-        assert_eq!(Encryption::new("  ").unwrap_err(), EncryptionError::MissingKey);
+        assert_eq!(
+            Encryption::new("new")
+                .unwrap()
+                .decrypt_value(&resealed)
+                .unwrap(),
+            json!(5)
+        );
+        assert_eq!(
+            new.decrypt_value(&json!({"plain": 1})).unwrap(),
+            json!({"plain": 1})
+        );
+        assert_eq!(
+            Encryption::new("  ").unwrap_err(),
+            EncryptionError::MissingKey
+        );
     }
 
     #[test]
@@ -308,7 +329,9 @@ mod tests {
         let enc = Encryption::new("secret-key").unwrap();
         let mut sealed = enc.encrypt_value(&json!("card 4242")).unwrap();
         let data = sealed["data"].as_str().unwrap().to_owned();
-        let mut bytes = base64::engine::general_purpose::STANDARD.decode(&data).unwrap();
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(&data)
+            .unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         sealed["data"] = json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
@@ -319,7 +342,10 @@ mod tests {
         assert!(!err.is_retriable());
         assert!(!err.message().contains("4242") && !err.message().contains("secret-key"));
         sealed["data"] = json!("***");
-        assert!(matches!(enc.decrypt_value(&sealed), Err(EncryptionError::Malformed(_))));
+        assert!(matches!(
+            enc.decrypt_value(&sealed),
+            Err(EncryptionError::Malformed(_))
+        ));
         sealed[STRATEGY_MARKER] = json!("inngest/aes");
         assert_eq!(
             enc.decrypt_value(&sealed),
@@ -330,10 +356,14 @@ mod tests {
     #[test]
     fn the_envelope_has_the_js_shape() {
         let enc = Encryption::new("k").unwrap();
-        let sealed = enc.encrypt_value_with_nonce(&json!({}), &[7; NONCE_BYTES]).unwrap();
+        let sealed = enc
+            .encrypt_value_with_nonce(&json!({}), &[7; NONCE_BYTES])
+            .unwrap();
         let text = serde_json::to_string(&sealed).unwrap();
         assert!(
-            text.starts_with(r#"{"__ENCRYPTED__":true,"__STRATEGY__":"inngest/libsodium","data":""#),
+            text.starts_with(
+                r#"{"__ENCRYPTED__":true,"__STRATEGY__":"inngest/libsodium","data":""#
+            ),
             "{text}"
         );
         // nonce (24) + tag (16) + "{}" (2) bytes.

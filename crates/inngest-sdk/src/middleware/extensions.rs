@@ -87,8 +87,15 @@ mod tests {
         assert_eq!(ext.get_arc::<Db>().unwrap().0, 7);
         let err = ext.get::<String>().unwrap_err();
         assert_eq!(err.name(), "MissingDependency");
-        assert!(err.message().contains("`alloc::string::String`"), "{}", err.message());
+        assert!(
+            err.message().contains("`alloc::string::String`"),
+            "{}",
+            err.message()
+        );
         assert!(!err.is_retriable());
-        assert_eq!(format!("{ext:?}"), format!("{{{:?}}}", std::any::type_name::<Db>()));
+        assert_eq!(
+            format!("{ext:?}"),
+            format!("{{{:?}}}", std::any::type_name::<Db>())
+        );
     }
 }

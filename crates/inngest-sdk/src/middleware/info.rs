@@ -126,14 +126,18 @@ impl<'a> Input<'a> {
         };
         let encode = |v: &Value| Bytes::from(serde_json::to_vec(v).unwrap_or_default());
         let event = events.first().map_or(self.event, encode);
-        let all = self.events.map(|_| Bytes::from(serde_json::to_vec(&events).unwrap_or_default()));
+        let all = self
+            .events
+            .map(|_| Bytes::from(serde_json::to_vec(&events).unwrap_or_default()));
         (event, all)
     }
 }
 
 impl std::fmt::Debug for Input<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Input").field("run", &self.run).finish_non_exhaustive()
+        f.debug_struct("Input")
+            .field("run", &self.run)
+            .finish_non_exhaustive()
     }
 }
 

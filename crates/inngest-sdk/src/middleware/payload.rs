@@ -64,8 +64,7 @@ impl Payload {
     pub fn get_mut(&mut self) -> Result<Option<&mut Value>, Error> {
         if self.value.is_none() {
             let parsed: Value = serde_json::from_slice(&self.raw).map_err(|e| {
-                Error::msg(format!("a middleware could not read a JSON value: {e}"))
-                    .non_retriable()
+                Error::msg(format!("a middleware could not read a JSON value: {e}")).non_retriable()
             })?;
             self.value = Some(parsed);
         }

@@ -602,7 +602,11 @@ fn step_info(op: &Op, attempt: u32) -> StepInfo {
             .or_else(|| op.name.clone())
             .unwrap_or_default(),
         hash: op.id.clone(),
-        kind: if send { StepKind::SendEvent } else { StepKind::Run },
+        kind: if send {
+            StepKind::SendEvent
+        } else {
+            StepKind::Run
+        },
         attempt,
     }
 }

@@ -224,13 +224,20 @@ impl Step {
 
     /// A memoized step's value as the code receives it (through `transform_step_input`); the
     /// last one ends the replay (and runs `before_execution`).
-    async fn replayed(&self, sid: &StepId<'_>, kind: StepKind, value: &bytes::Bytes) -> bytes::Bytes {
+    async fn replayed(
+        &self,
+        sid: &StepId<'_>,
+        kind: StepKind,
+        value: &bytes::Bytes,
+    ) -> bytes::Bytes {
         let value = match self.call.hooks() {
             None => value.clone(),
-            Some(hooks) => match hooks.step_input(&self.step_info(sid, kind), value.clone(), true) {
-                Ok(v) => v,
-                Err(e) => return self.hook_failed(e).await,
-            },
+            Some(hooks) => {
+                match hooks.step_input(&self.step_info(sid, kind), value.clone(), true) {
+                    Ok(v) => v,
+                    Err(e) => return self.hook_failed(e).await,
+                }
+            }
         };
         if self.call.memo_resolved() {
             self.start_execution().await;
@@ -444,7 +451,11 @@ impl Step {
     ) -> impl Future<Output = Result<Vec<String>, StepError>> + use<'s, 'i, V> {
         let events = events.into_events();
         let client = self.env.client.clone();
-        let stack = self.call.hooks().map(|h| h.stack.clone()).unwrap_or_default();
+        let stack = self
+            .call
+            .hooks()
+            .map(|h| h.stack.clone())
+            .unwrap_or_default();
         let opts = serde_json::json!({ "type": "step.sendEvent" });
         let op = self.run_op(
             self.reserve(id),
