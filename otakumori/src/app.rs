@@ -189,12 +189,15 @@ impl AppError {
     }
 }
 
-/// Installs a `tracing` subscriber: `RUST_LOG` (e.g. `info`, `otakumori=debug,warn`) or
-/// `default_filter`. Does nothing if one is already installed.
+/// Installs a `tracing` subscriber: logs filtered by `RUST_LOG` (e.g. `info`,
+/// `otakumori=debug,warn`) or `default_filter`, and OTLP trace export when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`crate::telemetry::otlp_layer`]). Does nothing if a
+/// subscriber is already installed.
 pub fn init_tracing(env: &Env, default_filter: &str) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter: Targets = env
         .get("RUST_LOG")
         .and_then(|v| v.parse().ok())
@@ -203,9 +206,10 @@ pub fn init_tracing(env: &Env, default_filter: &str) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_target(true)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(filter),
         )
-        .with(filter)
+        .with(crate::telemetry::otlp_layer(env.lookup()))
         .try_init();
 }
 
@@ -231,6 +235,7 @@ where
         }
         Err(e) => Err(e),
     };
+    crate::telemetry::flush_traces().await;
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -9,6 +9,8 @@
 //!   stand-ins when no API keys are configured.
 //! * [`context`]: wires config, database, sandbox fakes and clients into one [`context::AppContext`].
 //! * [`webhooks`]: inbound webhook routes (Clerk, Stripe, Printify) that emit Inngest events.
+//! * [`telemetry`]: `/metrics` (Prometheus) and OTLP traces when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//!   is set.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -19,4 +21,5 @@ pub mod db;
 pub mod functions;
 pub mod sandbox;
 pub mod services;
+pub mod telemetry;
 pub mod webhooks;

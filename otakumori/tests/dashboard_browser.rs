@@ -1,35 +1,26 @@
 //! The executor's run dashboard in a real browser: the demo scenario (Clerk signup, catalogue
 //! sync, checkout, Stripe payment) runs in-process against a temp SQLite with the embedded
 //! executor, then headless Chromium loads the dashboard pages (`--dump-dom`, `--screenshot`)
-//! and the test asserts on the DOM: the runs, the order run's steps, a failed run's error and
-//! the filters. Screenshots go to `target/dashboard-screenshots/`.
+//! and the test asserts on the DOM: the runs, the order run's steps, a failed run's error, the
+//! filters, and the runs list updating live (a run started after the page was rendered shows up
+//! without a reload). Screenshots go to `target/dashboard-screenshots/`.
 //!
 //! Needs `chromium` (Debian package `chromium`; `.ci/run` installs it). Without it the test
 //! prints why and passes without checking anything.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use base64::Engine;
-use chrono::Utc;
 use inngest_executor::{Executor, RunStatus, RunView};
-use otakumori::app::{start, Env, InngestSetup, RunningApp, StartOptions};
-use otakumori::config::ExecutorState;
-use otakumori::db::{NewOrder, NewOrderItem};
-use otakumori::sandbox::fixtures;
-use otakumori::webhooks::clerk::{self, SvixSecret};
-use otakumori::webhooks::stripe::{self, StripeSecret, STRIPE_SIGNATURE_HEADER};
-use otakumori::webhooks::{CLERK_PATH, STRIPE_PATH};
+use otakumori::app::RunningApp;
 use serde_json::json;
 use uuid::Uuid;
 
 mod app_support;
+use app_support::scenario::{settle, start_and_play, WAIT};
 use app_support::TempDb;
-
-const WAIT: Duration = Duration::from_secs(60);
-const CLERK_ID: &str = "user_2sandboxMikuHatsune";
-const STRIPE_SECRET: &str = "whsec_dashboard_browser_test";
 
 /// The five functions of the demo scenario, in the order their runs start.
 const DEMO_FUNCTIONS: [&str; 5] = [
@@ -150,149 +141,6 @@ fn newest_first(executor: &Executor, keep: impl Fn(&RunView) -> bool) -> Vec<Str
         .filter(|r| keep(r))
         .map(|r| r.id.clone())
         .collect()
-}
-
-/// POSTs a webhook delivery to the app; asserts a 2xx.
-async fn deliver(app: &RunningApp, path: &str, headers: &[(&str, String)], body: String) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}{path}", app.app_url()))
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let res = req.send().await.expect("webhook delivery");
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-}
-
-/// Waits until `function` has `count` ended runs.
-async fn settle(app: &RunningApp, function: &str, count: usize) {
-    let ex = app.executor().expect("embedded executor");
-    ex.wait_for_runs_of_function(&app.function_id(function), count, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{function}: {e}"));
-}
-
-/// Steps 1 and 2 of the demo: the Clerk signup and the catalogue sync.
-async fn signup_and_catalogue(app: &RunningApp, clerk_secret: &SvixSecret) {
-    let now = Utc::now();
-    let body = json!({
-        "type": "user.created", "object": "event", "timestamp": now.timestamp_millis(),
-        "data": {
-            "id": CLERK_ID, "object": "user", "username": "miku", "first_name": "Miku",
-            "last_name": "Hatsune", "primary_email_address_id": "idn_demo_miku",
-            "email_addresses": [{"id": "idn_demo_miku", "object": "email_address",
-                                 "email_address": "miku.hatsune@otakumori.example"}],
-            "created_at": now.timestamp_millis(), "updated_at": now.timestamp_millis(),
-        }
-    })
-    .to_string();
-    let id = format!("msg_dash{}", Uuid::new_v4().simple());
-    let headers = clerk::signed_headers(clerk_secret, &id, now.timestamp(), body.as_bytes());
-    deliver(app, CLERK_PATH, &headers, body).await;
-    settle(app, "sync-user-to-supabase", 1).await;
-    let ex = app.executor().unwrap();
-    ex.send(json!({"name": "printify/products.update", "data": {"reason": "manual"}}))
-        .await
-        .unwrap();
-    settle(app, "update-printify-products", 1).await;
-}
-
-/// Steps 3 and 4 of the demo: a pending order for two products, paid through Stripe.
-async fn checkout_and_pay(app: &RunningApp) {
-    let db = &app.context().db;
-    let user = db
-        .get_user_by_clerk_id(CLERK_ID)
-        .await
-        .unwrap()
-        .expect("user row");
-    let mut products = db.list_products(true).await.unwrap();
-    products.sort_by(|a, b| a.printify_product_id.cmp(&b.printify_product_id));
-    let mut items = Vec::new();
-    for p in &products {
-        let vs = db.list_variants(p.id).await.unwrap();
-        if let Some(v) = vs
-            .into_iter()
-            .find(|v| v.is_enabled && v.in_stock && v.price_cents.is_some())
-        {
-            items.push(NewOrderItem {
-                variant_id: Some(v.id),
-                printify_product_id: p.printify_product_id.clone(),
-                printify_variant_id: Some(v.printify_variant_id),
-                name: p.title.clone(),
-                sku: v.sku.clone(),
-                quantity: 1,
-                unit_amount_cents: v.price_cents.unwrap_or(0),
-            });
-        }
-        if items.len() == 2 {
-            break;
-        }
-    }
-    let total: i64 = items.iter().map(|i| i.unit_amount_cents).sum();
-    let session_id = format!("cs_test_dash{}", Uuid::new_v4().simple());
-    let new = NewOrder {
-        user_id: user.id,
-        stripe_session_id: Some(session_id.clone()),
-        subtotal_cents: total,
-        total_cents: total,
-        currency: "USD".into(),
-        shipping: None,
-        items,
-    };
-    let order = db.create_order(&new, Utc::now()).await.unwrap();
-    let mut session = fixtures::paid_session(
-        &session_id,
-        total,
-        &format!("pi_dash{}", Uuid::new_v4().simple()),
-    );
-    session["client_reference_id"] = json!(CLERK_ID);
-    session["customer_details"]["email"] = json!(user.email);
-    session["metadata"]["order_id"] = json!(order.id.to_string());
-    app.context()
-        .sandbox
-        .stripe
-        .as_ref()
-        .expect("sandbox Stripe")
-        .put_session(session.clone());
-    let now = Utc::now();
-    let body = json!({
-        "id": format!("evt_dash{}", Uuid::new_v4().simple()), "object": "event",
-        "api_version": "2025-10-29.clover", "created": now.timestamp(), "livemode": false,
-        "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
-        "type": "checkout.session.completed", "data": {"object": session},
-    })
-    .to_string();
-    let sig = stripe::sign(
-        &StripeSecret::new(STRIPE_SECRET),
-        now.timestamp(),
-        body.as_bytes(),
-    );
-    deliver(app, STRIPE_PATH, &[(STRIPE_SIGNATURE_HEADER, sig)], body).await;
-    for f in [
-        "process-payment-webhook",
-        "process-order",
-        "send-order-confirmation",
-    ] {
-        settle(app, f, 1).await;
-    }
-}
-
-/// The app as the demo starts it: embedded executor, sandboxes, in-memory executor state.
-async fn start_demo_app(db: &TempDb, clerk_secret: &str) -> RunningApp {
-    let url = db.url();
-    let env = Env::from_pairs([
-        ("DATABASE_URL", url.as_str()),
-        ("CLERK_WEBHOOK_SECRET", clerk_secret),
-        ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
-    ]);
-    let opts = StartOptions {
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        inngest: Some(InngestSetup::Embedded { port: 0 }),
-        retry_interval: Some(Duration::from_millis(100)),
-        executor_state: Some(ExecutorState::InMemory),
-        ..StartOptions::default()
-    };
-    start(&env, opts).await.expect("app starts")
 }
 
 /// `/runs`: the five demo runs, newest first, all Completed; the functions page lists every
@@ -463,6 +311,82 @@ async fn check_failed_run(chromium: &PathBuf, app: &RunningApp, base: &str) {
     );
 }
 
+/// Serves `page` (the runs page as it was) at `/runs` and forwards every other GET to the
+/// executor at `base`: a browser on it shows stale HTML unless the page's script updates it.
+async fn stale_page_proxy(base: &str, page: String) -> (String, Arc<AtomicUsize>) {
+    use axum::http::{header::CONTENT_TYPE, StatusCode, Uri};
+    let page_loads = Arc::new(AtomicUsize::new(0));
+    let loads = page_loads.clone();
+    let base = base.to_owned();
+    let app = axum::Router::new()
+        .route(
+            "/runs",
+            axum::routing::get(move || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                let page = page.clone();
+                async move { ([(CONTENT_TYPE, "text/html; charset=utf-8")], page) }
+            }),
+        )
+        .fallback(move |uri: Uri| {
+            let url = format!("{base}{uri}");
+            async move {
+                let res = reqwest::get(&url).await.expect("executor answers");
+                let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+                let mut headers = axum::http::HeaderMap::new();
+                if let Some(ct) = res.headers().get(CONTENT_TYPE.as_str()) {
+                    headers.insert(CONTENT_TYPE, ct.to_str().unwrap().parse().unwrap());
+                }
+                (status, headers, res.bytes().await.unwrap())
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, page_loads)
+}
+
+/// The runs list updates live: a run that starts after the page was rendered appears at the top
+/// without a reload. The browser gets the page as it was before the run (through a proxy that
+/// serves that HTML at `/runs` and forwards the rest, fragments included, to the executor), and
+/// Chromium's virtual time (`--virtual-time-budget`, which also waits for pending fetches)
+/// lets the page's 2-second poll run: the new run can only come from the live fragment.
+async fn check_live_update(chromium: &PathBuf, app: &RunningApp, base: &str) {
+    let ex = app.executor().unwrap();
+    let before = reqwest::get(format!("{base}/runs"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let old = run_ids(&before);
+    assert_eq!(old, newest_first(ex, |_| true));
+    ex.send(json!({"name": "printify/products.update", "data": {"reason": "live"}}))
+        .await
+        .unwrap();
+    settle(app, "update-printify-products", 2).await;
+    let new_run = newest_first(ex, |_| true)[0].clone();
+    assert!(!before.contains(&new_run));
+
+    let (proxy, page_loads) = stale_page_proxy(base, before).await;
+    let dom = browse(
+        chromium,
+        &format!("{proxy}/runs"),
+        &[
+            "--virtual-time-budget=5000".to_string(),
+            "--dump-dom".to_string(),
+        ],
+    )
+    .await;
+    let mut expected = vec![new_run];
+    expected.extend(old);
+    assert_eq!(run_ids(&dom), expected, "{dom}");
+    assert_eq!(
+        page_loads.load(Ordering::SeqCst),
+        1,
+        "the page was not reloaded"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_shows_the_demo_runs_in_a_browser() {
     let Some(chromium) = chromium() else {
@@ -472,14 +396,7 @@ async fn dashboard_shows_the_demo_runs_in_a_browser() {
         return;
     };
     let db = TempDb::new("dashboard");
-    let key: Vec<u8> = (0u8..32).collect();
-    let clerk_secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(&key)
-    );
-    let app = start_demo_app(&db, &clerk_secret).await;
-    signup_and_catalogue(&app, &SvixSecret::parse(&clerk_secret).unwrap()).await;
-    checkout_and_pay(&app).await;
+    let (app, _) = start_and_play(&db).await;
     let base = app.executor_url().expect("executor URL");
     let banner = app.banner();
     assert!(
@@ -490,5 +407,6 @@ async fn dashboard_shows_the_demo_runs_in_a_browser() {
     check_runs_after_the_demo(&chromium, &app, &base).await;
     check_order_run(&chromium, &app, &base).await;
     check_failed_run(&chromium, &app, &base).await;
+    check_live_update(&chromium, &app, &base).await;
     app.shutdown().await;
 }

@@ -172,8 +172,8 @@ impl Inner {
             h::TRACEPARENT,
             &format!(
                 "00-{:032x}-{:016x}-01",
-                rand::random::<u128>(),
-                rand::random::<u64>()
+                run_trace_id(&run.id),
+                rand::random::<u64>().max(1)
             ),
         );
         put(
@@ -368,6 +368,22 @@ fn describe_error(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// The W3C trace id of a run: its ULID's 128 bits (a run id that is not a ULID is hashed), so
+/// every request of a run carries the same trace id, across restarts, without storing it. Each
+/// request gets its own parent span id.
+pub fn run_trace_id(run_id: &str) -> u128 {
+    use sha1::Digest;
+    match ulid::Ulid::from_string(run_id).map(u128::from) {
+        Ok(id) if id != 0 => id,
+        _ => {
+            let digest = sha1::Sha1::digest(run_id.as_bytes());
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&digest[..16]);
+            u128::from_be_bytes(bytes).max(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +400,21 @@ mod tests {
             step_url(&base, "app-f", "step").as_str(),
             "http://h/api/inngest?fnId=app-f&stepId=step"
         );
+    }
+
+    #[test]
+    fn run_trace_id_is_the_ulid_or_a_hash() {
+        let id = "01M8GA0PM60JRWWJY8ZEE4VE6V";
+        let ulid = u128::from(ulid::Ulid::from_string(id).unwrap());
+        assert_eq!(super::run_trace_id(id), ulid);
+        assert_eq!(
+            super::run_trace_id("not a ulid"),
+            super::run_trace_id("not a ulid")
+        );
+        assert_ne!(
+            super::run_trace_id("not a ulid"),
+            super::run_trace_id("other")
+        );
+        assert_ne!(super::run_trace_id("00000000000000000000000000"), 0);
     }
 }

@@ -149,6 +149,7 @@ use serde_json::Value;
 /// The error of a failed or cancelled run ([`RunView::error`]).
 pub use inngest_protocol::wire::ErrorObject;
 
+pub use dispatch::run_trace_id;
 pub use flow::{SkipReason, SkipView};
 pub use registry::{AppView, FunctionView};
 pub use state::{HistoryEntry, HistoryKind, RunStatus, RunView, StepStatus, StepView};

@@ -16,7 +16,6 @@ use tower::ServiceExt;
 #[allow(dead_code)]
 #[path = "../examples/bench_app.rs"]
 mod bench_app;
-#[allow(dead_code)]
 #[path = "../examples/loadgen.rs"]
 mod loadgen;
 

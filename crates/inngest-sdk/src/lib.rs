@@ -13,6 +13,10 @@
 //! * `test-util`: [`testing::TestHarness`] and the executor it drives.
 //! * `encryption`: `middleware::encryption`, end-to-end encryption of step outputs, function
 //!   outputs and an event field, compatible with `@inngest/middleware-encryption`.
+//! * `otel`: OpenTelemetry traces: call spans parented from the incoming `traceparent`, step
+//!   spans, `traceparent` on sent events ([`telemetry`]).
+//! * `metrics`: call, step, error and state-size metrics through the `metrics` facade
+//!   ([`telemetry`]).
 
 #![warn(missing_docs, unreachable_pub)]
 #![warn(clippy::too_many_lines)]
@@ -25,6 +29,7 @@ pub mod function;
 pub mod middleware;
 pub mod serve;
 pub mod step;
+pub mod telemetry;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -294,7 +294,8 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
          POST /webhooks/clerk     Clerk (svix) user events\n\
          POST /webhooks/stripe    Stripe events\n\
          POST /webhooks/printify  Printify events\n\
-         GET|PUT|POST /api/inngest  Inngest serve endpoint ({})\n",
+         GET|PUT|POST /api/inngest  Inngest serve endpoint ({})\n\
+         GET /metrics             Prometheus metrics\n",
         setup.describe()
     );
     let router = Router::new()
@@ -309,7 +310,8 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
             WebhookState::new(webhooks::inngest_sink(client.clone()), webhook_config)
                 .with_failure_recorder(Arc::new(webhooks::DbFailureRecorder::new(ctx.db.clone()))),
         ))
-        .merge(inngest_routes);
+        .merge(inngest_routes)
+        .merge(crate::telemetry::metrics_router());
 
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(webhooks::serve_with_shutdown(listener, router, async {

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub mod scenario;
+
 /// A temp SQLite file for one test, with its WAL files and executor state directory removed on
 /// drop.
 pub struct TempDb(pub PathBuf);

@@ -326,6 +326,7 @@ impl Inngest {
         if let Ok(value) = HeaderValue::from_str(seed) {
             headers.insert(h::EVENT_ID_SEED, value);
         }
+        crate::telemetry::inject(&mut headers);
         headers
     }
 

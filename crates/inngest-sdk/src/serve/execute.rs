@@ -24,6 +24,7 @@ use crate::function::{CallInput, Function, Handler};
 use crate::middleware::{CallHooks, Extensions, Failure, RunInfo, Stack, StepInfo, StepKind};
 use crate::step::state::{CallMode, CallState, Decision, Executed, Memo};
 use crate::step::{panic_message, Step};
+use crate::telemetry::{self, CallOutcome};
 use inngest_protocol::signature::SigningKey;
 use inngest_protocol::wire::{self, headers as h, ExecRequestRef, Op, OpCode};
 
@@ -79,12 +80,12 @@ impl ServeHandler {
             Ok(req) => req,
             Err(answer) => return *answer,
         };
-        let span = tracing::info_span!(
-            "inngest.call",
-            fn_id = %fn_id,
-            run_id = %req.ctx.run_id,
-            attempt = req.ctx.attempt,
-            step = %step_id,
+        let span = telemetry::call_span(
+            fn_id,
+            &req.ctx.run_id,
+            req.ctx.attempt,
+            &step_id,
+            &parts.headers,
         );
         let state = match self.load_state(&body, &req, key).await {
             Ok(state) => state,
@@ -92,6 +93,7 @@ impl ServeHandler {
         };
         // The memo holds what the call needs from the steps and the stack: free the parsed lists
         // before running the function (peak memory per call).
+        let state_bytes = state.memo.value_bytes();
         req.steps = None;
         req.ctx.stack.stack = Vec::new();
         let mode = call_mode(&state.memo, &step_id, !req.ctx.disable_immediate_execution);
@@ -135,14 +137,14 @@ impl ServeHandler {
         }));
         let outcome = match started {
             Ok(mut fut) => {
-                self.run_call(&mut fut, &call, targeted, checkpoints, &req.ctx)
-                    .instrument(span.clone())
-                    .await
+                let run = self.run_call(&mut fut, &call, targeted, checkpoints, &req.ctx);
+                telemetry::in_call(&span, fn_id, req.ctx.attempt, run).await
             }
             Err(panic) => Outcome::Panicked(panic_message(&*panic)),
         };
         let outcome = finish_hooks(outcome, &call).instrument(span.clone()).await;
         let _enter = span.enter();
+        telemetry::call_finished(&span, fn_id, call_outcome(&outcome), state_bytes);
         let mut res = respond(outcome, &call, &step_id, key);
         echo_trace_headers(&parts.headers, &mut res);
         res
@@ -724,5 +726,24 @@ fn echo_trace_headers(req: &http::HeaderMap, res: &mut Response) {
         if let Some(v) = req.get(name) {
             res.headers_mut().insert(name, v.clone());
         }
+    }
+}
+
+/// The telemetry label of how a call ended.
+fn call_outcome(outcome: &Outcome) -> CallOutcome {
+    match outcome {
+        Outcome::Returned(Ok(_)) | Outcome::Completed(_) => CallOutcome::Completed,
+        Outcome::Returned(Err(e)) => match e.kind() {
+            ErrorKind::NonRetriable | ErrorKind::StepFailed => CallOutcome::FunctionFailed,
+            _ => CallOutcome::FunctionError,
+        },
+        Outcome::Executed(e) => match e.op.op {
+            OpCode::StepError => CallOutcome::StepError,
+            OpCode::StepFailed => CallOutcome::StepFailed,
+            _ => CallOutcome::StepRan,
+        },
+        Outcome::Report(_) => CallOutcome::StepsReported,
+        Outcome::Panicked(_) => CallOutcome::Panicked,
+        Outcome::StepNotFound => CallOutcome::StepNotFound,
     }
 }

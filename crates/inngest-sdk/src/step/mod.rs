@@ -24,6 +24,7 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 pub use inngest_protocol::step_id::hash_id;
 
@@ -128,12 +129,16 @@ impl Step {
 
         self.call.begin(&sid.hash);
         let started = SystemTime::now();
-        let body = self.run_body(&sid.hash, f());
+        let span = crate::telemetry::step_span(&sid.user, &sid.hash);
+        let body = self.run_body(&sid.hash, span.in_scope(f));
         let result = match self.call.hooks() {
-            None => body.await,
+            None => body.instrument(span.clone()).await,
             Some(hooks) => {
                 let info = self.step_info(&sid, kind);
-                hooks.run_step(&info, Box::pin(body)).await
+                hooks
+                    .run_step(&info, Box::pin(body))
+                    .instrument(span.clone())
+                    .await
             }
         };
         let timing = timing_since(started);
@@ -158,6 +163,7 @@ impl Step {
                 retry_after.filter(|_| !final_failure)
             }
         };
+        crate::telemetry::step_finished(span, &op);
         let executed_ok = op.op == OpCode::StepRun;
         self.call.finish(Executed { op, retry_after });
         if !executed_ok {

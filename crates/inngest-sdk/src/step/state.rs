@@ -163,6 +163,11 @@ impl Memo {
         self.find(hash).map(|i| &self.entries[i].1)
     }
 
+    /// The bytes of all memoized values (the call's state size, for metrics).
+    pub(crate) fn value_bytes(&self) -> usize {
+        self.entries.iter().map(|(_, e)| e.value.len()).sum()
+    }
+
     /// Number of distinct memoized steps (at most).
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
