@@ -8,6 +8,7 @@
 //! | | Inngest side | then |
 //! |---|---|---|
 //! | demo | the embedded [`inngest_executor::Executor`] on a free loopback port, in memory | plays the scenario (`src/app/demo.rs`) and prints a summary |
+//! | demo + `INNGEST_DEV=<url>` | that Inngest server (`inngest dev`, `inngest-dev-server`), started separately | syncs with it, plays the same scenario through it and follows the runs over its REST API |
 //! | `serve` (default) | the embedded executor on `127.0.0.1:$EXECUTOR_PORT` (8288), its state journaled in `$EXECUTOR_STATE_DIR` (`otakumori-executor`) | serves until Ctrl-C |
 //! | `serve` + `INNGEST_DEV=1` or a URL | `inngest-cli dev` (not started here) | serves `/api/inngest` for the Dev Server |
 //! | `serve` + `INNGEST_SIGNING_KEY`/`INNGEST_EVENT_KEY` | Inngest Cloud | serves signed `/api/inngest` |
@@ -18,6 +19,7 @@
 //! `1` for everything else.
 
 mod demo;
+mod follow;
 mod server;
 mod summary;
 

@@ -14,21 +14,29 @@
 //!
 //! Everything runs through real HTTP: the webhook routes verify real signatures, the app is served
 //! and synced like with the Dev Server, and the executor drives every step over `/api/inngest`.
+//!
+//! With `INNGEST_DEV=<url>` (or `1` for `http://localhost:8288`) the same scenario plays through
+//! that Inngest server instead of the embedded executor — the real `inngest dev`, or this
+//! workspace's `inngest-dev-server`: the app syncs itself with it (`PUT /api/inngest`, as
+//! `inngest dev -u` users do), the webhooks go to the app's own routes, and the runs are
+//! followed through the server's REST API ([`follow`](super::follow)).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use inngest_executor::{Executor, RunStatus, RunView};
+use inngest_executor::{RunStatus, RunView};
 use inngest_sdk::Event;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::follow::{short_fn, Expect, Follow, ServerRuns};
 use super::server::{plan, InngestSetup, RunningApp, StartOptions};
 use super::summary::Table;
 use super::{start, AppError, Env};
 use crate::config::{EmailTransport, ExecutorState};
 use crate::db::{NewOrder, NewOrderItem, Order, User};
+use crate::functions::orders::{confirmation_event_id, order_created_event_id};
 use crate::functions::APP_ID;
 use crate::sandbox::{fixtures, FakeOrder};
 use crate::webhooks::clerk::{self, SvixSecret};
@@ -110,6 +118,8 @@ pub struct EmailSummary {
 /// What the demo did: runs, steps, rows, sandbox side effects.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
+    /// Where the runs ran: `embedded executor` or `through the Inngest server`.
+    pub inngest: &'static str,
     /// Database URL (password redacted).
     pub database: String,
     /// Every run the executor recorded, oldest first.
@@ -137,8 +147,9 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
-    fn empty(database: String) -> DemoReport {
+    fn empty(inngest: &'static str, database: String) -> DemoReport {
         DemoReport {
+            inngest,
             database,
             runs: Vec::new(),
             order_run: None,
@@ -173,7 +184,7 @@ impl DemoReport {
     /// The summary: runs, order steps, rows written, sandbox side effects.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("\nRuns (embedded executor)\n");
+        out.push_str(&format!("\nRuns ({})\n", self.inngest));
         let mut t = Table::new(&[
             "#",
             "function",
@@ -306,13 +317,6 @@ impl DemoReport {
     }
 }
 
-fn short_fn(composite: &str) -> &str {
-    composite
-        .strip_prefix(APP_ID)
-        .and_then(|s| s.strip_prefix('-'))
-        .unwrap_or(composite)
-}
-
 fn run_duration(r: &RunView) -> String {
     r.ended_at
         .map(|e| fmt_ms((e - r.started_at).num_milliseconds()))
@@ -343,8 +347,8 @@ impl Say {
     }
 }
 
-/// Runs the scenario on a freshly started app (embedded executor on a free port, app on a free
-/// port) and shuts it down. `Ok` only if every run completed and the order reached Printify and
+/// Runs the scenario on a freshly started app (embedded executor on a free port, or the Inngest
+/// server `INNGEST_DEV` names; app on a free port) and shuts it down. `Ok` only if every run completed and the order reached Printify and
 /// the outbox; otherwise [`AppError::Demo`] with the report so far.
 pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
     let started = Instant::now();
@@ -372,12 +376,17 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
         }
     };
     let (webhooks, clerk_secret, stripe_secret, generated) = demo_webhooks(base.webhooks);
+    let setup = if through_server(env) {
+        InngestSetup::DevServer
+    } else {
+        InngestSetup::Embedded { port: 0 }
+    };
 
     let app = start(
         env,
         StartOptions {
             listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-            inngest: Some(InngestSetup::Embedded { port: 0 }),
+            inngest: Some(setup),
             database_url: Some(database_url),
             webhooks: Some(webhooks),
             retry_interval: Some(Duration::from_millis(100)),
@@ -386,16 +395,37 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
         },
     )
     .await?;
-    let mut report = DemoReport::empty(app.context().config.database_url_redacted());
+    let mut follow = match app.executor() {
+        Some(executor) => Follow::Embedded(executor),
+        None => Follow::Server(ServerRuns::new(app.client().config().api_origin().as_str())),
+    };
+    let mut report =
+        DemoReport::empty(follow.label(), app.context().config.database_url_redacted());
 
     say.line("Otakumori demo: the shop's main job, end to end");
-    say.line(format!(
-        "  {:<10} embedded local executor at {}; synced {} from {}",
-        "Inngest",
-        app.executor_url().unwrap_or_default(),
-        app.synced_summary(),
-        app.serve_url()
-    ));
+    match app.executor_url() {
+        Some(url) => say.line(format!(
+            "  {:<10} embedded local executor at {url}; synced {} from {}",
+            "Inngest",
+            app.synced_summary(),
+            app.serve_url()
+        )),
+        None => {
+            let origin = app.client().config().api_origin().to_string();
+            if let Err(e) = sync_with_server(&app).await {
+                app.shutdown().await;
+                return Err(AppError::Startup(format!(
+                    "syncing the app with the Inngest server at {origin} (INNGEST_DEV) failed: {e}"
+                )));
+            }
+            say.line(format!(
+                "  {:<10} the Inngest server at {origin} (INNGEST_DEV); synced {} from {}",
+                "Inngest",
+                app.synced_summary(),
+                app.serve_url()
+            ));
+        }
+    }
     say.line(format!(
         "  {:<10} {} (webhook routes + /api/inngest)",
         "App",
@@ -425,6 +455,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
 
     let result = scenario(
         &app,
+        &mut follow,
         &say,
         &clerk_secret,
         &stripe_secret,
@@ -432,7 +463,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
         &mut report,
     )
     .await;
-    collect(&app, &mut report, since).await;
+    collect(&app, &follow, &mut report, since).await;
     report.elapsed = started.elapsed();
     app.shutdown().await;
 
@@ -456,6 +487,31 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
             );
             Ok(report)
         }
+    }
+}
+
+/// Whether `INNGEST_DEV` names an Inngest server to play the scenario through (`1`/`true` or a
+/// URL; `0`/`false` do not).
+fn through_server(env: &Env) -> bool {
+    env.get("INNGEST_DEV")
+        .is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+/// Syncs the app with the server the way `inngest dev -u` users do: `PUT /api/inngest` on the
+/// app, which registers its functions with the server.
+async fn sync_with_server(app: &RunningApp) -> Result<(), String> {
+    let url = app.serve_url();
+    let resp = reqwest::Client::new()
+        .put(&url)
+        .send()
+        .await
+        .map_err(|e| format!("PUT {url}: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("PUT {url} answered {status}: {body}"))
     }
 }
 
@@ -520,6 +576,7 @@ fn demo_webhooks(
 
 async fn scenario(
     app: &RunningApp,
+    follow: &mut Follow<'_>,
     say: &Say,
     clerk_secret: &SvixSecret,
     stripe_secret: &StripeSecret,
@@ -528,9 +585,6 @@ async fn scenario(
 ) -> Result<(), String> {
     let ctx = app.context();
     let db = &ctx.db;
-    let executor = app
-        .executor()
-        .ok_or("the demo needs the embedded executor")?;
     let http = reqwest::Client::new();
     report.rows = count_tables(db, None).await?;
 
@@ -563,7 +617,7 @@ async fn scenario(
         now.timestamp(),
         clerk_body.as_bytes(),
     );
-    let status = post(
+    let (status, clerk_ids) = post(
         &http,
         &format!("{}{CLERK_PATH}", app.app_url()),
         &headers,
@@ -573,7 +627,22 @@ async fn scenario(
     say.line(format!(
         "[1/4] Clerk signup: POST {CLERK_PATH} (svix-signed user.created for {DEMO_CLERK_ID}) → {status}"
     ));
-    settle(executor, &["sync-user-to-supabase"], timeout).await?;
+    let expect = |event_id, function, event_name| Expect {
+        event_id,
+        function,
+        event_name,
+    };
+    let clerk_id = clerk_ids.first().map_or("", String::as_str);
+    follow
+        .settle(
+            &[expect(
+                clerk_id,
+                "sync-user-to-supabase",
+                "clerk/user.created",
+            )],
+            timeout,
+        )
+        .await?;
     let user = db
         .get_user_by_clerk_id(DEMO_CLERK_ID)
         .await
@@ -602,7 +671,17 @@ async fn scenario(
         "[2/4] Printify catalogue sync: event printify/products.update {{\"reason\":\"manual\"}} (id {})",
         ids.first().map(String::as_str).unwrap_or("?")
     ));
-    settle(executor, &["update-printify-products"], timeout).await?;
+    let sync_id = ids.first().map_or("", String::as_str);
+    follow
+        .settle(
+            &[expect(
+                sync_id,
+                "update-printify-products",
+                "printify/products.update",
+            )],
+            timeout,
+        )
+        .await?;
     let products = db.list_products(true).await.map_err(|e| e.to_string())?;
     let variants = db
         .count_rows("product_variants")
@@ -720,7 +799,7 @@ async fn scenario(
     })
     .to_string();
     let sig = stripe::sign(stripe_secret, now.timestamp(), stripe_body.as_bytes());
-    let status = post(
+    let (status, stripe_ids) = post(
         &http,
         &format!("{}{STRIPE_PATH}", app.app_url()),
         &[(stripe::STRIPE_SIGNATURE_HEADER, sig)],
@@ -730,16 +809,28 @@ async fn scenario(
     say.line(format!(
         "[4/4] Stripe payment: POST {STRIPE_PATH} (signed checkout.session.completed {evt_id}) → {status}"
     ));
-    settle(
-        executor,
-        &[
-            "process-payment-webhook",
-            "process-order",
-            "send-order-confirmation",
-        ],
-        timeout,
-    )
-    .await?;
+    let (created, confirmation) = (
+        order_created_event_id(order.id),
+        confirmation_event_id(order.id),
+    );
+    follow
+        .settle(
+            &[
+                expect(
+                    stripe_ids.first().map_or("", String::as_str),
+                    "process-payment-webhook",
+                    "stripe/webhook",
+                ),
+                expect(&created, "process-order", "order/created"),
+                expect(
+                    &confirmation,
+                    "send-order-confirmation",
+                    "order/confirmation.sent",
+                ),
+            ],
+            timeout,
+        )
+        .await?;
     let order = db
         .get_order(order.id)
         .await
@@ -755,13 +846,14 @@ async fn scenario(
     Ok(())
 }
 
-/// POSTs a webhook delivery; anything but 2xx is an error carrying the answer.
+/// POSTs a webhook delivery: the status and the ids of the events the route sent
+/// (`{"received":true,"event_ids":[…]}`). Anything but 2xx is an error carrying the answer.
 async fn post(
     http: &reqwest::Client,
     url: &str,
     headers: &[(&'static str, String)],
     body: String,
-) -> Result<String, String> {
+) -> Result<(String, Vec<String>), String> {
     let mut req = http
         .post(url)
         .header("content-type", "application/json")
@@ -776,63 +868,13 @@ async fn post(
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     if status.is_success() {
-        Ok(format!("{}", status.as_u16()))
+        let ids = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["event_ids"].clone()).ok())
+            .unwrap_or_default();
+        Ok((format!("{}", status.as_u16()), ids))
     } else {
         Err(format!("POST {url} answered {status}: {text}"))
-    }
-}
-
-/// Waits until every run has ended and each of `functions` has at least one run. Fails at once
-/// if a run fails or is cancelled, and after `timeout` with what is still running.
-async fn settle(executor: &Executor, functions: &[&str], timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let runs = executor.runs();
-        if let Some(bad) = runs
-            .iter()
-            .find(|r| matches!(r.status, RunStatus::Failed | RunStatus::Cancelled))
-        {
-            let error = bad
-                .error
-                .as_ref()
-                .map(|e| format!("{}: {}", e.name, e.message))
-                .unwrap_or_default();
-            return Err(format!(
-                "run {} of {} {}: {error}\n{}",
-                bad.id,
-                short_fn(&bad.function_id),
-                bad.status.as_str(),
-                bad.describe()
-            ));
-        }
-        let missing: Vec<&str> = functions
-            .iter()
-            .copied()
-            .filter(|f| {
-                let id = format!("{APP_ID}-{f}");
-                !runs.iter().any(|r| r.function_id == id)
-            })
-            .collect();
-        let running: Vec<&RunView> = runs.iter().filter(|r| !r.status.is_terminal()).collect();
-        if missing.is_empty() && running.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let mut msg = format!("timed out after {timeout:?}");
-            if !missing.is_empty() {
-                msg.push_str(&format!("; no run of {} was started", missing.join(", ")));
-            }
-            for r in running {
-                msg.push_str(&format!(
-                    "; run {} of {} is still running\n{}",
-                    r.id,
-                    short_fn(&r.function_id),
-                    r.describe()
-                ));
-            }
-            return Err(msg);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -856,16 +898,19 @@ async fn count_tables(
 }
 
 /// Fills the report from the executor, the database and the sandboxes (best effort).
-async fn collect(app: &RunningApp, report: &mut DemoReport, since: DateTime<Utc>) {
+async fn collect(
+    app: &RunningApp,
+    follow: &Follow<'_>,
+    report: &mut DemoReport,
+    since: DateTime<Utc>,
+) {
     let ctx = app.context();
-    if let Some(ex) = app.executor() {
-        report.runs = ex.runs();
-        report.order_run = report
-            .runs
-            .iter()
-            .find(|r| r.function_id == app.function_id("process-order"))
-            .cloned();
-    }
+    report.runs = follow.runs();
+    report.order_run = report
+        .runs
+        .iter()
+        .find(|r| r.function_id == app.function_id("process-order"))
+        .cloned();
     if !report.rows.is_empty() {
         if let Ok(rows) = count_tables(&ctx.db, Some(&report.rows)).await {
             report.rows = rows;
