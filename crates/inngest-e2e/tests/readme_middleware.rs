@@ -198,7 +198,7 @@ async fn the_readme_middleware_shape_the_run() {
     let h = TestHarness::builder("billing")
         .functions([charge(), flaky])
         .app_router("/api/inngest", move |client, functions| {
-            inngest_sdk::serve::axum::router(&client_with(&client, &for_router), functions)
+            inngest_sdk::serve::axum::router(&client_with(client, &for_router), functions)
         })
         .start()
         .await
