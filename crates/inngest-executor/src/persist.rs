@@ -78,6 +78,13 @@ pub(crate) enum PendingRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expr: Option<String>,
     },
+    Signal {
+        step: String,
+        until: DateTime<Utc>,
+        signal: String,
+        replace: bool,
+        active: bool,
+    },
     Invoke {
         step: String,
         until: DateTime<Utc>,
@@ -156,6 +163,17 @@ fn record_of(run: &Run) -> RunRecordRef<'_> {
                     until,
                     event: event.clone(),
                     expr: expr.as_ref().map(|e| e.source().to_owned()),
+                },
+                PendingKind::Signal {
+                    signal,
+                    replace,
+                    active,
+                } => PendingRecord::Signal {
+                    step,
+                    until,
+                    signal: signal.clone(),
+                    replace: *replace,
+                    active: *active,
                 },
                 PendingKind::Invoke { correlation_id } => PendingRecord::Invoke {
                     step,
@@ -353,7 +371,8 @@ impl PendingRecord {
         match self {
             PendingRecord::Sleep { step, .. }
             | PendingRecord::Wait { step, .. }
-            | PendingRecord::Invoke { step, .. } => step,
+            | PendingRecord::Invoke { step, .. }
+            | PendingRecord::Signal { step, .. } => step,
         }
     }
 }
