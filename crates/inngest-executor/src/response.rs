@@ -618,6 +618,37 @@ mod tests {
     }
 
     #[test]
+    fn wait_for_signal_options_are_checked() {
+        let now = Utc::now();
+        let ops = parse_ops(
+            br#"[{"op":"WaitForSignal","id":"a","name":"s","opts":{"signal":"s","timeout":"1h","conflict":"replace"}}]"#,
+            now,
+        )
+        .unwrap();
+        match &ops[0].action {
+            OpAction::Signal {
+                signal,
+                replace,
+                until,
+            } => {
+                assert_eq!(signal, "s");
+                assert!(*replace);
+                assert_eq!(*until, now + chrono::Duration::hours(1));
+            }
+            _ => panic!("expected a signal wait"),
+        }
+        let bad = |body: &[u8]| parse_ops(body, now).err().unwrap();
+        assert_eq!(
+            bad(br#"[{"op":"WaitForSignal","id":"a","opts":{"signal":"s","timeout":"1h","conflict":"keep"}}]"#),
+            "op #0 `WaitForSignal` conflict `keep`: expected \"fail\" or \"replace\""
+        );
+        assert_eq!(
+            bad(br#"[{"op":"WaitForSignal","id":"a","opts":{"signal":"s"}}]"#),
+            "op #0 `WaitForSignal` has no `opts.timeout`"
+        );
+    }
+
+    #[test]
     fn op_options_are_parsed_up_front() {
         let now = Utc::now();
         let ops = parse_ops(
