@@ -608,6 +608,32 @@ mod tests {
     use super::*;
     use crate::Executor;
 
+    #[test]
+    fn a_signal_wait_record_round_trips() {
+        let until: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        let rec = PendingRecord::Signal {
+            step: "s".into(),
+            until,
+            signal: "approve/o1".into(),
+            replace: true,
+            active: false,
+        };
+        let text = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"signal","step":"s","until":"2030-01-01T00:00:00Z","signal":"approve/o1","replace":true,"active":false}"#
+        );
+        let back: PendingRecord = serde_json::from_str(&text).unwrap();
+        assert!(matches!(
+            back,
+            PendingRecord::Signal {
+                replace: true,
+                active: false,
+                ..
+            }
+        ));
+    }
+
     /// Set in a child process (see [`a_directory_held_by_another_process_is_refused`]): the
     /// directory [`lock_holder`] opens.
     const HOLDER_ENV: &str = "INNGEST_EXECUTOR_TEST_LOCK_HOLDER_DIR";
