@@ -62,6 +62,15 @@ impl Inner {
         Ok(id)
     }
 
+    /// Delivers a signal to the run waiting on it; that run's id, or `None` when nobody waits.
+    pub(crate) fn send_signal(self: &Arc<Self>, signal: &str, data: Value) -> Option<String> {
+        let now = self.now();
+        let mut actions = Actions::default();
+        let run = crate::signals::deliver(&mut self.lock(), signal, data, now, &mut actions);
+        self.perform(actions);
+        run
+    }
+
     /// Stores and routes events the executor emits itself (finished, failed, invoked, …).
     fn ingest_internal(self: &Arc<Self>, events: Vec<Value>) {
         let now = self.now();
@@ -112,6 +121,8 @@ impl Inner {
             timers,
             events,
             flow_timers,
+            // Checked right after the answer that started them (`signals::claim`).
+            signal_waits: _,
         } = actions;
         // The state the follow-up work starts from is on disk before any of it runs.
         self.save();
@@ -169,6 +180,7 @@ impl Inner {
             if let Some(run) = st.runs.get_mut(&job.run_id) {
                 self.apply(run, &job, outcome, now, &mut actions);
             }
+            crate::signals::claim(&mut st, now, &mut actions);
         }
         self.perform(actions);
     }

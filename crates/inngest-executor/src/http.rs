@@ -44,6 +44,7 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/v1/runs/{id}/history", get(v1_run_history))
         .route("/v1/apps", get(v1_apps))
         .route("/v1/apps/{app}/functions", get(v1_app_functions))
+        .route("/v1/signals", post(post_signal))
         // The run dashboard (HTML): it shows event data, so it is keyed like the rest.
         .merge(crate::dashboard::routes())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -228,6 +229,36 @@ async fn register(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) 
                 }),
             )
         }
+    }
+}
+
+/// `POST /v1/signals` `{"signal", "data"}` (what the SDKs' `sendSignal` calls): resumes the
+/// run waiting on the signal; `{"data": {"run_id"}}`, or 404 when nobody waits.
+async fn post_signal(State(inner): State<Shared>, body: Bytes) -> Response {
+    let bad = |msg: String| {
+        json_status(
+            StatusCode::BAD_REQUEST,
+            json!({"status": 400, "error": msg}),
+        )
+    };
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("the body is not JSON: {e}")),
+    };
+    let Some(signal) = payload
+        .get("signal")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
+        return bad("the body needs a non-empty `signal` string".into());
+    };
+    let data = payload.get("data").cloned().unwrap_or(Value::Null);
+    match inner.send_signal(signal, data) {
+        Some(run_id) => json_status(StatusCode::OK, json!({"data": {"run_id": run_id}})),
+        None => json_status(
+            StatusCode::NOT_FOUND,
+            json!({"status": 404, "error": format!("no run is waiting for signal `{signal}`")}),
+        ),
     }
 }
 

@@ -110,7 +110,8 @@
 //!   version ([`ExecutorError::StateVersion`] for one this executor does not read). An app
 //!   that dies mid-step (with the executor alive) is handled like the server handles it: the
 //!   request fails, is retried, and the run resumes from its last memoized step.
-//! * `AIGateway`, `Gateway` and `WaitForSignal` ops fail the run with a clear error.
+//! * `AIGateway` and `Gateway` ops fail the run with a clear error. `WaitForSignal` waits
+//!   are resumed by `POST /v1/signals` (see the `signals` module).
 //! * Apps are only reached over `http`/`https` (no Connect / WebSocket).
 //! * URLs are used as given: `127.0.0.1` is not rewritten to `localhost`.
 
@@ -137,6 +138,7 @@ mod registry;
 mod response;
 mod restore;
 mod shared;
+mod signals;
 mod state;
 mod sync;
 

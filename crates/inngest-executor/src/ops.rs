@@ -370,10 +370,17 @@ impl Inner {
             | OpAction::Sleep(_)
             | OpAction::Wait { .. }
             | OpAction::Invoke { .. }
+            | OpAction::Signal { .. }
                 if duplicate => {}
             OpAction::Planned => plan_step(run, &op.id, &label, now, actions),
-            action @ (OpAction::Sleep(_) | OpAction::Wait { .. } | OpAction::Invoke { .. }) => {
+            action @ (OpAction::Sleep(_)
+            | OpAction::Wait { .. }
+            | OpAction::Invoke { .. }
+            | OpAction::Signal { .. }) => {
                 if let Some((pause, event)) = pause_of(run, &op, label, action, now) {
+                    if matches!(pause.kind, PendingKind::Signal { .. }) {
+                        actions.signal_waits.push((run.id.clone(), op.id.clone()));
+                    }
                     self.pause(run, pause, now, actions);
                     actions.events.extend(event);
                 }
@@ -495,6 +502,28 @@ fn pause_of(
                 label,
                 op_name: "WaitForEvent",
                 kind: PendingKind::Wait { event, expr },
+                until,
+                status: StepStatus::Waiting,
+                history: HistoryKind::Waiting,
+                message,
+            };
+            (pause, None)
+        }
+        OpAction::Signal {
+            signal,
+            replace,
+            until,
+        } => {
+            let message = format!("waiting for signal `{signal}` until {}", stamp(until));
+            let pause = Pause {
+                step: op.id.clone(),
+                label,
+                op_name: "WaitForSignal",
+                kind: PendingKind::Signal {
+                    signal,
+                    replace,
+                    active: true,
+                },
                 until,
                 status: StepStatus::Waiting,
                 history: HistoryKind::Waiting,
@@ -636,6 +665,12 @@ pub(crate) fn on_timer(
             status: StepStatus::TimedOut,
             kind: HistoryKind::TimedOut,
             message: "wait for event timed out".into(),
+        },
+        PendingKind::Signal { .. } => Resolution {
+            memo: Value::Null,
+            status: StepStatus::TimedOut,
+            kind: HistoryKind::TimedOut,
+            message: "wait for signal timed out".into(),
         },
         PendingKind::Invoke { .. } => Resolution {
             memo: json!({"error": {

@@ -78,6 +78,13 @@ pub(crate) enum PendingRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expr: Option<String>,
     },
+    Signal {
+        step: String,
+        until: DateTime<Utc>,
+        signal: String,
+        replace: bool,
+        active: bool,
+    },
     Invoke {
         step: String,
         until: DateTime<Utc>,
@@ -156,6 +163,17 @@ fn record_of(run: &Run) -> RunRecordRef<'_> {
                     until,
                     event: event.clone(),
                     expr: expr.as_ref().map(|e| e.source().to_owned()),
+                },
+                PendingKind::Signal {
+                    signal,
+                    replace,
+                    active,
+                } => PendingRecord::Signal {
+                    step,
+                    until,
+                    signal: signal.clone(),
+                    replace: *replace,
+                    active: *active,
                 },
                 PendingKind::Invoke { correlation_id } => PendingRecord::Invoke {
                     step,
@@ -353,7 +371,8 @@ impl PendingRecord {
         match self {
             PendingRecord::Sleep { step, .. }
             | PendingRecord::Wait { step, .. }
-            | PendingRecord::Invoke { step, .. } => step,
+            | PendingRecord::Invoke { step, .. }
+            | PendingRecord::Signal { step, .. } => step,
         }
     }
 }
@@ -588,6 +607,32 @@ mod tests {
 
     use super::*;
     use crate::Executor;
+
+    #[test]
+    fn a_signal_wait_record_round_trips() {
+        let until: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        let rec = PendingRecord::Signal {
+            step: "s".into(),
+            until,
+            signal: "approve/o1".into(),
+            replace: true,
+            active: false,
+        };
+        let text = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"signal","step":"s","until":"2030-01-01T00:00:00Z","signal":"approve/o1","replace":true,"active":false}"#
+        );
+        let back: PendingRecord = serde_json::from_str(&text).unwrap();
+        assert!(matches!(
+            back,
+            PendingRecord::Signal {
+                replace: true,
+                active: false,
+                ..
+            }
+        ));
+    }
 
     /// Set in a child process (see [`a_directory_held_by_another_process_is_refused`]): the
     /// directory [`lock_holder`] opens.

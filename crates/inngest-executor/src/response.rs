@@ -86,6 +86,11 @@ pub(crate) enum OpAction {
         payload: Map<String, Value>,
         until: DateTime<Utc>,
     },
+    Signal {
+        signal: String,
+        replace: bool,
+        until: DateTime<Utc>,
+    },
     Complete(Value),
     Discovery,
     Nothing,
@@ -329,6 +334,7 @@ fn op_action(i: usize, given: &str, op: &Op, now: DateTime<Utc>) -> Result<OpAct
         OpCode::Sleep => sleep_action(i, op, &opts, now)?,
         OpCode::WaitForEvent => wait_action(i, op, &opts, now)?,
         OpCode::InvokeFunction => invoke_action(i, &opts, now)?,
+        OpCode::WaitForSignal => signal_action(i, op, &opts, now)?,
         OpCode::RunComplete => OpAction::Complete(data),
         OpCode::DiscoveryRequest => OpAction::Discovery,
         OpCode::None => OpAction::Nothing,
@@ -374,6 +380,36 @@ fn wait_action(i: usize, op: &Op, opts: &Value, now: DateTime<Utc>) -> Result<Op
         None => None,
     };
     Ok(OpAction::Wait { event, expr, until })
+}
+
+/// `WaitForSignal`: the signal (`opts.signal` or `name`), its timeout and `opts.conflict`
+/// (`"fail"`, the default, or `"replace"`).
+fn signal_action(i: usize, op: &Op, opts: &Value, now: DateTime<Utc>) -> Result<OpAction, String> {
+    let signal = opt_str(opts, "signal")
+        .or_else(|| op.name.clone())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            format!("op #{i} `WaitForSignal` has no signal (`opts.signal` or `name`)")
+        })?;
+    let timeout = opt_str(opts, "timeout")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("op #{i} `WaitForSignal` has no `opts.timeout`"))?;
+    let until = inngest_protocol::timestr::parse_time_or_duration(&timeout, now)
+        .map_err(|e| format!("op #{i} `WaitForSignal` timeout `{timeout}`: {e}"))?;
+    let replace = match opts.get("conflict").and_then(Value::as_str) {
+        None | Some("fail") => false,
+        Some("replace") => true,
+        Some(other) => {
+            return Err(format!(
+                "op #{i} `WaitForSignal` conflict `{other}`: expected \"fail\" or \"replace\""
+            ))
+        }
+    };
+    Ok(OpAction::Signal {
+        signal,
+        replace,
+        until,
+    })
 }
 
 /// `InvokeFunction`: the function, its payload and timeout (default one year).
@@ -579,6 +615,37 @@ mod tests {
             }
             _ => panic!("expected ops"),
         }
+    }
+
+    #[test]
+    fn wait_for_signal_options_are_checked() {
+        let now = Utc::now();
+        let ops = parse_ops(
+            br#"[{"op":"WaitForSignal","id":"a","name":"s","opts":{"signal":"s","timeout":"1h","conflict":"replace"}}]"#,
+            now,
+        )
+        .unwrap();
+        match &ops[0].action {
+            OpAction::Signal {
+                signal,
+                replace,
+                until,
+            } => {
+                assert_eq!(signal, "s");
+                assert!(*replace);
+                assert_eq!(*until, now + chrono::Duration::hours(1));
+            }
+            _ => panic!("expected a signal wait"),
+        }
+        let bad = |body: &[u8]| parse_ops(body, now).err().unwrap();
+        assert_eq!(
+            bad(br#"[{"op":"WaitForSignal","id":"a","opts":{"signal":"s","timeout":"1h","conflict":"keep"}}]"#),
+            "op #0 `WaitForSignal` conflict `keep`: expected \"fail\" or \"replace\""
+        );
+        assert_eq!(
+            bad(br#"[{"op":"WaitForSignal","id":"a","opts":{"signal":"s"}}]"#),
+            "op #0 `WaitForSignal` has no `opts.timeout`"
+        );
     }
 
     #[test]

@@ -171,6 +171,21 @@ fn pending_of_record(
             until,
             correlation_id,
         } => (step, until, PendingKind::Invoke { correlation_id }),
+        PendingRecord::Signal {
+            step,
+            until,
+            signal,
+            replace,
+            active,
+        } => (
+            step,
+            until,
+            PendingKind::Signal {
+                signal,
+                replace,
+                active,
+            },
+        ),
     })
 }
 

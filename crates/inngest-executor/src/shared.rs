@@ -173,6 +173,9 @@ pub(crate) struct Actions {
     pub(crate) events: Vec<Value>,
     /// Flow-control deadlines (debounce, batch, throttle, timeouts).
     pub(crate) flow_timers: Vec<FlowTimer>,
+    /// `(run, step)` of signal waits started by this answer, checked for conflicts
+    /// ([`crate::signals::claim`]).
+    pub(crate) signal_waits: Vec<(String, String)>,
 }
 
 /// The deadline of a pending sleep, wait or invoke. `seq` tells a live timer from a stale one.

@@ -223,8 +223,20 @@ impl RunView {
 #[derive(Debug, Clone)]
 pub(crate) enum PendingKind {
     Sleep,
-    Wait { event: String, expr: Option<Expr> },
-    Invoke { correlation_id: String },
+    Wait {
+        event: String,
+        expr: Option<Expr>,
+    },
+    Invoke {
+        correlation_id: String,
+    },
+    /// A `WaitForSignal`: `replace` is its `conflict: "replace"`; `active` turns false when a
+    /// later wait on the same signal replaced it (it then only times out).
+    Signal {
+        signal: String,
+        replace: bool,
+        active: bool,
+    },
 }
 
 /// A pending async op of a run. `seq` tells a live timer from a stale one.

@@ -57,7 +57,9 @@ pub use inngest_macros::Event;
 pub use inngest_macros::EventSet;
 pub use middleware::Middleware;
 pub use serve::ServeError;
-pub use step::{Invoke, InvokeTarget, Step, WaitFor, WaitForEvent, WaitOptions};
+pub use step::{
+    Invoke, InvokeTarget, Signal, Step, WaitFor, WaitForEvent, WaitForSignal, WaitOptions,
+};
 
 /// The crate README's examples, compiled as doc tests so the crates.io page cannot go stale.
 #[cfg(doctest)]

@@ -112,6 +112,9 @@ pub enum ApiError {
     /// The path could not be joined to the API origin.
     #[error("invalid API URL: {0}")]
     InvalidUrl(String),
+    /// The request body could not be serialized (e.g. signal data).
+    #[error("could not serialize the request body: {0}")]
+    Serialize(#[source] serde_json::Error),
 }
 
 /// A request to Inngest that could not be sent, or whose response could not be read: no
@@ -355,6 +358,35 @@ impl Inngest {
                 }
             }
         }
+    }
+
+    /// Sends `signal` with `data` to the run waiting on it (`POST {api}/v1/signals`
+    /// `{"signal", "data"}` with the signing key, as the JS SDK's `sendSignal`); returns the id
+    /// of the resumed run. Nobody waiting is an [`ApiError::Status`] 404: the signal is not
+    /// kept for a later wait.
+    pub async fn send_signal(
+        &self,
+        signal: &str,
+        data: impl Serialize,
+    ) -> Result<Option<String>, ApiError> {
+        let body = serde_json::to_vec(&serde_json::json!({"signal": signal, "data": data}))
+            .map_err(ApiError::Serialize)?;
+        let (_, bytes) = self
+            .api_request(
+                http::Method::POST,
+                "/v1/signals",
+                Some(Bytes::from(body)),
+                &[],
+            )
+            .await?;
+        let run_id = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/data/run_id")
+                    .and_then(|r| r.as_str().map(str::to_owned))
+            });
+        tracing::debug!(resumed = run_id.is_some(), "inngest: signal sent");
+        Ok(run_id)
     }
 
     /// Calls the Inngest API at `api_origin` + `path_and_query` with the bearer token.

@@ -39,6 +39,8 @@ pub enum StepKind {
     WaitForEvent,
     /// `step.invoke`.
     Invoke,
+    /// `step.wait_for_signal`.
+    WaitForSignal,
 }
 
 /// The step a hook runs for.

@@ -27,6 +27,9 @@ use serde_json::value::RawValue;
 use tracing::Instrument;
 
 pub use inngest_protocol::step_id::hash_id;
+pub use signal::{Signal, WaitForSignal};
+
+mod signal;
 
 use crate::error::{Error, ErrorKind, ErrorObject, StepError};
 use crate::event::Event;
@@ -493,12 +496,26 @@ impl Step {
         code: OpCode,
         opts: serde_json::Value,
     ) -> bytes::Bytes {
+        self.async_op_named(reserved, code, None, opts).await
+    }
+
+    /// [`Step::async_op`] with the op's `name` set (default: the step id).
+    async fn async_op_named(
+        &self,
+        reserved: Reserved<'_, '_>,
+        code: OpCode,
+        name: Option<String>,
+        opts: serde_json::Value,
+    ) -> bytes::Bytes {
         let Reserved { sid, memo, turn } = reserved;
         if let Some(entry) = memo {
             turn.await;
             return self.replayed(&sid, kind_of(code), &entry.value).await;
         }
         let mut op = step_op(&sid, code, None);
+        if name.is_some() {
+            op.name = name;
+        }
         op.opts = Some(opts);
         if self.call.new_step_reached() {
             self.start_execution().await;
@@ -757,6 +774,7 @@ fn kind_of(code: OpCode) -> StepKind {
     match code {
         OpCode::WaitForEvent => StepKind::WaitForEvent,
         OpCode::InvokeFunction => StepKind::Invoke,
+        OpCode::WaitForSignal => StepKind::WaitForSignal,
         _ => StepKind::Sleep,
     }
 }
