@@ -5,7 +5,7 @@
 //! and an empty optional string reads as absent, as the hand parsing it replaces did. Data that
 //! does not decode fails the run without retries, naming the field (the SDK's typed decode).
 
-use inngest_sdk::Event;
+use inngest_sdk::{Event, EventSet, EventType};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -76,6 +76,15 @@ pub struct ClerkUserDeleted {
     /// Always `true` from Clerk.
     #[serde(default)]
     pub deleted: bool,
+}
+
+/// The events of `user-profile-update`: a Clerk profile change or deletion.
+#[derive(Debug, Clone, PartialEq, EventSet)]
+pub enum ClerkUserChange {
+    /// `clerk/user.updated`.
+    Updated(ClerkUserUpdated),
+    /// `clerk/user.deleted`.
+    Deleted(ClerkUserDeleted),
 }
 
 /// A Stripe webhook `{id, type, created, livemode, object}`; id = Stripe `evt_…` id.
@@ -239,6 +248,12 @@ pub struct OperationFailed {
     pub error: Value,
 }
 
+/// A typed event with a deterministic event id (the SDK has no typed constructor taking an id,
+/// so this names the type's [`EventType::NAME`] once, here).
+pub fn with_id<T: EventType>(data: T, id: impl Into<String>) -> Event<T> {
+    Event::new(T::NAME, data).with_id(id)
+}
+
 // ------------------------------------------------------------------ deserializers
 
 /// A required string, trimmed; empty is an error.
@@ -298,7 +313,6 @@ fn opt_id_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inngest_sdk::EventType;
     use serde_json::json;
 
     #[test]
