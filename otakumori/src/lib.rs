@@ -18,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod events;
 pub mod functions;
 pub mod sandbox;
 pub mod services;

@@ -182,7 +182,7 @@ async fn a_clerk_event_without_an_id_fails_without_retry_naming_the_field() {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.requests, 1, "non-retriable: a single attempt");
     let err = run.error.unwrap();
-    assert_eq!(err.name, "NonRetriableError");
-    assert!(err.message.contains("`data.id` is missing"), "{err:?}");
+    assert_eq!(err.name, "EventDecodeError");
+    assert!(err.message.contains("missing field `id`"), "{err:?}");
     assert_eq!(app.db.count_rows("users").await.unwrap(), 0);
 }

@@ -3,15 +3,16 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use inngest_sdk::{Concurrency, Ctx, Error, Function, FunctionFailed, Step, Throttle, Trigger};
+use inngest_sdk::{Concurrency, Ctx, Error, EventType, Function, FunctionFailed, Step, Throttle};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::dead_letter::record_failure;
 use super::{
-    api_err, bad_payload, db_err, event_time, field, now_utc, opt_str, opt_str_list, rfc3339, Deps,
-    EVENT_PRINTIFY_PRODUCTS_UPDATE, FN_UPDATE_PRINTIFY_PRODUCTS, OP_PRINTIFY_SYNC,
+    api_err, bad_payload, db_err, event_time, now_utc, rfc3339, Deps, FN_UPDATE_PRINTIFY_PRODUCTS,
+    OP_PRINTIFY_SYNC,
 };
+use crate::events::PrintifyProductsUpdate;
 
 /// Most product ids one targeted sync accepts.
 pub const MAX_TARGETED_PRODUCTS: usize = 100;
@@ -192,9 +193,9 @@ fn summarize(pages: &[PageSync]) -> (Vec<String>, u64, Vec<String>) {
 }
 
 /// The targets of a `printify/products.update` event: `None` = full sync.
-fn targets(data: &Value) -> Result<Option<Vec<String>>, Error> {
-    let ev = EVENT_PRINTIFY_PRODUCTS_UPDATE;
-    let Some(ids) = opt_str_list(ev, data, "productIds")? else {
+fn targets(data: &PrintifyProductsUpdate) -> Result<Option<Vec<String>>, Error> {
+    let ev = PrintifyProductsUpdate::NAME;
+    let Some(ids) = data.product_ids.clone() else {
         return Ok(None);
     };
     let mut uniq = Vec::new();
@@ -225,9 +226,12 @@ fn targets(data: &Value) -> Result<Option<Vec<String>>, Error> {
     Ok((!uniq.is_empty()).then_some(uniq))
 }
 
+/// The dead-letter key of a failed sync; the failed run's data is raw JSON (it may be what
+/// failed to decode), so an undecodable one keys as a full sync.
 fn catalog_dedupe_key(data: &Value) -> String {
-    match targets(data) {
-        Ok(Some(ids)) => format!("products:{}", ids.join(",")),
+    let decoded = serde_json::from_value::<PrintifyProductsUpdate>(data.clone());
+    match decoded.ok().as_ref().map(targets) {
+        Some(Ok(Some(ids))) => format!("products:{}", ids.join(",")),
         _ => "full".to_string(),
     }
 }
@@ -257,9 +261,8 @@ pub fn update_printify_products(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_UPDATE_PRINTIFY_PRODUCTS)
         .name("Sync Printify catalog")
-        .trigger(Trigger::event(EVENT_PRINTIFY_PRODUCTS_UPDATE))
-        .concurrency(Concurrency::new(1))
-        .throttle(Throttle::new(10, Duration::from_secs(60)))
+        // Untyped on purpose, and so registered before `.on`: it records runs whose event
+        // did not decode too.
         .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
             let d = d_fail.clone();
             async move {
@@ -267,14 +270,17 @@ pub fn update_printify_products(d: &Deps) -> Function {
                 record_failure(&d, &step, &ctx.event.data, OP_PRINTIFY_SYNC, Some(key)).await
             }
         })
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .on::<PrintifyProductsUpdate>()
+        .concurrency(Concurrency::new(1))
+        .throttle(Throttle::new(10, Duration::from_secs(60)))
+        .handler(move |ctx: Ctx<PrintifyProductsUpdate>, step: Step| {
             let d = d.clone();
             async move {
-                let ev = EVENT_PRINTIFY_PRODUCTS_UPDATE;
+                let ev = PrintifyProductsUpdate::NAME;
                 let data = &ctx.event.data;
                 let started = event_time(&ctx.event);
-                let reason = opt_str(ev, data, "reason")?;
-                if let Some(shop) = field(data, "shopId") {
+                let reason = data.reason.clone();
+                if let Some(shop) = data.shop_id.as_ref().filter(|v| !v.is_null()) {
                     let shop = match shop {
                         Value::String(s) => s.clone(),
                         Value::Number(n) => n.to_string(),
@@ -378,4 +384,5 @@ pub fn update_printify_products(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }

@@ -1,13 +1,17 @@
 //! The fan-out crons (spec §4.5 dailyInventorySync, §4.6 weeklyProductUpdate).
 
-use inngest_sdk::{Ctx, Event, Function, Step, Trigger};
+//!
+//! A cron run's context is the scheduler's `inngest/scheduled.timer` event, not an app event:
+//! its handlers keep `Ctx<Value>` and read only the firing time from it.
+
+use inngest_sdk::{Ctx, Function, Step, Trigger};
 use serde_json::{json, Value};
 
 use super::{
     event_time, rfc3339, Deps, CRON_DAILY_INVENTORY_SYNC, CRON_WEEKLY_PRODUCT_UPDATE,
-    EVENT_INVENTORY_SYNC, EVENT_PRINTIFY_PRODUCTS_UPDATE, FN_DAILY_INVENTORY_SYNC,
-    FN_WEEKLY_PRODUCT_UPDATE,
+    FN_DAILY_INVENTORY_SYNC, FN_WEEKLY_PRODUCT_UPDATE,
 };
+use crate::events::{self, InventorySync, PrintifyProductsUpdate};
 
 /// **dailyInventorySync** (`daily-inventory-sync`, spec §4.5): every day at 02:00 UTC
 /// (`0 2 * * *`), one `step.send_event` (`send-inventory-sync`) of `inventory/sync {}` — a
@@ -23,8 +27,10 @@ pub fn daily_inventory_sync(_d: &Deps) -> Function {
             let ids = step
                 .send_event(
                     "send-inventory-sync",
-                    vec![Event::new(EVENT_INVENTORY_SYNC, json!({}))
-                        .with_id(format!("inventory-sync-{}", at.timestamp_millis()))],
+                    events::with_id(
+                        InventorySync::default(),
+                        format!("inventory-sync-{}", at.timestamp_millis()),
+                    ),
                 )
                 .await?;
             tracing::info!(events = ids.len(), "daily inventory sync requested");
@@ -49,10 +55,13 @@ pub fn weekly_product_update(_d: &Deps) -> Function {
             let ids = step
                 .send_event(
                     "send-products-update",
-                    vec![
-                        Event::new(EVENT_PRINTIFY_PRODUCTS_UPDATE, json!({"reason": "cron"}))
-                            .with_id(format!("products-update-{}", at.timestamp_millis())),
-                    ],
+                    events::with_id(
+                        PrintifyProductsUpdate {
+                            reason: Some("cron".into()),
+                            ..PrintifyProductsUpdate::default()
+                        },
+                        format!("products-update-{}", at.timestamp_millis()),
+                    ),
                 )
                 .await?;
             tracing::info!(events = ids.len(), "weekly catalog sync requested");

@@ -2,18 +2,16 @@
 
 use std::collections::BTreeSet;
 
-use inngest_sdk::{Concurrency, Ctx, Error, Function, Step, Trigger};
+use inngest_sdk::{Concurrency, Ctx, Error, EventType, Function, Step};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{
-    api_err, bad_payload, db_err, event_time, now_utc, opt_str_list, rfc3339, Deps,
-    EVENT_INVENTORY_SYNC, FN_SYNC_INVENTORY,
-};
+use super::{api_err, bad_payload, db_err, event_time, now_utc, rfc3339, Deps, FN_SYNC_INVENTORY};
 use crate::db::inventory::AlertSummary;
 use crate::db::AvailabilityChange;
+use crate::events::InventorySync;
 use crate::services::email::{templates, EmailRequest};
 
 /// Output of `load-targets`.
@@ -146,14 +144,14 @@ pub fn sync_inventory(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_SYNC_INVENTORY)
         .name("Sync inventory from Printify")
-        .trigger(Trigger::event(EVENT_INVENTORY_SYNC))
+        .on::<InventorySync>()
         .concurrency(Concurrency::new(1))
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .handler(move |ctx: Ctx<InventorySync>, step: Step| {
             let d = d.clone();
             async move {
-                let ev = EVENT_INVENTORY_SYNC;
+                let ev = InventorySync::NAME;
                 let started = event_time(&ctx.event);
-                let given = opt_str_list(ev, &ctx.event.data, "productIds")?;
+                let given = ctx.event.data.product_ids.clone();
                 if let Some(ids) = &given {
                     if let Some(i) = ids.iter().position(|id| {
                         id.len() > 64
@@ -312,4 +310,5 @@ pub fn sync_inventory(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }

@@ -46,12 +46,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use inngest_sdk::{Error, Event, Function, NonRetriable, RetryAfter};
+use inngest_sdk::{Error, Event, EventType, Function, NonRetriable, RetryAfter};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::context::AppContext;
 use crate::db::DbError;
+use crate::events;
 use crate::services::email::EmailError;
 use crate::services::printify::PrintifyClient;
 use crate::services::{ApiError, RateLimitPolicy};
@@ -73,28 +74,31 @@ pub const APP_ID: &str = "otakumori-app";
 /// The app's display name.
 pub const APP_NAME: &str = "Otakumori";
 
-// ------------------------------------------------------------------ event names (spec §3)
+// ------------------------------------------------------------------ event names
+
+// The names live on the types of [`crate::events`]; these aliases keep string call sites short.
 
 /// Clerk signup (webhook `user.created`); data = the Clerk user object, id = `svix-id`.
-pub const EVENT_CLERK_USER_CREATED: &str = "clerk/user.created";
+pub const EVENT_CLERK_USER_CREATED: &str = <events::ClerkUserCreated as EventType>::NAME;
 /// Clerk profile change (webhook `user.updated`); same data shape.
-pub const EVENT_CLERK_USER_UPDATED: &str = "clerk/user.updated";
+pub const EVENT_CLERK_USER_UPDATED: &str = <events::ClerkUserUpdated as EventType>::NAME;
 /// Clerk account deletion; data `{id, deleted: true}`.
-pub const EVENT_CLERK_USER_DELETED: &str = "clerk/user.deleted";
+pub const EVENT_CLERK_USER_DELETED: &str = <events::ClerkUserDeleted as EventType>::NAME;
 /// Stripe webhook `{id, type, created, livemode, object}`; id = Stripe `evt_…` id.
-pub const EVENT_STRIPE_WEBHOOK: &str = "stripe/webhook";
+pub const EVENT_STRIPE_WEBHOOK: &str = <events::StripeWebhook as EventType>::NAME;
 /// Catalog sync request `{shopId?, productIds?, reason?}` (empty = full sync).
-pub const EVENT_PRINTIFY_PRODUCTS_UPDATE: &str = "printify/products.update";
+pub const EVENT_PRINTIFY_PRODUCTS_UPDATE: &str =
+    <events::PrintifyProductsUpdate as EventType>::NAME;
 /// Printify order webhook (`order:*` topics); recorded by the webhook route, no function.
-pub const EVENT_PRINTIFY_ORDER_UPDATED: &str = "printify/order.updated";
+pub const EVENT_PRINTIFY_ORDER_UPDATED: &str = <events::PrintifyOrderUpdated as EventType>::NAME;
 /// Inventory check `{productIds?}`.
-pub const EVENT_INVENTORY_SYNC: &str = "inventory/sync";
+pub const EVENT_INVENTORY_SYNC: &str = <events::InventorySync as EventType>::NAME;
 /// A paid (or checkout-created) order to fulfil: `{orderId, userId?, stripeSessionId?}`.
-pub const EVENT_ORDER_CREATED: &str = "order/created";
+pub const EVENT_ORDER_CREATED: &str = <events::OrderCreated as EventType>::NAME;
 /// Send the confirmation email: `{orderId, email?}` (name kept for parity with the original).
-pub const EVENT_ORDER_CONFIRMATION_SENT: &str = "order/confirmation.sent";
+pub const EVENT_ORDER_CONFIRMATION_SENT: &str = <events::OrderConfirmationSent as EventType>::NAME;
 /// A failed operation to retry: `{operationId, type, payload, retryCount, error}`.
-pub const EVENT_OPERATION_FAILED: &str = "operation/failed";
+pub const EVENT_OPERATION_FAILED: &str = <events::OperationFailed as EventType>::NAME;
 
 // ------------------------------------------------------------------ function ids (spec §4)
 

@@ -2,9 +2,7 @@
 //! `retry-failed-operation` retries them with exponential backoff before dead-lettering
 //! (spec §4.10).
 
-use inngest_sdk::{
-    Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step, Trigger,
-};
+use inngest_sdk::{Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -14,6 +12,7 @@ use super::{
     OP_EMAIL_ORDER_CONFIRMATION, OP_ORDER_PROCESS, OP_PRINTIFY_SYNC,
 };
 use crate::db::{FailedOperation, OperationStatus};
+use crate::events::OperationFailed;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,9 +85,8 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_RETRY_FAILED_OPERATION)
         .name("Retry failed operation")
-        .trigger(Trigger::event(EVENT_OPERATION_FAILED))
-        .concurrency(Concurrency::new(1).key("event.data.operationId"))
-        .retries(3)
+        // Untyped on purpose, and so registered before `.on`: it dead-letters runs whose
+        // event did not decode too (when it has an `operationId` at all).
         .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
             let d = d_fail.clone();
             async move {
@@ -111,11 +109,13 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                 Ok(json!({"deadLettered": true, "operationId": op.id, "status": op.status}))
             }
         })
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .on::<OperationFailed>()
+        .concurrency(Concurrency::new(1).key("event.data.operationId"))
+        .retries(3)
+        .handler(move |ctx: Ctx<OperationFailed>, step: Step| {
             let d = d.clone();
             async move {
-                let data = &ctx.event.data;
-                let op_id = req_uuid(EVENT_OPERATION_FAILED, data, "operationId")?;
+                let op_id = ctx.event.data.operation_id;
                 let max = d.options.max_operation_retries;
                 let loaded: Loaded = step
                     .run("load-operation", || async {
@@ -259,6 +259,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }
 
 /// After a recovered `order.process`: the confirmation email (through its own function, like

@@ -2,8 +2,7 @@
 //! sendOrderConfirmation).
 
 use inngest_sdk::{
-    Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step, Trigger,
-    WaitForEvent,
+    Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step, WaitFor,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -11,11 +10,11 @@ use uuid::Uuid;
 
 use super::dead_letter::record_failure;
 use super::{
-    api_err, db_err, email_err, now_utc, opt_str, req_uuid, Deps, EVENT_ORDER_CONFIRMATION_SENT,
-    EVENT_ORDER_CREATED, EVENT_STRIPE_WEBHOOK, FN_PROCESS_ORDER, FN_SEND_ORDER_CONFIRMATION,
+    api_err, db_err, email_err, now_utc, Deps, FN_PROCESS_ORDER, FN_SEND_ORDER_CONFIRMATION,
     OP_EMAIL_ORDER_CONFIRMATION, OP_ORDER_PROCESS,
 };
 use crate::db::{OrderStatus, PrintifySyncStatus};
+use crate::events::{self, OrderConfirmationSent, OrderCreated, StripeWebhook};
 use crate::services::email::templates::{self, OrderEmailView};
 use crate::services::email::{EmailOutcome, EmailRequest};
 use crate::services::printify::CreateOrderRequest;
@@ -315,10 +314,8 @@ pub fn process_order(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_PROCESS_ORDER)
         .name("Process order")
-        .trigger(Trigger::event(EVENT_ORDER_CREATED))
-        .idempotency("event.data.orderId")
-        .concurrency(Concurrency::new(1).key("event.data.orderId"))
-        .retries(3)
+        // Untyped on purpose, and so registered before `.on`: the failure handler must record
+        // a run whose event did not decode as `OrderCreated` too.
         .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
             let d = d_fail.clone();
             async move {
@@ -326,14 +323,18 @@ pub fn process_order(d: &Deps) -> Function {
                 record_failure(&d, &step, &ctx.event.data, OP_ORDER_PROCESS, key).await
             }
         })
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .on::<OrderCreated>()
+        .idempotency("event.data.orderId")
+        .concurrency(Concurrency::new(1).key("event.data.orderId"))
+        .retries(3)
+        .handler(move |ctx: Ctx<OrderCreated>, step: Step| {
             let d = d.clone();
             async move {
-                let ev = EVENT_ORDER_CREATED;
-                let data = &ctx.event.data;
-                let order_id = req_uuid(ev, data, "orderId")?;
-                let claimed_user = opt_str(ev, data, "userId")?;
-                let event_session = opt_str(ev, data, "stripeSessionId")?;
+                let OrderCreated {
+                    order_id,
+                    user_id: claimed_user,
+                    stripe_session_id: event_session,
+                } = ctx.event.data.clone();
                 let db = &d.app.db;
 
                 let v: Validation = step
@@ -412,11 +413,10 @@ pub fn process_order(d: &Deps) -> Function {
                         "async.data.type == 'checkout.session.completed' && {}",
                         inngest_sdk::expr::async_equals("data.object.id", &json!(session))
                     );
-                    let got: Option<Event<Value>> = step
+                    let got: Option<Event<StripeWebhook>> = step
                         .wait_for_event(
                             "wait-for-payment",
-                            WaitForEvent::new(EVENT_STRIPE_WEBHOOK, d.options.payment_wait_timeout)
-                                .if_expr(expr),
+                            WaitFor::new(d.options.payment_wait_timeout).if_expr(expr),
                         )
                         .await?;
                     waited = Some(got.is_some());
@@ -546,11 +546,13 @@ pub fn process_order(d: &Deps) -> Function {
                 let email_events = step
                     .send_event(
                         "send-confirmation",
-                        vec![Event::new(
-                            EVENT_ORDER_CONFIRMATION_SENT,
-                            json!({ "orderId": order_id }),
-                        )
-                        .with_id(confirmation_event_id(order_id))],
+                        events::with_id(
+                            OrderConfirmationSent {
+                                order_id,
+                                email: None,
+                            },
+                            confirmation_event_id(order_id),
+                        ),
                     )
                     .await?;
 
@@ -572,6 +574,7 @@ pub fn process_order(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }
 
 /// **sendOrderConfirmation** (`send-order-confirmation`, spec §4.8): the order confirmation
@@ -591,8 +594,7 @@ pub fn send_order_confirmation(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_SEND_ORDER_CONFIRMATION)
         .name("Send order confirmation")
-        .trigger(Trigger::event(EVENT_ORDER_CONFIRMATION_SENT))
-        .idempotency("event.data.orderId")
+        // Untyped on purpose (see `process_order`): it records undecodable events too.
         .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
             let d = d_fail.clone();
             async move {
@@ -600,12 +602,12 @@ pub fn send_order_confirmation(d: &Deps) -> Function {
                 record_failure(&d, &step, &ctx.event.data, OP_EMAIL_ORDER_CONFIRMATION, key).await
             }
         })
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .on::<OrderConfirmationSent>()
+        .idempotency("event.data.orderId")
+        .handler(move |ctx: Ctx<OrderConfirmationSent>, step: Step| {
             let d = d.clone();
             async move {
-                let ev = EVENT_ORDER_CONFIRMATION_SENT;
-                let order_id = req_uuid(ev, &ctx.event.data, "orderId")?;
-                let email = opt_str(ev, &ctx.event.data, "email")?;
+                let OrderConfirmationSent { order_id, email } = ctx.event.data.clone();
                 let view: OrderEmailView = step
                     .run("load-order", || confirmation_view(&d, order_id, email))
                     .await?;
@@ -623,4 +625,5 @@ pub fn send_order_confirmation(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }

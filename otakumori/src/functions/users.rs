@@ -1,16 +1,14 @@
 //! Clerk users → `users` (spec §4.1 syncUserToSupabase, §4.2 userProfileUpdate).
 
-use inngest_sdk::{Concurrency, ConcurrencyScope, Ctx, Error, Function, Step, Trigger};
+use inngest_sdk::{Concurrency, ConcurrencyScope, Ctx, Error, Function, Step};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    db_err, now_utc, opt_str, req_str, Deps, EVENT_CLERK_USER_CREATED, EVENT_CLERK_USER_DELETED,
-    EVENT_CLERK_USER_UPDATED, FN_SYNC_USER_TO_SUPABASE, FN_USER_PROFILE_UPDATE,
-};
+use super::{db_err, now_utc, Deps, FN_SYNC_USER_TO_SUPABASE, FN_USER_PROFILE_UPDATE};
 use crate::db::users::derive_username;
 use crate::db::{Db, ProfileUpdate, Upserted, User, UserProfile};
+use crate::events::{ClerkUserChange, ClerkUserCreated, ClerkUserObject};
 
 /// The fields of a Clerk user object the app stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,53 +27,35 @@ pub struct ClerkUser {
 }
 
 impl ClerkUser {
-    /// Parse the `data` of a `clerk/user.*` event. A missing `data.id` (or a field of the wrong
-    /// type) is a non-retriable error naming the field.
-    pub fn parse(event: &str, data: &Value) -> Result<ClerkUser, Error> {
-        let id = req_str(event, data, "id")?;
-        let primary = opt_str(event, data, "primary_email_address_id")?;
-        let addresses = match data.get("email_addresses") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => {
-                return Err(super::bad_payload(
-                    event,
-                    "email_addresses",
-                    "must be an array",
-                ))
-            }
-        };
-        let address_of = |v: &Value| {
-            v.get("email_address")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
+    /// The stored fields of a decoded Clerk user object: the email is the `email_addresses`
+    /// entry whose `id` is `primary_email_address_id`, else the first with an address.
+    pub fn from_object(o: &ClerkUserObject) -> ClerkUser {
+        let primary = o.primary_email_address_id.as_deref();
         let email = primary
-            .as_deref()
             .and_then(|p| {
-                addresses
+                o.email_addresses
                     .iter()
-                    .find(|a| a.get("id").and_then(Value::as_str) == Some(p))
-                    .and_then(address_of)
+                    .find(|a| a.id.as_deref() == Some(p))
+                    .and_then(|a| a.email_address.clone())
             })
-            .or_else(|| addresses.iter().find_map(address_of))
+            .or_else(|| {
+                o.email_addresses
+                    .iter()
+                    .find_map(|a| a.email_address.clone())
+            })
             .unwrap_or_default();
-        let first = opt_str(event, data, "first_name")?;
-        let last = opt_str(event, data, "last_name")?;
-        let display_name = [first, last]
+        let display_name = [o.first_name.clone(), o.last_name.clone()]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
-        Ok(ClerkUser {
-            id,
+        ClerkUser {
+            id: o.id.clone(),
             email,
-            username: opt_str(event, data, "username")?,
+            username: o.username.clone(),
             display_name: Some(display_name).filter(|s| !s.is_empty()),
-            avatar_url: opt_str(event, data, "image_url")?,
-        })
+            avatar_url: o.image_url.clone(),
+        }
     }
 
     /// The slug username used when Clerk sends none (see [`derive_username`]).
@@ -150,13 +130,13 @@ pub fn sync_user_to_supabase(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_SYNC_USER_TO_SUPABASE)
         .name("Sync Clerk user to the database")
-        .trigger(Trigger::event(EVENT_CLERK_USER_CREATED))
+        .on::<ClerkUserCreated>()
         .concurrency(per_user())
         .idempotency("event.id")
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .handler(move |ctx: Ctx<ClerkUserCreated>, step: Step| {
             let d = d.clone();
             async move {
-                let user = ClerkUser::parse(EVENT_CLERK_USER_CREATED, &ctx.event.data)?;
+                let user = ClerkUser::from_object(&ctx.event.data.0);
                 let out: UpsertOut = step
                     .run("upsert-user", || async {
                         let username = user
@@ -179,6 +159,7 @@ pub fn sync_user_to_supabase(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -227,15 +208,16 @@ pub fn user_profile_update(d: &Deps) -> Function {
     let d = d.clone();
     Function::new(FN_USER_PROFILE_UPDATE)
         .name("Update user profile from Clerk")
-        .trigger(Trigger::event(EVENT_CLERK_USER_UPDATED))
-        .trigger(Trigger::event(EVENT_CLERK_USER_DELETED))
+        .on_any::<ClerkUserChange>()
         .concurrency(per_user())
         .idempotency("event.id")
-        .handler(move |ctx: Ctx<Value>, step: Step| {
+        .handler(move |ctx: Ctx<ClerkUserChange>, step: Step| {
             let d = d.clone();
             async move {
-                if ctx.event.name == EVENT_CLERK_USER_DELETED {
-                    let clerk_id = req_str(EVENT_CLERK_USER_DELETED, &ctx.event.data, "id")?;
+                let updated = match &ctx.event.data {
+                    ClerkUserChange::Updated(u) => &u.0,
+                    ClerkUserChange::Deleted(deleted) => {
+                    let clerk_id = deleted.id.clone();
                     let out: DeleteOut = step
                         .run("soft-delete-user", || async {
                             let user = d
@@ -258,8 +240,9 @@ pub fn user_profile_update(d: &Deps) -> Function {
                         "found": out.found,
                         "dbUserId": out.db_user_id,
                     }));
-                }
-                let user = ClerkUser::parse(EVENT_CLERK_USER_UPDATED, &ctx.event.data)?;
+                    }
+                };
+                let user = ClerkUser::from_object(updated);
                 let existing: Option<LoadOut> = step
                     .run("load-user", || async {
                         let u = d
@@ -318,4 +301,5 @@ pub fn user_profile_update(d: &Deps) -> Function {
                 }))
             }
         })
+        .into()
 }

@@ -45,11 +45,14 @@ pub const SVIX_SIGNATURE_HEADER: &str = "svix-signature";
 pub const SVIX_TOLERANCE_SECS: i64 = 5 * 60;
 
 /// Inngest event name for Clerk `user.created`.
-pub const EVENT_USER_CREATED: &str = "clerk/user.created";
+pub const EVENT_USER_CREATED: &str =
+    <crate::events::ClerkUserCreated as inngest_sdk::EventType>::NAME;
 /// Inngest event name for Clerk `user.updated`.
-pub const EVENT_USER_UPDATED: &str = "clerk/user.updated";
+pub const EVENT_USER_UPDATED: &str =
+    <crate::events::ClerkUserUpdated as inngest_sdk::EventType>::NAME;
 /// Inngest event name for Clerk `user.deleted`.
-pub const EVENT_USER_DELETED: &str = "clerk/user.deleted";
+pub const EVENT_USER_DELETED: &str =
+    <crate::events::ClerkUserDeleted as inngest_sdk::EventType>::NAME;
 
 /// A parsed svix signing secret (the decoded HMAC key). `Debug` never prints the key.
 #[derive(Clone)]

@@ -38,9 +38,11 @@ type HmacSha256 = Hmac<Sha256>;
 /// The signature header (`X-Pfy-Signature`).
 pub const PRINTIFY_SIGNATURE_HEADER: &str = "x-pfy-signature";
 /// Inngest event for `product:*` topics (folded into the catalog sync, spec §3).
-pub const EVENT_PRODUCTS_UPDATE: &str = "printify/products.update";
+pub const EVENT_PRODUCTS_UPDATE: &str =
+    <crate::events::PrintifyProductsUpdate as inngest_sdk::EventType>::NAME;
 /// Inngest event for `order:*` topics (PORT extension, see the module docs).
-pub const EVENT_ORDER_UPDATED: &str = "printify/order.updated";
+pub const EVENT_ORDER_UPDATED: &str =
+    <crate::events::PrintifyOrderUpdated as inngest_sdk::EventType>::NAME;
 
 /// The Printify webhook secret (raw bytes as configured). `Debug` is redacted.
 #[derive(Clone)]

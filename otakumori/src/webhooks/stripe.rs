@@ -32,7 +32,8 @@ pub const STRIPE_SIGNATURE_HEADER: &str = "stripe-signature";
 /// Default tolerance between the signed timestamp and now (Stripe's libraries use 300 s).
 pub const STRIPE_TOLERANCE_SECS: i64 = 300;
 /// Inngest event name for every forwarded Stripe event.
-pub const EVENT_STRIPE_WEBHOOK: &str = "stripe/webhook";
+pub const EVENT_STRIPE_WEBHOOK: &str =
+    <crate::events::StripeWebhook as inngest_sdk::EventType>::NAME;
 /// Stripe event types forwarded to Inngest; everything else is acknowledged and ignored.
 pub const HANDLED_TYPES: [&str; 3] = [
     "checkout.session.completed",
