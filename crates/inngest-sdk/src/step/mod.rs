@@ -362,16 +362,7 @@ impl Step {
             inngest_protocol::timestr::format(opts.timeout).into(),
         );
         let op = self.async_op(reserved, OpCode::WaitForEvent, serde_json::Value::Object(o));
-        async move {
-            let memo = op.await;
-            if memo.as_ref() == b"null" {
-                return Ok(None);
-            }
-            let de = &mut serde_json::Deserializer::from_slice(&memo);
-            serde_path_to_error::deserialize(de)
-                .map(Some)
-                .map_err(|e| path_error("the awaited event", &e))
-        }
+        async move { decode_resolved(&op.await, "the awaited event") }
     }
 
     /// Invokes the typed function `function` with `input` as its event data and waits for its
@@ -722,6 +713,18 @@ fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
         // `{"data": null}` deserializes `data` as absent.
         (None, None) => serde_json::from_str("null").map_err(|e| decode_error("step output", &e)),
     }
+}
+
+/// Decodes what a wait resolved to: `null` (it timed out) is `None`; anything else must match
+/// `T`, or the error names `what` and the field.
+fn decode_resolved<T: DeserializeOwned>(memo: &[u8], what: &str) -> Result<Option<T>, StepError> {
+    if memo == b"null" {
+        return Ok(None);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(memo);
+    serde_path_to_error::deserialize(de)
+        .map(Some)
+        .map_err(|e| path_error(what, &e))
 }
 
 /// Decodes a step output given as bare JSON (not wrapped in `{"data": …}`).

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use inngest_protocol::wire::OpCode;
 
-use super::{path_error, Captures, Step};
+use super::{decode_resolved, Captures, Step};
 use crate::StepError;
 
 /// Options of [`Step::wait_for_signal`]: the signal, the timeout, what to do on a conflict.
@@ -89,15 +89,6 @@ impl Step {
         let reserved = self.reserve(id);
         let name = Some(opts.signal.clone());
         let op = self.async_op_named(reserved, OpCode::WaitForSignal, name, opts.opts());
-        async move {
-            let memo = op.await;
-            if memo.as_ref() == b"null" {
-                return Ok(None);
-            }
-            let de = &mut serde_json::Deserializer::from_slice(&memo);
-            serde_path_to_error::deserialize(de)
-                .map(Some)
-                .map_err(|e| path_error("the received signal", &e))
-        }
+        async move { decode_resolved(&op.await, "the received signal") }
     }
 }
