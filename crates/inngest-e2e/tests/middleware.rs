@@ -538,3 +538,29 @@ async fn client_middleware_is_outer_and_runs_for_client_sends() {
         Some(json!({ "tags": ["sender"], "seen": ["client", "function"] }))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_middleware_is_the_clients() {
+    let echo = Function::new("echo")
+        .trigger(Trigger::event("mw/echo"))
+        .middleware(Tag("function"))
+        .handler(|ctx: Ctx<Value>, _step: Step| async move { Ok(ctx.event.data) });
+    let h = TestHarness::builder("mw-harness")
+        .function(echo)
+        .middleware(Tag("harness"))
+        .start()
+        .await
+        .unwrap();
+    // The harness's client serves the app (outer hook) and sends the event (its send hook).
+    let ids = h
+        .client()
+        .send(Event::new("mw/echo", json!({})))
+        .await
+        .unwrap();
+    let run = h.wait_for_run_of(&ids[0]).await;
+    let run = h.wait_for_run(&run.id).await;
+    assert_eq!(
+        run.output,
+        Some(json!({ "tags": ["harness"], "seen": ["harness", "function"] }))
+    );
+}

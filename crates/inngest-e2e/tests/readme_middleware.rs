@@ -161,8 +161,8 @@ impl Middleware for Reports {
     fn on_error(&self, run: &RunInfo, failure: &Failure<'_>) {
         let step = failure.step.map_or("-", |s| s.id.as_str());
         let line = format!(
-            "{} {step} {} retry={}",
-            run.function_id, failure.message, failure.will_retry
+            "{} {step} {} retry={} from_step={}",
+            run.function_id, failure.message, failure.will_retry, failure.from_step
         );
         self.0.lock().unwrap().push(line);
     }
@@ -261,9 +261,9 @@ async fn the_readme_middleware_shape_the_run() {
     assert_eq!(
         lines,
         [
-            "flaky fail card declined retry=true",
-            "flaky fail card declined retry=false",
-            "flaky - card declined retry=false",
+            "flaky fail card declined retry=true from_step=false",
+            "flaky fail card declined retry=false from_step=false",
+            "flaky - card declined retry=false from_step=true",
         ]
     );
 }

@@ -55,6 +55,7 @@ use crate::client::{Inngest, SendError};
 use crate::config::ConfigError;
 use crate::event::IntoEvent;
 use crate::function::Function;
+use crate::middleware::Middleware;
 use crate::serve::ServeError;
 /// The local executor crate, for what the harness does not wrap (its builder, REST router, …).
 pub use inngest_executor as executor;
@@ -104,6 +105,7 @@ pub struct TestHarnessBuilder {
     router: Option<RouterFn>,
     mocks: Vec<(String, String, Value)>,
     configure: Option<ConfigureFn>,
+    middleware: Vec<Arc<dyn Middleware>>,
 }
 
 type ConfigureFn = Box<dyn FnOnce(ExecutorBuilder) -> ExecutorBuilder + Send>;
@@ -121,6 +123,14 @@ impl TestHarnessBuilder {
     /// Adds a function to the app.
     pub fn function(mut self, f: impl Into<Function>) -> Self {
         self.functions.push(f.into());
+        self
+    }
+
+    /// Registers a middleware on the harness's client, as
+    /// [`InngestBuilder::middleware`](crate::client::InngestBuilder::middleware) does on yours:
+    /// it runs for every function of the app and for [`TestHarness::client`]'s sends.
+    pub fn middleware(mut self, m: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(m));
         self
     }
 
@@ -244,6 +254,9 @@ impl TestHarnessBuilder {
         let mut client = Inngest::builder(self.app_id.clone())
             .base_url(executor_url.clone())
             .checkpointing(self.checkpointing);
+        for m in self.middleware {
+            client = client.middleware_arc(m);
+        }
         client = match &self.signing_key {
             Some(k) => client.dev(false).signing_key(k.clone()),
             None => client.dev(true),
@@ -334,6 +347,7 @@ impl TestHarness {
             router: None,
             mocks: Vec::new(),
             configure: None,
+            middleware: Vec::new(),
         }
     }
 

@@ -186,8 +186,13 @@ impl InngestBuilder {
     /// Adds a middleware for every function served with this client and for its own
     /// [`send`](Inngest::send) (outside the functions' own: see
     /// [`middleware`](crate::middleware) for the order).
-    pub fn middleware(mut self, m: impl Middleware) -> InngestBuilder {
-        self.middleware = self.middleware.push(Arc::new(m));
+    pub fn middleware(self, m: impl Middleware) -> InngestBuilder {
+        self.middleware_arc(Arc::new(m))
+    }
+
+    /// [`middleware`](Self::middleware) for one already shared (the test harness's list).
+    pub(crate) fn middleware_arc(mut self, m: Arc<dyn Middleware>) -> InngestBuilder {
+        self.middleware = self.middleware.push(m);
         self
     }
 

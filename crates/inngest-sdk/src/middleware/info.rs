@@ -156,4 +156,8 @@ pub struct Failure<'a> {
     pub message: &'a str,
     /// Whether Inngest will retry (false on the final attempt or for a non-retriable error).
     pub will_retry: bool,
+    /// The function's error is a step's final failure that the code let escape: the call in
+    /// which that step failed already reported it, with `step` set. A reporter that wants each
+    /// failure once skips these.
+    pub from_step: bool,
 }

@@ -25,7 +25,7 @@
 //! | [`transform_step_output`](Middleware::transform_step_output) | output of a step run in the call | never | output of the targeted step | never (no output) |
 //! | [`after_execution`](Middleware::after_execution) | once at the end, if `before_execution` ran | same | same | same |
 //! | [`transform_output`](Middleware::transform_output) | the function's return value | same | never (the call ends at the step) | never |
-//! | [`on_error`](Middleware::on_error) | the function's error, or the failed step's | same | the failed step's | yes |
+//! | [`on_error`](Middleware::on_error) | the function's error (`from_step` when it is a failed step's, escaping), or the failed step's | same | the failed step's | yes |
 //! | [`on_panic`](Middleware::on_panic) | a panic in the handler or a step | same | same | yes |
 //! | [`before_send_events`](Middleware::before_send_events), [`after_send_events`](Middleware::after_send_events) | each `client.send` and each `step.send_event` that runs | never for a memoized `send_event` | when the target is a `send_event` | yes |
 //!
@@ -192,7 +192,9 @@ pub trait Middleware: Send + Sync + 'static {
         done()
     }
 
-    /// The function returned an error, or a step attempt failed.
+    /// The function returned an error, or a step attempt failed. A step's final failure that
+    /// the code lets escape (`?`) comes again, in the next call, as the function's error with
+    /// [`Failure::from_step`] set.
     fn on_error(&self, run: &RunInfo, failure: &Failure<'_>) {
         let _ = (run, failure);
     }

@@ -574,6 +574,7 @@ async fn finish_hooks(mut outcome: Outcome, call: &CallState) -> Outcome {
             name: e.name(),
             message: e.message(),
             will_retry: e.is_retriable() && !call.is_final_attempt(),
+            from_step: e.kind() == &ErrorKind::StepFailed,
         }),
         Outcome::Executed(e) if e.op.op != OpCode::StepRun => {
             let Some(error) = e.op.error.as_ref() else {
@@ -585,6 +586,7 @@ async fn finish_hooks(mut outcome: Outcome, call: &CallState) -> Outcome {
                 name: &error.name,
                 message: &error.message,
                 will_retry: e.op.op == OpCode::StepError,
+                from_step: false,
             });
         }
         Outcome::Panicked(msg) => hooks.on_panic(msg),
