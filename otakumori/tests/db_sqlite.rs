@@ -61,3 +61,63 @@ async fn default_style_url_creates_the_file_and_memory_db_works() {
     assert!(db_common::t0() > chrono::DateTime::<chrono::Utc>::MIN_UTC);
     assert!(mem.count_rows("nope").await.is_err());
 }
+
+/// A write transaction takes SQLite's write lock when it begins: an upsert (read, then write)
+/// that starts while another connection holds the lock waits for it and succeeds. A deferred
+/// transaction would have read first and then failed at once with "database is locked" when
+/// the other connection's commit made its read stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_transaction_waits_for_another_writer_instead_of_failing() {
+    use otakumori::db::UserProfile;
+    use sqlx::Connection;
+
+    let path =
+        std::env::temp_dir().join(format!("otakumori-test-lock-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let db = Db::connect(&url).await.expect("connect sqlite");
+    let profile = |clerk_id: &str| UserProfile {
+        clerk_id: clerk_id.into(),
+        email: format!("{clerk_id}@nerv.example"),
+        username: None,
+        display_name: None,
+        avatar_url: None,
+    };
+    db.upsert_user(&profile("user_first"), otakumori::db::now_utc())
+        .await
+        .unwrap();
+
+    // Another connection takes the write lock and holds it for a while.
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET display_name = 'Rei' WHERE clerk_id = 'user_first'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let db2 = db.clone();
+    let upsert = tokio::spawn(async move {
+        db2.upsert_user(&profile("user_second"), otakumori::db::now_utc())
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    let up = upsert
+        .await
+        .unwrap()
+        .expect("the upsert waited for the lock");
+    assert!(up.created);
+    assert_eq!(up.row.clerk_id, "user_second");
+    let first = db
+        .get_user_by_clerk_id("user_first")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.display_name.as_deref(), Some("Rei"));
+    db.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

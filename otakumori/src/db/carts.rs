@@ -43,7 +43,7 @@ impl Db {
     ) -> DbResult<Option<CartItem>> {
         let cart_id = self.get_or_create_cart(user_id, now).await?;
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             sqlx::query("UPDATE carts SET updated_at = $2 WHERE id = $1")
                 .bind(d::id(cart_id))
                 .bind(d::ts(now))
@@ -91,7 +91,7 @@ impl Db {
     /// Step `clear-cart`: delete every line of the user's cart. Returns rows deleted (0 on replay).
     pub async fn clear_cart(&self, user_id: Uuid, now: DateTime<Utc>) -> DbResult<u64> {
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             let n = sqlx::query(
                 "DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1)",
             )

@@ -118,7 +118,7 @@ impl Db {
         let enabled_ids: Vec<i64> = enabled.iter().map(|v| v.printify_variant_id).collect();
         let urls: Vec<String> = input.images.iter().map(|i| i.url.clone()).collect();
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             let existed = sqlx::query("SELECT id FROM products WHERE printify_product_id = $1")
                 .bind(&input.printify_product_id)
                 .fetch_optional(&mut *tx)

@@ -58,7 +58,7 @@ impl Db {
             .map(|v| (v.printify_variant_id, v))
             .collect();
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             let rows = sqlx::query(
                 "SELECT v.id, v.product_id, v.printify_variant_id, v.in_stock
                  FROM product_variants v JOIN products pr ON pr.id = v.product_id

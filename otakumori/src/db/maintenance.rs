@@ -172,7 +172,7 @@ impl Db {
         now: DateTime<Utc>,
     ) -> DbResult<ArchiveCounts> {
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             let items = sqlx::query(ARCHIVE_ITEMS)
                 .bind(d::ts(before))
                 .bind(d::ts(now))

@@ -406,10 +406,25 @@ pub(crate) mod dialect {
         pub(crate) const fn pick(pg: &'static str, _sqlite: &'static str) -> &'static str {
             pg
         }
+        /// A transaction (PostgreSQL's row locks and `ON CONFLICT` need nothing more).
+        pub(crate) async fn begin(
+            p: &sqlx::PgPool,
+        ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+            p.begin().await
+        }
     }
 
     /// SQLite: TEXT for ids, timestamps, arrays and JSON.
     pub(crate) mod sqlite {
+        /// A write transaction that takes SQLite's write lock when it starts (`BEGIN IMMEDIATE`).
+        /// A deferred one that reads first fails at once with "database is locked" when another
+        /// connection wrote in between (WAL cannot upgrade a stale read); an immediate one waits
+        /// for the lock (the pool's `busy_timeout`) instead.
+        pub(crate) async fn begin(
+            p: &sqlx::SqlitePool,
+        ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+            p.begin_with("BEGIN IMMEDIATE").await
+        }
         use chrono::{DateTime, Utc};
         use uuid::Uuid;
 

@@ -94,7 +94,7 @@ impl Db {
         };
         let ship = new.shipping.clone().unwrap_or_default();
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             sqlx::query(
                 "INSERT INTO orders (id, user_id, stripe_session_id, status, subtotal_cents, total_cents, currency,
                    ship_name, ship_email, ship_phone, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code,
@@ -307,7 +307,7 @@ impl Db {
         let currency = pay.currency.as_ref().map(|c| c.trim().to_ascii_uppercase());
         let paid_at = pay.paid_at.unwrap_or(now);
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             sqlx::query(
                 "UPDATE orders SET payment_intent_id = COALESCE($2, payment_intent_id),
                    total_cents = COALESCE($3, total_cents), currency = COALESCE($4, currency),

@@ -105,7 +105,7 @@ impl Db {
         now: DateTime<Utc>,
     ) -> DbResult<Upserted<User>> {
         with_db!(self, |p, d| {
-            let mut tx = p.begin().await?;
+            let mut tx = d::begin(p).await?;
             let existed = sqlx::query("SELECT id FROM users WHERE clerk_id = $1")
                 .bind(&profile.clerk_id)
                 .fetch_optional(&mut *tx)
