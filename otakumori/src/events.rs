@@ -98,7 +98,7 @@ pub struct StripeWebhook {
     #[serde(rename = "type", deserialize_with = "trimmed")]
     pub kind: String,
     /// Stripe's `created` (Unix seconds).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<i64>,
     /// Live or test mode.
     #[serde(default)]
@@ -137,9 +137,9 @@ pub struct StripeMetadata {
 #[event(name = "printify/products.update")]
 #[serde(rename_all = "camelCase")]
 pub struct PrintifyProductsUpdate {
-    /// Printify shop id (string or number), as the webhook carried it.
+    /// Printify shop id, as the webhook carried it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shop_id: Option<Value>,
+    pub shop_id: Option<ShopId>,
     /// The products to sync (strings or numbers on the wire).
     #[serde(
         default,
@@ -154,6 +154,26 @@ pub struct PrintifyProductsUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub reason: Option<String>,
+}
+
+/// A Printify shop id: a number in Printify's payloads, a string in some callers'; kept as it
+/// came so the event's JSON is unchanged, compared by its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ShopId {
+    /// `815256`.
+    Number(i64),
+    /// `"815256"`.
+    Text(String),
+}
+
+impl std::fmt::Display for ShopId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShopId::Number(n) => write!(f, "{n}"),
+            ShopId::Text(s) => f.write_str(s.trim()),
+        }
+    }
 }
 
 /// A Printify order webhook (`order:*` topics); recorded by the webhook route, no function.
@@ -171,7 +191,7 @@ pub struct PrintifyOrderUpdated {
     pub resource: Value,
     /// Printify shop id, when the webhook carried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shop_id: Option<Value>,
+    pub shop_id: Option<ShopId>,
 }
 
 /// Inventory check `{productIds?}` (no ids = every product).
@@ -359,7 +379,14 @@ mod tests {
             serde_json::from_value(json!({"productIds": ["a", 7], "reason": "cron", "shopId": 9}))
                 .unwrap();
         assert_eq!(e.product_ids, Some(vec!["a".to_string(), "7".to_string()]));
-        assert_eq!(e.shop_id, Some(json!(9)));
+        assert_eq!(e.shop_id, Some(ShopId::Number(9)));
+        assert_eq!(e.shop_id.as_ref().unwrap().to_string(), "9");
+        let e: PrintifyProductsUpdate = serde_json::from_value(json!({"shopId": "77"})).unwrap();
+        assert_eq!(e.shop_id, Some(ShopId::Text("77".into())));
+        assert_eq!(serde_json::to_value(&e).unwrap(), json!({"shopId": "77"}));
+        let err = inngest_sdk::event::decode_data::<PrintifyProductsUpdate>(json!({"shopId": [1]}))
+            .unwrap_err();
+        assert!(err.to_string().contains("`shopId`"), "{err}");
         let err =
             serde_json::from_value::<InventorySync>(json!({"productIds": ["a", ""]})).unwrap_err();
         assert!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use inngest_executor::{AppView, Executor};
+use inngest_sdk::client::InngestBuilder;
 use inngest_sdk::{serve, Inngest, Mode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -17,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::{AppError, Env};
 use crate::config::{Config, EmailTransport, ExecutorState};
 use crate::context::AppContext;
-use crate::functions::{self, APP_ID};
+use crate::functions::{self, Deps, FunctionOptions, APP_ID};
 use crate::webhooks::{self, WebhookConfig, WebhookState};
 
 /// Default port of the embedded executor in `serve` mode (the Dev Server's port).
@@ -139,10 +140,12 @@ pub(crate) fn plan(env: &Env, opts: &StartOptions) -> Result<Plan, AppError> {
     })
 }
 
-/// Client for the Dev Server or Cloud, from the `INNGEST_*` variables.
-fn external_client(env: &Env, setup: InngestSetup) -> Result<Inngest, AppError> {
-    let client = Inngest::builder(APP_ID)
-        .env_source(env.lookup())
+/// Client for the Dev Server or Cloud, from the `INNGEST_*` variables, checked now and built
+/// once the app's middleware is added.
+fn external_client(env: &Env, setup: InngestSetup) -> Result<InngestBuilder, AppError> {
+    let builder = Inngest::builder(APP_ID).env_source(env.lookup());
+    let client = builder
+        .clone()
         .build()
         .map_err(|e| AppError::Config(e.to_string()))?;
     if setup == InngestSetup::Cloud {
@@ -156,7 +159,7 @@ fn external_client(env: &Env, setup: InngestSetup) -> Result<Inngest, AppError> 
             ));
         }
     }
-    Ok(client)
+    Ok(builder)
 }
 
 /// Host to reach a socket bound on `ip` from this machine (`0.0.0.0` → `127.0.0.1`).
@@ -271,8 +274,6 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
             Inngest::builder(APP_ID)
                 .dev(true)
                 .base_url(format!("http://{addr}"))
-                .build()
-                .map_err(|e| AppError::Startup(format!("Inngest client: {e}")))?
         }
         (_, None) => unreachable!("external setups always build a client"),
     };
@@ -285,7 +286,11 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
     let ctx = AppContext::init(config)
         .await
         .map_err(|e| AppError::Startup(e.to_string()))?;
-    let functions = functions::all(ctx.clone());
+    let deps = Deps::new(ctx.clone(), FunctionOptions::default());
+    let client = functions::middleware::install(client, deps)
+        .build()
+        .map_err(|e| AppError::Startup(format!("Inngest client: {e}")))?;
+    let functions = functions::all();
     let function_ids: Vec<String> = functions.iter().map(|f| f.id().to_string()).collect();
     let inngest_routes =
         serve::axum::router(&client, functions).map_err(|e| AppError::Startup(e.to_string()))?;

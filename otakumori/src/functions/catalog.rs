@@ -256,133 +256,121 @@ fn catalog_dedupe_key(data: &Value) -> String {
 /// * A Printify 429 becomes a retry-after error with the provider's `Retry-After`; a permanent
 ///   4xx is non-retriable.
 /// * Returns `{success, mode, productCount, hiddenCount, errors, timestamp}` (+ `pages`).
-pub fn update_printify_products(d: &Deps) -> Function {
-    let d_fail = d.clone();
-    let d = d.clone();
+pub fn update_printify_products() -> Function {
     Function::new(FN_UPDATE_PRINTIFY_PRODUCTS)
         .name("Sync Printify catalog")
         // Untyped on purpose, and so registered before `.on`: it records runs whose event
         // did not decode too.
-        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
-            let d = d_fail.clone();
-            async move {
-                let key = catalog_dedupe_key(&ctx.event.data.event.data);
-                record_failure(&d, &step, &ctx.event.data, OP_PRINTIFY_SYNC, Some(key)).await
-            }
+        .on_failure(|ctx: Ctx<FunctionFailed<Value>>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let key = catalog_dedupe_key(&ctx.event.data.event.data);
+            record_failure(d, &step, &ctx.event.data, OP_PRINTIFY_SYNC, Some(key)).await
         })
         .on::<PrintifyProductsUpdate>()
         .concurrency(Concurrency::new(1))
         .throttle(Throttle::new(10, Duration::from_secs(60)))
-        .handler(move |ctx: Ctx<PrintifyProductsUpdate>, step: Step| {
-            let d = d.clone();
-            async move {
-                let ev = PrintifyProductsUpdate::NAME;
-                let data = &ctx.event.data;
-                let started = event_time(&ctx.event);
-                let reason = data.reason.clone();
-                if let Some(shop) = data.shop_id.as_ref().filter(|v| !v.is_null()) {
-                    let shop = match shop {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        _ => return Err(bad_payload(ev, "shopId", "must be a string or number")),
-                    };
-                    if shop != d.printify.shop_id() {
-                        tracing::info!("products.update for another shop; skipped");
-                        return Ok(json!({
-                            "success": true,
-                            "mode": "skipped",
-                            "reason": "shopId is not this shop",
-                            "productCount": 0,
-                            "hiddenCount": 0,
-                            "errors": [],
-                            "timestamp": rfc3339(started),
-                        }));
-                    }
-                }
-
-                if let Some(ids) = targets(data)? {
-                    let mut results = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        let r: ProductSync = step
-                            .run(&format!("sync-product-{id}"), || sync_product(&d, id))
-                            .await?;
-                        results.push(r);
-                    }
-                    let upserted = results.iter().filter(|r| r.upserted).count();
-                    let hidden = results.iter().filter(|r| r.hidden).count();
-                    let errors: Vec<String> = results
-                        .iter()
-                        .filter_map(|r| {
-                            r.error
-                                .as_ref()
-                                .map(|e| format!("{}: {e}", r.printify_product_id))
-                        })
-                        .collect();
-                    tracing::info!(
-                        products = ids.len(),
-                        upserted,
-                        hidden,
-                        "targeted catalog sync done"
-                    );
+        .handler(|ctx: Ctx<PrintifyProductsUpdate>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let data = &ctx.event.data;
+            let started = event_time(&ctx.event);
+            let reason = data.reason.clone();
+            if let Some(shop) = data.shop_id.as_ref().map(ToString::to_string) {
+                if shop != d.printify.shop_id() {
+                    tracing::info!("products.update for another shop; skipped");
                     return Ok(json!({
-                        "success": errors.is_empty(),
-                        "mode": "targeted",
-                        "reason": reason,
-                        "productCount": upserted,
-                        "hiddenCount": hidden,
-                        "products": results,
-                        "errors": errors,
+                        "success": true,
+                        "mode": "skipped",
+                        "reason": "shopId is not this shop",
+                        "productCount": 0,
+                        "hiddenCount": 0,
+                        "errors": [],
                         "timestamp": rfc3339(started),
                     }));
                 }
+            }
 
-                let first: PageSync = step.run("sync-page-1", || sync_page(&d, 1)).await?;
-                let last_page = first.last_page;
-                let mut pages = vec![first];
-                for n in 2..=last_page {
-                    let p: PageSync = step
-                        .run(&format!("sync-page-{n}"), || sync_page(&d, n))
+            if let Some(ids) = targets(data)? {
+                let mut results = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let r: ProductSync = step
+                        .run(&format!("sync-product-{id}"), || sync_product(d, id))
                         .await?;
-                    pages.push(p);
+                    results.push(r);
                 }
-                let (seen, upserted, errors) = summarize(&pages);
-                let hidden: u64 = if errors.is_empty() && !seen.is_empty() {
-                    step.run("hide-missing", || async {
-                        d.app
-                            .db
-                            .hide_missing_products(&seen, now_utc())
-                            .await
-                            .map_err(db_err)
+                let upserted = results.iter().filter(|r| r.upserted).count();
+                let hidden = results.iter().filter(|r| r.hidden).count();
+                let errors: Vec<String> = results
+                    .iter()
+                    .filter_map(|r| {
+                        r.error
+                            .as_ref()
+                            .map(|e| format!("{}: {e}", r.printify_product_id))
                     })
-                    .await?
-                } else {
-                    tracing::warn!(
-                        errors = errors.len(),
-                        listed = seen.len(),
-                        "hide-missing skipped"
-                    );
-                    0
-                };
-                let variants_disabled: u64 = pages.iter().map(|p| p.variants_disabled).sum();
+                    .collect();
                 tracing::info!(
-                    pages = pages.len(),
+                    products = ids.len(),
                     upserted,
                     hidden,
-                    "full catalog sync done"
+                    "targeted catalog sync done"
                 );
-                Ok(json!({
+                return Ok(json!({
                     "success": errors.is_empty(),
-                    "mode": "full",
+                    "mode": "targeted",
                     "reason": reason,
-                    "pages": pages.len(),
                     "productCount": upserted,
-                    "createdCount": pages.iter().map(|p| p.created).sum::<u64>(),
                     "hiddenCount": hidden,
-                    "variantsDisabled": variants_disabled,
+                    "products": results,
                     "errors": errors,
                     "timestamp": rfc3339(started),
-                }))
+                }));
             }
+
+            let first: PageSync = step.run("sync-page-1", || sync_page(d, 1)).await?;
+            let last_page = first.last_page;
+            let mut pages = vec![first];
+            for n in 2..=last_page {
+                let p: PageSync = step
+                    .run(&format!("sync-page-{n}"), || sync_page(d, n))
+                    .await?;
+                pages.push(p);
+            }
+            let (seen, upserted, errors) = summarize(&pages);
+            let hidden: u64 = if errors.is_empty() && !seen.is_empty() {
+                step.run("hide-missing", || async {
+                    d.app
+                        .db
+                        .hide_missing_products(&seen, now_utc())
+                        .await
+                        .map_err(db_err)
+                })
+                .await?
+            } else {
+                tracing::warn!(
+                    errors = errors.len(),
+                    listed = seen.len(),
+                    "hide-missing skipped"
+                );
+                0
+            };
+            let variants_disabled: u64 = pages.iter().map(|p| p.variants_disabled).sum();
+            tracing::info!(
+                pages = pages.len(),
+                upserted,
+                hidden,
+                "full catalog sync done"
+            );
+            Ok(json!({
+                "success": errors.is_empty(),
+                "mode": "full",
+                "reason": reason,
+                "pages": pages.len(),
+                "productCount": upserted,
+                "createdCount": pages.iter().map(|p| p.created).sum::<u64>(),
+                "hiddenCount": hidden,
+                "variantsDisabled": variants_disabled,
+                "errors": errors,
+                "timestamp": rfc3339(started),
+            }))
         })
         .into()
 }

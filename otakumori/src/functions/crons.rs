@@ -8,7 +8,7 @@ use inngest_sdk::{Ctx, Function, Step, Trigger};
 use serde_json::{json, Value};
 
 use super::{
-    event_time, rfc3339, Deps, CRON_DAILY_INVENTORY_SYNC, CRON_WEEKLY_PRODUCT_UPDATE,
+    event_time, rfc3339, CRON_DAILY_INVENTORY_SYNC, CRON_WEEKLY_PRODUCT_UPDATE,
     FN_DAILY_INVENTORY_SYNC, FN_WEEKLY_PRODUCT_UPDATE,
 };
 use crate::events::{self, InventorySync, PrintifyProductsUpdate};
@@ -18,7 +18,7 @@ use crate::events::{self, InventorySync, PrintifyProductsUpdate};
 /// send-event step, so a retry never sends twice; the event id is derived from the firing time,
 /// so a duplicate firing is deduplicated too. `sync-inventory` does the work.
 /// Returns `{success, timestamp, sentEventIds}`.
-pub fn daily_inventory_sync(_d: &Deps) -> Function {
+pub fn daily_inventory_sync() -> Function {
     Function::new(FN_DAILY_INVENTORY_SYNC)
         .name("Daily inventory sync")
         .trigger(Trigger::cron(CRON_DAILY_INVENTORY_SYNC))
@@ -46,7 +46,7 @@ pub fn daily_inventory_sync(_d: &Deps) -> Function {
 /// (`0 3 * * 1`), one `step.send_event` (`send-products-update`) of
 /// `printify/products.update {reason: "cron"}` — a full catalog sync by
 /// `update-printify-products`. Returns `{success, timestamp, sentEventIds}`.
-pub fn weekly_product_update(_d: &Deps) -> Function {
+pub fn weekly_product_update() -> Function {
     Function::new(FN_WEEKLY_PRODUCT_UPDATE)
         .name("Weekly product update")
         .trigger(Trigger::cron(CRON_WEEKLY_PRODUCT_UPDATE))

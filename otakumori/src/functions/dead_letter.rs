@@ -2,13 +2,14 @@
 //! `send-order-confirmation` and `update-printify-products`: it upserts the `failed_operations`
 //! row and emits `operation/failed`, which `retry-failed-operation` picks up (spec §4.10).
 
-use inngest_sdk::{Error, Event, FunctionFailed, Step};
+use inngest_sdk::{Error, FunctionFailed, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{db_err, now_utc, Deps, EVENT_OPERATION_FAILED};
+use super::{db_err, now_utc, Deps};
 use crate::db::{NewFailedOperation, OperationStatus};
+use crate::events::{self, OperationFailed};
 
 /// What an `on_failure` handler returns (and the data of the `operation/failed` it emits).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,20 +71,17 @@ pub(crate) async fn record_failure(
             "emitted": [],
         }));
     }
+    let retry = OperationFailed {
+        operation_id: rec.operation_id,
+        kind: Some(op_type.to_string()),
+        payload,
+        retry_count: Some(rec.retry_count),
+        error: Value::String(error),
+    };
     let ids = step
         .send_event(
             "emit-operation-failed",
-            vec![Event::new(
-                EVENT_OPERATION_FAILED,
-                json!({
-                    "operationId": rec.operation_id,
-                    "type": op_type,
-                    "payload": payload,
-                    "retryCount": rec.retry_count,
-                    "error": error,
-                }),
-            )
-            .with_id(format!("operation-failed-{}", failed.run_id))],
+            events::with_id(retry, format!("operation-failed-{}", failed.run_id)),
         )
         .await?;
     Ok(json!({

@@ -140,175 +140,172 @@ fn alert_email_key(ids: &[Uuid]) -> String {
 ///   one summary email through `Mailer::send_once` (keyed by the alert ids), then `notified_at`.
 /// * Returns `{success, mode, productsChecked, variantsChecked, becameUnavailable,
 ///   becameAvailable, alertsCreated, alertsResolved, emailSent, timestamp}`.
-pub fn sync_inventory(d: &Deps) -> Function {
-    let d = d.clone();
+pub fn sync_inventory() -> Function {
     Function::new(FN_SYNC_INVENTORY)
         .name("Sync inventory from Printify")
         .on::<InventorySync>()
         .concurrency(Concurrency::new(1))
-        .handler(move |ctx: Ctx<InventorySync>, step: Step| {
-            let d = d.clone();
-            async move {
-                let ev = InventorySync::NAME;
-                let started = event_time(&ctx.event);
-                let given = ctx.event.data.product_ids.clone();
-                if let Some(ids) = &given {
-                    if let Some(i) = ids.iter().position(|id| {
-                        id.len() > 64
-                            || !id
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    }) {
-                        return Err(bad_payload(
-                            ev,
-                            &format!("productIds[{i}]"),
-                            "is not a Printify product id",
-                        ));
-                    }
+        .handler(|ctx: Ctx<InventorySync>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let ev = InventorySync::NAME;
+            let started = event_time(&ctx.event);
+            let given = ctx.event.data.product_ids.clone();
+            if let Some(ids) = &given {
+                if let Some(i) = ids.iter().position(|id| {
+                    id.len() > 64
+                        || !id
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                }) {
+                    return Err(bad_payload(
+                        ev,
+                        &format!("productIds[{i}]"),
+                        "is not a Printify product id",
+                    ));
                 }
-                let targets: Targets = step
-                    .run("load-targets", || async {
-                        match given.clone().filter(|v| !v.is_empty()) {
-                            Some(all) => {
-                                let mut ids: Vec<String> = Vec::with_capacity(all.len());
-                                for id in all {
-                                    if !ids.contains(&id) {
-                                        ids.push(id);
-                                    }
+            }
+            let targets: Targets = step
+                .run("load-targets", || async {
+                    match given.clone().filter(|v| !v.is_empty()) {
+                        Some(all) => {
+                            let mut ids: Vec<String> = Vec::with_capacity(all.len());
+                            for id in all {
+                                if !ids.contains(&id) {
+                                    ids.push(id);
                                 }
-                                Ok(Targets {
-                                    mode: "targeted".into(),
-                                    product_ids: ids,
-                                })
                             }
-                            None => Ok(Targets {
-                                mode: "full".into(),
-                                product_ids: d
-                                    .app
-                                    .db
-                                    .active_printify_product_ids()
-                                    .await
-                                    .map_err(db_err)?,
-                            }),
+                            Ok(Targets {
+                                mode: "targeted".into(),
+                                product_ids: ids,
+                            })
                         }
-                    })
-                    .await?;
-
-                let mut total = Checked::default();
-                if targets.mode == "targeted" {
-                    for id in &targets.product_ids {
-                        let c: Checked = step
-                            .run(&format!("check-{id}"), || check_product(&d, id))
-                            .await?;
-                        total.absorb(c);
-                    }
-                } else if !targets.product_ids.is_empty() {
-                    let wanted: BTreeSet<String> = targets.product_ids.iter().cloned().collect();
-                    let first: Checked = step
-                        .run("check-page-1", || check_page(&d, 1, &wanted))
-                        .await?;
-                    let last_page = first.last_page;
-                    let mut seen: BTreeSet<String> = first.seen.iter().cloned().collect();
-                    total.absorb(first);
-                    for n in 2..=last_page {
-                        let c: Checked = step
-                            .run(&format!("check-page-{n}"), || check_page(&d, n, &wanted))
-                            .await?;
-                        seen.extend(c.seen.iter().cloned());
-                        total.absorb(c);
-                    }
-                    let gone: Vec<String> = wanted.difference(&seen).cloned().collect();
-                    if !gone.is_empty() {
-                        let c: Checked = step
-                            .run("check-missing", || async {
-                                let mut out = Checked::default();
-                                for id in &gone {
-                                    out.absorb(apply(&d, id, None).await?);
-                                }
-                                Ok(out)
-                            })
-                            .await?;
-                        total.absorb(c);
-                    }
-                }
-
-                let alerts: AlertSummary = step
-                    .run("record-alerts", || async {
-                        d.app
-                            .db
-                            .record_availability_alerts(&total.changes, now_utc())
-                            .await
-                            .map_err(db_err)
-                    })
-                    .await?;
-
-                let mut notified: Option<Notified> = None;
-                if let Some(admin) = d.app.mailer.admin_alert_email().map(str::to_string) {
-                    let n: Notified = step
-                        .run("notify-low-stock", || async {
-                            let db = &d.app.db;
-                            let open = db.list_unnotified_alerts().await.map_err(db_err)?;
-                            if open.is_empty() {
-                                return Ok(Notified {
-                                    emailed: false,
-                                    alert_ids: Vec::new(),
-                                    email_log_id: None,
-                                    already_sent: false,
-                                });
-                            }
-                            let ids: Vec<Uuid> = open.iter().map(|a| a.id).collect();
-                            let r = templates::inventory_alert(&open);
-                            let sent = d
+                        None => Ok(Targets {
+                            mode: "full".into(),
+                            product_ids: d
                                 .app
-                                .mailer
-                                .send_once(&EmailRequest::rendered(
-                                    alert_email_key(&ids),
-                                    templates::INVENTORY_ALERT,
-                                    admin.clone(),
-                                    r,
-                                ))
+                                .db
+                                .active_printify_product_ids()
                                 .await
-                                .map_err(super::email_err)?;
-                            db.mark_alerts_notified(&ids, now_utc())
-                                .await
-                                .map_err(db_err)?;
-                            tracing::info!(alerts = ids.len(), "inventory alert email sent");
-                            Ok(Notified {
-                                emailed: true,
-                                alert_ids: ids,
-                                email_log_id: Some(sent.log_id),
-                                already_sent: sent.already_sent,
-                            })
+                                .map_err(db_err)?,
+                        }),
+                    }
+                })
+                .await?;
+
+            let mut total = Checked::default();
+            if targets.mode == "targeted" {
+                for id in &targets.product_ids {
+                    let c: Checked = step
+                        .run(&format!("check-{id}"), || check_product(d, id))
+                        .await?;
+                    total.absorb(c);
+                }
+            } else if !targets.product_ids.is_empty() {
+                let wanted: BTreeSet<String> = targets.product_ids.iter().cloned().collect();
+                let first: Checked = step
+                    .run("check-page-1", || check_page(d, 1, &wanted))
+                    .await?;
+                let last_page = first.last_page;
+                let mut seen: BTreeSet<String> = first.seen.iter().cloned().collect();
+                total.absorb(first);
+                for n in 2..=last_page {
+                    let c: Checked = step
+                        .run(&format!("check-page-{n}"), || check_page(d, n, &wanted))
+                        .await?;
+                    seen.extend(c.seen.iter().cloned());
+                    total.absorb(c);
+                }
+                let gone: Vec<String> = wanted.difference(&seen).cloned().collect();
+                if !gone.is_empty() {
+                    let c: Checked = step
+                        .run("check-missing", || async {
+                            let mut out = Checked::default();
+                            for id in &gone {
+                                out.absorb(apply(d, id, None).await?);
+                            }
+                            Ok(out)
                         })
                         .await?;
-                    notified = Some(n);
+                    total.absorb(c);
                 }
-
-                let became_unavailable = total.changes.iter().filter(|c| c.from && !c.to).count();
-                let became_available = total.changes.iter().filter(|c| !c.from && c.to).count();
-                tracing::info!(
-                    products = total.products_checked,
-                    variants = total.variants_checked,
-                    became_unavailable,
-                    became_available,
-                    alerts = alerts.created.len(),
-                    "inventory sync done"
-                );
-                Ok(json!({
-                    "success": true,
-                    "mode": targets.mode,
-                    "productsChecked": total.products_checked,
-                    "variantsChecked": total.variants_checked,
-                    "becameUnavailable": became_unavailable,
-                    "becameAvailable": became_available,
-                    "missingProducts": total.missing,
-                    "alertsCreated": alerts.created.len(),
-                    "alertsResolved": alerts.resolved,
-                    "emailSent": notified.as_ref().is_some_and(|n| n.emailed && !n.already_sent),
-                    "alertEmail": notified,
-                    "timestamp": rfc3339(started),
-                }))
             }
+
+            let alerts: AlertSummary = step
+                .run("record-alerts", || async {
+                    d.app
+                        .db
+                        .record_availability_alerts(&total.changes, now_utc())
+                        .await
+                        .map_err(db_err)
+                })
+                .await?;
+
+            let mut notified: Option<Notified> = None;
+            if let Some(admin) = d.app.mailer.admin_alert_email().map(str::to_string) {
+                let n: Notified = step
+                    .run("notify-low-stock", || async {
+                        let db = &d.app.db;
+                        let open = db.list_unnotified_alerts().await.map_err(db_err)?;
+                        if open.is_empty() {
+                            return Ok(Notified {
+                                emailed: false,
+                                alert_ids: Vec::new(),
+                                email_log_id: None,
+                                already_sent: false,
+                            });
+                        }
+                        let ids: Vec<Uuid> = open.iter().map(|a| a.id).collect();
+                        let r = templates::inventory_alert(&open);
+                        let sent = d
+                            .app
+                            .mailer
+                            .send_once(&EmailRequest::rendered(
+                                alert_email_key(&ids),
+                                templates::INVENTORY_ALERT,
+                                admin.clone(),
+                                r,
+                            ))
+                            .await
+                            .map_err(super::email_err)?;
+                        db.mark_alerts_notified(&ids, now_utc())
+                            .await
+                            .map_err(db_err)?;
+                        tracing::info!(alerts = ids.len(), "inventory alert email sent");
+                        Ok(Notified {
+                            emailed: true,
+                            alert_ids: ids,
+                            email_log_id: Some(sent.log_id),
+                            already_sent: sent.already_sent,
+                        })
+                    })
+                    .await?;
+                notified = Some(n);
+            }
+
+            let became_unavailable = total.changes.iter().filter(|c| c.from && !c.to).count();
+            let became_available = total.changes.iter().filter(|c| !c.from && c.to).count();
+            tracing::info!(
+                products = total.products_checked,
+                variants = total.variants_checked,
+                became_unavailable,
+                became_available,
+                alerts = alerts.created.len(),
+                "inventory sync done"
+            );
+            Ok(json!({
+                "success": true,
+                "mode": targets.mode,
+                "productsChecked": total.products_checked,
+                "variantsChecked": total.variants_checked,
+                "becameUnavailable": became_unavailable,
+                "becameAvailable": became_available,
+                "missingProducts": total.missing,
+                "alertsCreated": alerts.created.len(),
+                "alertsResolved": alerts.resolved,
+                "emailSent": notified.as_ref().is_some_and(|n| n.emailed && !n.already_sent),
+                "alertEmail": notified,
+                "timestamp": rfc3339(started),
+            }))
         })
         .into()
 }

@@ -47,8 +47,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use inngest_sdk::{Error, Event, EventType, Function, NonRetriable, RetryAfter};
-use serde_json::Value;
-use uuid::Uuid;
 
 use crate::context::AppContext;
 use crate::db::DbError;
@@ -64,6 +62,7 @@ pub mod crons;
 mod dead_letter;
 pub mod inventory;
 pub mod maintenance;
+pub mod middleware;
 pub mod operations;
 pub mod orders;
 pub mod payments;
@@ -228,27 +227,23 @@ impl Deps {
     }
 }
 
-/// Every function of the app with the default [`FunctionOptions`] (what the runner serves).
-pub fn all(ctx: Arc<AppContext>) -> Vec<Function> {
-    all_with(ctx, FunctionOptions::default())
-}
-
-/// Every function of the app with explicit options.
-pub fn all_with(ctx: Arc<AppContext>, options: FunctionOptions) -> Vec<Function> {
-    let d = Deps::new(ctx, options);
+/// Every function of the app. Their handlers read the [`Deps`] that [`middleware::Services`]
+/// attaches to each call, so serve them with a client that has the app's middleware
+/// ([`middleware::install`]).
+pub fn all() -> Vec<Function> {
     vec![
-        users::sync_user_to_supabase(&d),
-        users::user_profile_update(&d),
-        catalog::update_printify_products(&d),
-        inventory::sync_inventory(&d),
-        crons::daily_inventory_sync(&d),
-        crons::weekly_product_update(&d),
-        orders::process_order(&d),
-        orders::send_order_confirmation(&d),
-        payments::handle_payment_webhook(&d),
-        operations::retry_failed_operation(&d),
-        maintenance::cleanup_old_data(&d),
-        maintenance::monthly_operations(&d),
+        users::sync_user_to_supabase(),
+        users::user_profile_update(),
+        catalog::update_printify_products(),
+        inventory::sync_inventory(),
+        crons::daily_inventory_sync(),
+        crons::weekly_product_update(),
+        orders::process_order(),
+        orders::send_order_confirmation(),
+        payments::handle_payment_webhook(),
+        operations::retry_failed_operation(),
+        maintenance::cleanup_old_data(),
+        maintenance::monthly_operations(),
     ]
 }
 
@@ -295,67 +290,6 @@ pub(crate) fn bad_payload(event: &str, path: &str, what: &str) -> Error {
     NonRetriable::new(format!("invalid `{event}` payload: `data.{path}` {what}")).into()
 }
 
-/// `data` at a dotted path (`object.id`); `None` when absent or `null`.
-pub(crate) fn field<'a>(data: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = data;
-    for seg in path.split('.') {
-        cur = cur.get(seg)?;
-    }
-    (!cur.is_null()).then_some(cur)
-}
-
-/// A required, non-empty string field.
-pub(crate) fn req_str(event: &str, data: &Value, path: &str) -> Result<String, Error> {
-    match field(data, path) {
-        None => Err(bad_payload(event, path, "is missing")),
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(Value::String(_)) => Err(bad_payload(event, path, "is empty")),
-        Some(_) => Err(bad_payload(event, path, "must be a string")),
-    }
-}
-
-/// An optional string field (absent, `null` or empty → `None`); another type is an error.
-pub(crate) fn opt_str(event: &str, data: &Value, path: &str) -> Result<Option<String>, Error> {
-    match field(data, path) {
-        None => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(bad_payload(event, path, "must be a string")),
-    }
-}
-
-/// A required UUID field.
-pub(crate) fn req_uuid(event: &str, data: &Value, path: &str) -> Result<Uuid, Error> {
-    let s = req_str(event, data, path)?;
-    Uuid::parse_str(&s).map_err(|_| bad_payload(event, path, "is not a UUID"))
-}
-
-/// An optional list of non-empty strings (absent or `null` → `None`).
-pub(crate) fn opt_str_list(
-    event: &str,
-    data: &Value,
-    path: &str,
-) -> Result<Option<Vec<String>>, Error> {
-    match field(data, path) {
-        None => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(bad_payload(
-                    event,
-                    &format!("{path}[{i}]"),
-                    "must be a non-empty string",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(bad_payload(event, path, "must be an array of strings")),
-    }
-}
-
 /// The triggering event's timestamp (`ts`, ms), microsecond precision; now if absent. Cron jobs
 /// use it as their reference time.
 pub fn event_time<T>(event: &Event<T>) -> DateTime<Utc> {
@@ -373,21 +307,15 @@ pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn payload_helpers_name_the_field() {
-        let d = json!({"orderId": "nope", "object": {"id": 5}, "ids": ["a", 7, ""]});
-        let e = req_uuid("order/created", &d, "orderId").unwrap_err();
+    fn bad_payload_names_the_event_and_the_field() {
+        let e = bad_payload("stripe/webhook", "object.id", "is missing");
         assert_eq!(e.kind(), &inngest_sdk::ErrorKind::NonRetriable);
-        assert!(e.message().contains("`data.orderId` is not a UUID"), "{e}");
-        let e = req_str("x", &d, "object.id").unwrap_err();
-        assert!(e.message().contains("`data.object.id` must be a string"));
-        let e = req_str("x", &d, "missing").unwrap_err();
-        assert!(e.message().contains("`data.missing` is missing"));
-        let e = opt_str_list("x", &d, "ids").unwrap_err();
-        assert!(e.message().contains("`data.ids[2]`"), "{e}");
-        assert_eq!(opt_str_list("x", &d, "none").unwrap(), None);
+        assert_eq!(
+            e.message(),
+            "invalid `stripe/webhook` payload: `data.object.id` is missing"
+        );
     }
 
     #[test]

@@ -2,17 +2,21 @@
 //! `retry-failed-operation` retries them with exponential backoff before dead-lettering
 //! (spec §4.10).
 
-use inngest_sdk::{Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step};
+use inngest_sdk::event::decode_data;
+use inngest_sdk::{Concurrency, Ctx, Error, Function, FunctionFailed, NonRetriable, Step};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::orders::Submitted;
 use super::{
-    catalog, db_err, now_utc, opt_str, opt_str_list, orders, req_uuid, Deps,
-    EVENT_OPERATION_FAILED, EVENT_ORDER_CONFIRMATION_SENT, FN_RETRY_FAILED_OPERATION,
-    OP_EMAIL_ORDER_CONFIRMATION, OP_ORDER_PROCESS, OP_PRINTIFY_SYNC,
+    catalog, db_err, now_utc, orders, Deps, FN_RETRY_FAILED_OPERATION, OP_EMAIL_ORDER_CONFIRMATION,
+    OP_ORDER_PROCESS, OP_PRINTIFY_SYNC,
 };
 use crate::db::{FailedOperation, OperationStatus};
-use crate::events::OperationFailed;
+use crate::events::{
+    self, OperationFailed, OrderConfirmationSent, OrderCreated, PrintifyProductsUpdate,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,28 +40,33 @@ struct Attempt {
     dead: bool,
 }
 
-/// Re-run one operation directly (spec §4.10 `retry-operation`).
-async fn run_operation(d: &Deps, op_type: &str, payload: &Value) -> Result<Value, Error> {
+/// A recorded payload as the event type of its operation: what does not match is a
+/// non-retriable error naming the field (retrying would not change it).
+fn payload<T: DeserializeOwned>(op_type: &str, payload: &Value) -> Result<T, Error> {
+    decode_data(payload.clone())
+        .map_err(|e| NonRetriable::new(format!("invalid `{op_type}` payload {e}")).into())
+}
+
+/// Re-run one operation directly (`retry-operation`): its payload is the failed run's event.
+async fn run_operation(d: &Deps, op_type: &str, data: &Value) -> Result<Value, Error> {
     match op_type {
         OP_ORDER_PROCESS => {
-            let order_id = req_uuid(OP_ORDER_PROCESS, payload, "orderId")?;
-            let out = orders::fulfil_paid_order(d, order_id).await?;
+            let ev: OrderCreated = payload(op_type, data)?;
+            let out = orders::fulfil_paid_order(d, ev.order_id).await?;
             Ok(serde_json::to_value(out)?)
         }
         OP_EMAIL_ORDER_CONFIRMATION => {
-            let order_id = req_uuid(OP_EMAIL_ORDER_CONFIRMATION, payload, "orderId")?;
-            let email = opt_str(OP_EMAIL_ORDER_CONFIRMATION, payload, "email")?;
-            let sent = orders::deliver_confirmation(d, order_id, email).await?;
+            let ev: OrderConfirmationSent = payload(op_type, data)?;
+            let sent = orders::deliver_confirmation(d, ev.order_id, ev.email).await?;
             Ok(json!({
-                "orderId": order_id,
+                "orderId": ev.order_id,
                 "emailId": sent.provider_message_id,
                 "alreadySent": sent.already_sent,
             }))
         }
         OP_PRINTIFY_SYNC => {
-            let ids = opt_str_list(OP_PRINTIFY_SYNC, payload, "productIds")?;
-            let out = catalog::sync_now(d, ids.filter(|v| !v.is_empty())).await?;
-            Ok(out)
+            let ev: PrintifyProductsUpdate = payload(op_type, data)?;
+            catalog::sync_now(d, ev.product_ids.filter(|v| !v.is_empty())).await
         }
         other => Err(NonRetriable::new(format!("unknown operation type `{other}`")).into()),
     }
@@ -80,18 +89,16 @@ async fn run_operation(d: &Deps, op_type: &str, payload: &Value) -> Result<Value
 ///   order also `send-confirmation` (`order/confirmation.sent`) and `clear-cart`.
 /// * After the last failure: step `dead-letter` makes sure the row is `dead`.
 /// * Returns `{success, operationType, retryCount, deadLettered}`.
-pub fn retry_failed_operation(d: &Deps) -> Function {
-    let d_fail = d.clone();
-    let d = d.clone();
+pub fn retry_failed_operation() -> Function {
     Function::new(FN_RETRY_FAILED_OPERATION)
         .name("Retry failed operation")
         // Untyped on purpose, and so registered before `.on`: it dead-letters runs whose
         // event did not decode too (when it has an `operationId` at all).
-        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
-            let d = d_fail.clone();
-            async move {
+        .on_failure(|ctx: Ctx<FunctionFailed<Value>>, step: Step| async move {
+                let d: &Deps = ctx.get()?;
                 let failed = &ctx.event.data;
-                let Ok(op_id) = req_uuid(EVENT_OPERATION_FAILED, &failed.event.data, "operationId")
+                let Ok(OperationFailed { operation_id: op_id, .. }) =
+                    decode_data(failed.event.data.clone())
                 else {
                     return Ok(json!({"deadLettered": false, "reason": "no operationId"}));
                 };
@@ -107,14 +114,12 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                     .await?;
                 tracing::error!(operation_id = %op_id, "retry run failed; operation dead-lettered");
                 Ok(json!({"deadLettered": true, "operationId": op.id, "status": op.status}))
-            }
         })
         .on::<OperationFailed>()
         .concurrency(Concurrency::new(1).key("event.data.operationId"))
         .retries(3)
-        .handler(move |ctx: Ctx<OperationFailed>, step: Step| {
-            let d = d.clone();
-            async move {
+        .handler(|ctx: Ctx<OperationFailed>, step: Step| async move {
+                let d: &Deps = ctx.get()?;
                 let op_id = ctx.event.data.operation_id;
                 let max = d.options.max_operation_retries;
                 let loaded: Loaded = step
@@ -175,7 +180,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                             db.mark_operation_retrying(op_id, None, now_utc())
                                 .await
                                 .map_err(db_err)?;
-                            match run_operation(&d, &loaded.op_type, &loaded.payload).await {
+                            match run_operation(d, &loaded.op_type, &loaded.payload).await {
                                 Ok(result) => Ok(Attempt {
                                     ok: true,
                                     result: Some(result),
@@ -221,7 +226,7 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                             .await?;
                         let result = attempt.result.unwrap_or(Value::Null);
                         if loaded.op_type == OP_ORDER_PROCESS {
-                            recovered_order_follow_ups(&d, &step, &result).await?;
+                            recovered_order_follow_ups(d, &step, &result).await?;
                         }
                         tracing::info!(operation_id = %op_id, attempts = n + 1, "operation succeeded on retry");
                         return Ok(json!({
@@ -257,23 +262,23 @@ pub fn retry_failed_operation(d: &Deps) -> Function {
                     "deadLettered": true,
                     "lastError": last_error,
                 }))
-            }
         })
         .into()
 }
 
-/// After a recovered `order.process`: the confirmation email (through its own function, like
-/// `process-order` does) and the cart.
+/// After a recovered `order.process` (its `result` is the [`Submitted`] order): the
+/// confirmation email (through its own function, like `process-order` does) and the cart.
 async fn recovered_order_follow_ups(d: &Deps, step: &Step, result: &Value) -> Result<(), Error> {
-    let order_id = req_uuid(OP_ORDER_PROCESS, result, "orderId")?;
-    let user_id = req_uuid(OP_ORDER_PROCESS, result, "userId")?;
+    let Submitted {
+        order_id, user_id, ..
+    } = serde_json::from_value(result.clone())?;
+    let confirmation = OrderConfirmationSent {
+        order_id,
+        email: None,
+    };
     step.send_event(
         "send-confirmation",
-        vec![Event::new(
-            EVENT_ORDER_CONFIRMATION_SENT,
-            json!({ "orderId": order_id }),
-        )
-        .with_id(orders::confirmation_event_id(order_id))],
+        events::with_id(confirmation, orders::confirmation_event_id(order_id)),
     )
     .await?;
     let _cleared: u64 = step

@@ -271,6 +271,8 @@ pub async fn deliver_confirmation(
     send_confirmation(d, &view).await
 }
 
+/// The `orderId` of a failed run's event, read without decoding it: the failure handlers are
+/// untyped so that they also record a run whose event did not decode as [`OrderCreated`].
 fn order_id_of(failed: &FunctionFailed<Value>) -> Option<String> {
     failed
         .event
@@ -309,272 +311,298 @@ fn order_id_of(failed: &FunctionFailed<Value>) -> Option<String> {
 ///   Payment is verified before the eligibility check (the spec lists them the other way round)
 ///   so that an order parked in `pending_mapping` is always a paid one.
 /// * Returns `{success, orderId, printifyOrderId, status, steps:{validation, inventory, payment}}`.
-pub fn process_order(d: &Deps) -> Function {
-    let d_fail = d.clone();
-    let d = d.clone();
+pub fn process_order() -> Function {
     Function::new(FN_PROCESS_ORDER)
         .name("Process order")
         // Untyped on purpose, and so registered before `.on`: the failure handler must record
         // a run whose event did not decode as `OrderCreated` too.
-        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
-            let d = d_fail.clone();
-            async move {
-                let key = order_id_of(&ctx.event.data);
-                record_failure(&d, &step, &ctx.event.data, OP_ORDER_PROCESS, key).await
-            }
+        .on_failure(|ctx: Ctx<FunctionFailed<Value>>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let key = order_id_of(&ctx.event.data);
+            record_failure(d, &step, &ctx.event.data, OP_ORDER_PROCESS, key).await
         })
         .on::<OrderCreated>()
         .idempotency("event.data.orderId")
         .concurrency(Concurrency::new(1).key("event.data.orderId"))
         .retries(3)
-        .handler(move |ctx: Ctx<OrderCreated>, step: Step| {
-            let d = d.clone();
-            async move {
-                let OrderCreated {
-                    order_id,
-                    user_id: claimed_user,
-                    stripe_session_id: event_session,
-                } = ctx.event.data.clone();
-                let db = &d.app.db;
-
-                let v: Validation = step
-                    .run("validate-order", || async {
-                        let detail = db
-                            .get_order_detail(order_id)
-                            .await
-                            .map_err(db_err)?
-                            .ok_or_else(|| {
-                                Error::from(NonRetriable::new(format!(
-                                    "order {order_id} not found"
-                                )))
-                            })?;
-                        if let Some(u) = &claimed_user {
-                            if *u != detail.user.id.to_string() && *u != detail.user.clerk_id {
-                                return Err(NonRetriable::new(format!(
-                                    "order {order_id} does not belong to the user in `data.userId`"
-                                ))
-                                .into());
-                            }
-                        }
-                        if let (Some(s), Some(o)) = (&event_session, &detail.order.stripe_session_id)
-                        {
-                            if s != o {
-                                tracing::warn!(%order_id, "event stripeSessionId differs from the order's");
-                            }
-                        }
-                        Ok(Validation {
-                            order_id,
-                            user_id: detail.order.user_id,
-                            status: detail.order.status,
-                            stripe_session_id: detail.order.stripe_session_id.clone(),
-                            printify_order_id: detail.order.printify_order_id.clone(),
-                            already_processed: detail.order.status.is_fulfilled(),
-                            items: detail
-                                .items
-                                .iter()
-                                .map(|i| ValidatedItem {
-                                    variant_id: i.variant_id,
-                                    printify_product_id: i.printify_product_id.clone(),
-                                    printify_variant_id: i.printify_variant_id,
-                                    quantity: i.quantity,
-                                })
-                                .collect(),
-                        })
-                    })
-                    .await?;
-                if v.already_processed {
-                    return Ok(json!({
-                        "success": true,
-                        "orderId": order_id,
-                        "alreadyProcessed": true,
-                        "printifyOrderId": v.printify_order_id,
-                        "status": v.status,
-                    }));
-                }
-                if matches!(v.status, OrderStatus::Cancelled | OrderStatus::PaymentFailed) {
-                    return Ok(json!({
-                        "success": false,
-                        "orderId": order_id,
-                        "status": v.status,
-                        "reason": format!("order is {}", v.status),
-                        "steps": {"validation": v},
-                    }));
-                }
-
-                // 2. An order created at checkout waits for its payment.
-                let mut waited: Option<bool> = None;
-                if v.status == OrderStatus::Pending {
-                    let session = v.stripe_session_id.clone().ok_or_else(|| {
-                        Error::from(NonRetriable::new(format!(
-                            "order {order_id} has no stripe_session_id to wait for"
-                        )))
-                    })?;
-                    let expr = format!(
-                        "async.data.type == 'checkout.session.completed' && {}",
-                        inngest_sdk::expr::async_equals("data.object.id", &json!(session))
-                    );
-                    let got: Option<Event<StripeWebhook>> = step
-                        .wait_for_event(
-                            "wait-for-payment",
-                            WaitFor::new(d.options.payment_wait_timeout).if_expr(expr),
-                        )
-                        .await?;
-                    waited = Some(got.is_some());
-                }
-
-                // 3. Verify the payment (Stripe is the source of truth).
-                let payment: Payment = step
-                    .run("process-payment", || async {
-                        let order = db.get_order(order_id).await.map_err(db_err)?.ok_or_else(|| {
-                            Error::from(NonRetriable::new(format!("order {order_id} not found")))
-                        })?;
-                        if order.status.is_fulfilled()
-                            || (matches!(order.status, OrderStatus::Paid | OrderStatus::PendingMapping)
-                                && order.paid_at.is_some())
-                        {
-                            return Ok(Payment {
-                                paid: true,
-                                verified_by: Some("webhook".into()),
-                                payment_intent_id: order.payment_intent_id,
-                                payment_status: Some("paid".into()),
-                                cancelled: false,
-                            });
-                        }
-                        let session_id = order.stripe_session_id.clone().ok_or_else(|| {
-                            Error::from(NonRetriable::new(format!(
-                                "order {order_id} has no stripe_session_id"
-                            )))
-                        })?;
-                        let session = d
-                            .app
-                            .stripe
-                            .retrieve_checkout_session(&session_id)
-                            .await
-                            .map_err(api_err)?;
-                        if session.is_paid() {
-                            db.mark_order_paid(order_id, &session.payment_update(), now_utc())
-                                .await
-                                .map_err(db_err)?;
-                            tracing::info!(%order_id, "payment verified with Stripe");
-                            return Ok(Payment {
-                                paid: true,
-                                verified_by: Some("stripe".into()),
-                                payment_intent_id: session.payment_intent,
-                                payment_status: Some(session.payment_status),
-                                cancelled: false,
-                            });
-                        }
-                        let cancelled = waited == Some(false);
-                        if cancelled {
-                            db.transition_order(order_id, OrderStatus::Cancelled, now_utc())
-                                .await
-                                .map_err(db_err)?;
-                        } else {
-                            db.mark_order_payment_failed(order_id, now_utc())
-                                .await
-                                .map_err(db_err)?;
-                        }
-                        tracing::warn!(%order_id, cancelled, "checkout session is not paid");
-                        Ok(Payment {
-                            paid: false,
-                            verified_by: Some("stripe".into()),
-                            payment_intent_id: session.payment_intent,
-                            payment_status: Some(session.payment_status),
-                            cancelled,
-                        })
-                    })
-                    .await?;
-                if !payment.paid {
-                    let status = if payment.cancelled {
-                        OrderStatus::Cancelled
-                    } else {
-                        OrderStatus::PaymentFailed
-                    };
-                    return Ok(json!({
-                        "success": false,
-                        "orderId": order_id,
-                        "status": status,
-                        "reason": if payment.cancelled { "payment not received in time" } else { "checkout session is not paid" },
-                        "steps": {"validation": v, "payment": payment},
-                    }));
-                }
-
-                // 4. Fulfilment eligibility.
-                let inventory: Inventory = step
-                    .run("check-inventory", || async {
-                        let items = db.order_fulfillment_check(order_id).await.map_err(db_err)?;
-                        let mut problems: Vec<String> = items
-                            .iter()
-                            .filter(|i| !i.eligible)
-                            .map(|i| {
-                                format!("{} ({})", i.name, i.reason.as_deref().unwrap_or("ineligible"))
-                            })
-                            .collect();
-                        if items.is_empty() {
-                            problems.push("order has no items".into());
-                        }
-                        if !problems.is_empty() {
-                            let msg = format!("items not fulfillable: {}", problems.join(", "));
-                            db.mark_order_pending_mapping(order_id, &msg, now_utc())
-                                .await
-                                .map_err(db_err)?;
-                            tracing::warn!(%order_id, problems = problems.len(), "order needs mapping");
-                        }
-                        Ok(Inventory {
-                            eligible: problems.is_empty(),
-                            items: items.len(),
-                            problems,
-                        })
-                    })
-                    .await?;
-                if !inventory.eligible {
-                    return Ok(json!({
-                        "success": false,
-                        "orderId": order_id,
-                        "printifyOrderId": null,
-                        "status": OrderStatus::PendingMapping,
-                        "steps": {"validation": v, "inventory": inventory, "payment": payment},
-                    }));
-                }
-
-                // 5. Printify.
-                let submitted: Submitted = step
-                    .run("create-printify-order", || submit_printify_order(&d, order_id))
-                    .await?;
-
-                // 6. Confirmation email (fan-out to send-order-confirmation).
-                let email_events = step
-                    .send_event(
-                        "send-confirmation",
-                        events::with_id(
-                            OrderConfirmationSent {
-                                order_id,
-                                email: None,
-                            },
-                            confirmation_event_id(order_id),
-                        ),
-                    )
-                    .await?;
-
-                // 7. Cart.
-                let cleared: u64 = step
-                    .run("clear-cart", || async {
-                        db.clear_cart(v.user_id, now_utc()).await.map_err(db_err)
-                    })
-                    .await?;
-
-                Ok(json!({
-                    "success": true,
-                    "orderId": order_id,
-                    "printifyOrderId": submitted.printify_order_id,
-                    "status": OrderStatus::InProduction,
-                    "cartItemsCleared": cleared,
-                    "confirmationEventIds": email_events,
-                    "steps": {"validation": v, "inventory": inventory, "payment": payment},
-                }))
-            }
+        .handler(|ctx: Ctx<OrderCreated>, step: Step| async move {
+            fulfil_order(ctx.get()?, &step, &ctx.event.data).await
         })
         .into()
+}
+
+/// The steps of `process-order`, in order. A step that ends the run early returns its output.
+async fn fulfil_order(d: &Deps, step: &Step, event: &OrderCreated) -> Result<Value, Error> {
+    let order_id = event.order_id;
+    let v: Validation = step
+        .run("validate-order", || validate_order(d, event))
+        .await?;
+    if let Some(done) = stopped_at_validation(&v) {
+        return Ok(done);
+    }
+    let waited = wait_for_payment(d, step, &v).await?;
+    let payment: Payment = step
+        .run("process-payment", || verify_payment(d, order_id, waited))
+        .await?;
+    if !payment.paid {
+        return Ok(unpaid(&v, &payment));
+    }
+    let inventory: Inventory = step
+        .run("check-inventory", || check_inventory(d, order_id))
+        .await?;
+    let steps = json!({"validation": v, "inventory": inventory, "payment": payment});
+    if !inventory.eligible {
+        return Ok(json!({
+            "success": false,
+            "orderId": order_id,
+            "printifyOrderId": null,
+            "status": OrderStatus::PendingMapping,
+            "steps": steps,
+        }));
+    }
+    let submitted: Submitted = step
+        .run("create-printify-order", || {
+            submit_printify_order(d, order_id)
+        })
+        .await?;
+    // Fan-out to send-order-confirmation.
+    let confirmation = OrderConfirmationSent {
+        order_id,
+        email: None,
+    };
+    let email_events = step
+        .send_event(
+            "send-confirmation",
+            events::with_id(confirmation, confirmation_event_id(order_id)),
+        )
+        .await?;
+    let cleared: u64 = step
+        .run("clear-cart", || async {
+            d.app
+                .db
+                .clear_cart(v.user_id, now_utc())
+                .await
+                .map_err(db_err)
+        })
+        .await?;
+    Ok(json!({
+        "success": true,
+        "orderId": order_id,
+        "printifyOrderId": submitted.printify_order_id,
+        "status": OrderStatus::InProduction,
+        "cartItemsCleared": cleared,
+        "confirmationEventIds": email_events,
+        "steps": steps,
+    }))
+}
+
+/// Step `validate-order`: the order, its lines and its user; a missing order or a user that
+/// is not the event's is non-retriable.
+async fn validate_order(d: &Deps, event: &OrderCreated) -> Result<Validation, Error> {
+    let order_id = event.order_id;
+    let detail = d
+        .app
+        .db
+        .get_order_detail(order_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+    if let Some(u) = &event.user_id {
+        if *u != detail.user.id.to_string() && *u != detail.user.clerk_id {
+            return Err(NonRetriable::new(format!(
+                "order {order_id} does not belong to the user in `data.userId`"
+            ))
+            .into());
+        }
+    }
+    if let (Some(s), Some(o)) = (&event.stripe_session_id, &detail.order.stripe_session_id) {
+        if s != o {
+            tracing::warn!(%order_id, "event stripeSessionId differs from the order's");
+        }
+    }
+    let items = detail
+        .items
+        .iter()
+        .map(|i| ValidatedItem {
+            variant_id: i.variant_id,
+            printify_product_id: i.printify_product_id.clone(),
+            printify_variant_id: i.printify_variant_id,
+            quantity: i.quantity,
+        })
+        .collect();
+    Ok(Validation {
+        order_id,
+        user_id: detail.order.user_id,
+        status: detail.order.status,
+        stripe_session_id: detail.order.stripe_session_id.clone(),
+        printify_order_id: detail.order.printify_order_id.clone(),
+        already_processed: detail.order.status.is_fulfilled(),
+        items,
+    })
+}
+
+/// The run's output when validation ends it: an order already in production (or later), or
+/// one that was cancelled or failed payment.
+fn stopped_at_validation(v: &Validation) -> Option<Value> {
+    if v.already_processed {
+        return Some(json!({
+            "success": true,
+            "orderId": v.order_id,
+            "alreadyProcessed": true,
+            "printifyOrderId": v.printify_order_id,
+            "status": v.status,
+        }));
+    }
+    matches!(
+        v.status,
+        OrderStatus::Cancelled | OrderStatus::PaymentFailed
+    )
+    .then(|| {
+        json!({
+            "success": false,
+            "orderId": v.order_id,
+            "status": v.status,
+            "reason": format!("order is {}", v.status),
+            "steps": {"validation": v},
+        })
+    })
+}
+
+/// Step `wait-for-payment`, only for an order created at checkout (`pending`): waits for the
+/// `checkout.session.completed` Stripe event of its session. `None` when there was nothing to
+/// wait for, else whether the event came before the timeout.
+async fn wait_for_payment(d: &Deps, step: &Step, v: &Validation) -> Result<Option<bool>, Error> {
+    if v.status != OrderStatus::Pending {
+        return Ok(None);
+    }
+    let session = v.stripe_session_id.clone().ok_or_else(|| {
+        Error::from(NonRetriable::new(format!(
+            "order {} has no stripe_session_id to wait for",
+            v.order_id
+        )))
+    })?;
+    let expr = format!(
+        "async.data.type == 'checkout.session.completed' && {}",
+        inngest_sdk::expr::async_equals("data.object.id", &json!(session))
+    );
+    let got: Option<Event<StripeWebhook>> = step
+        .wait_for_event(
+            "wait-for-payment",
+            WaitFor::new(d.options.payment_wait_timeout).if_expr(expr),
+        )
+        .await?;
+    Ok(Some(got.is_some()))
+}
+
+/// Step `process-payment`: an order the webhook already marked paid needs no call; otherwise
+/// Stripe's checkout session decides. Not paid: `cancelled` after a wait timeout
+/// (`waited == Some(false)`), else `payment_failed`.
+async fn verify_payment(d: &Deps, order_id: Uuid, waited: Option<bool>) -> Result<Payment, Error> {
+    let db = &d.app.db;
+    let order = db
+        .get_order(order_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+    let paid_by_webhook = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::PendingMapping
+    ) && order.paid_at.is_some();
+    if order.status.is_fulfilled() || paid_by_webhook {
+        return Ok(Payment {
+            paid: true,
+            verified_by: Some("webhook".into()),
+            payment_intent_id: order.payment_intent_id,
+            payment_status: Some("paid".into()),
+            cancelled: false,
+        });
+    }
+    let session_id = order.stripe_session_id.clone().ok_or_else(|| {
+        Error::from(NonRetriable::new(format!(
+            "order {order_id} has no stripe_session_id"
+        )))
+    })?;
+    let session = d
+        .app
+        .stripe
+        .retrieve_checkout_session(&session_id)
+        .await
+        .map_err(api_err)?;
+    let paid = session.is_paid();
+    let cancelled = !paid && waited == Some(false);
+    if paid {
+        db.mark_order_paid(order_id, &session.payment_update(), now_utc())
+            .await
+            .map_err(db_err)?;
+        tracing::info!(%order_id, "payment verified with Stripe");
+    } else if cancelled {
+        db.transition_order(order_id, OrderStatus::Cancelled, now_utc())
+            .await
+            .map_err(db_err)?;
+    } else {
+        db.mark_order_payment_failed(order_id, now_utc())
+            .await
+            .map_err(db_err)?;
+    }
+    if !paid {
+        tracing::warn!(%order_id, cancelled, "checkout session is not paid");
+    }
+    Ok(Payment {
+        paid,
+        verified_by: Some("stripe".into()),
+        payment_intent_id: session.payment_intent,
+        payment_status: Some(session.payment_status),
+        cancelled,
+    })
+}
+
+/// The run's output for an order whose payment did not arrive.
+fn unpaid(v: &Validation, payment: &Payment) -> Value {
+    let (status, reason) = if payment.cancelled {
+        (OrderStatus::Cancelled, "payment not received in time")
+    } else {
+        (OrderStatus::PaymentFailed, "checkout session is not paid")
+    };
+    json!({
+        "success": false,
+        "orderId": v.order_id,
+        "status": status,
+        "reason": reason,
+        "steps": {"validation": v, "payment": payment},
+    })
+}
+
+/// Step `check-inventory`: every line needs an enabled, in-stock, mapped variant; otherwise the
+/// order becomes `pending_mapping` (no Printify call).
+async fn check_inventory(d: &Deps, order_id: Uuid) -> Result<Inventory, Error> {
+    let db = &d.app.db;
+    let items = db.order_fulfillment_check(order_id).await.map_err(db_err)?;
+    let mut problems: Vec<String> = items
+        .iter()
+        .filter(|i| !i.eligible)
+        .map(|i| {
+            format!(
+                "{} ({})",
+                i.name,
+                i.reason.as_deref().unwrap_or("ineligible")
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        problems.push("order has no items".into());
+    }
+    if !problems.is_empty() {
+        let msg = format!("items not fulfillable: {}", problems.join(", "));
+        db.mark_order_pending_mapping(order_id, &msg, now_utc())
+            .await
+            .map_err(db_err)?;
+        tracing::warn!(%order_id, problems = problems.len(), "order needs mapping");
+    }
+    Ok(Inventory {
+        eligible: problems.is_empty(),
+        items: items.len(),
+        problems,
+    })
 }
 
 /// **sendOrderConfirmation** (`send-order-confirmation`, spec §4.8): the order confirmation
@@ -589,41 +617,35 @@ pub fn process_order(d: &Deps) -> Function {
 ///   `email_log` already has the `sent` row; otherwise sends (`Order Confirmation #<n>`) and
 ///   writes the `email_log` row (the spec's `record-email-log`, done atomically by the mailer).
 /// * Returns `{success, orderId, emailSent, emailId, alreadySent}`.
-pub fn send_order_confirmation(d: &Deps) -> Function {
-    let d_fail = d.clone();
-    let d = d.clone();
+pub fn send_order_confirmation() -> Function {
     Function::new(FN_SEND_ORDER_CONFIRMATION)
         .name("Send order confirmation")
         // Untyped on purpose (see `process_order`): it records undecodable events too.
-        .on_failure(move |ctx: Ctx<FunctionFailed<Value>>, step: Step| {
-            let d = d_fail.clone();
-            async move {
-                let key = order_id_of(&ctx.event.data);
-                record_failure(&d, &step, &ctx.event.data, OP_EMAIL_ORDER_CONFIRMATION, key).await
-            }
+        .on_failure(|ctx: Ctx<FunctionFailed<Value>>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let key = order_id_of(&ctx.event.data);
+            record_failure(d, &step, &ctx.event.data, OP_EMAIL_ORDER_CONFIRMATION, key).await
         })
         .on::<OrderConfirmationSent>()
         .idempotency("event.data.orderId")
-        .handler(move |ctx: Ctx<OrderConfirmationSent>, step: Step| {
-            let d = d.clone();
-            async move {
-                let OrderConfirmationSent { order_id, email } = ctx.event.data.clone();
-                let view: OrderEmailView = step
-                    .run("load-order", || confirmation_view(&d, order_id, email))
-                    .await?;
-                let sent: EmailOutcome = step
-                    .run("send-email", || send_confirmation(&d, &view))
-                    .await?;
-                Ok(json!({
-                    "success": true,
-                    "orderId": order_id,
-                    "orderNumber": view.order_number,
-                    "emailSent": true,
-                    "emailId": sent.provider_message_id,
-                    "emailLogId": sent.log_id,
-                    "alreadySent": sent.already_sent,
-                }))
-            }
+        .handler(|ctx: Ctx<OrderConfirmationSent>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let OrderConfirmationSent { order_id, email } = ctx.event.data.clone();
+            let view: OrderEmailView = step
+                .run("load-order", || confirmation_view(d, order_id, email))
+                .await?;
+            let sent: EmailOutcome = step
+                .run("send-email", || send_confirmation(d, &view))
+                .await?;
+            Ok(json!({
+                "success": true,
+                "orderId": order_id,
+                "orderNumber": view.order_number,
+                "emailSent": true,
+                "emailId": sent.provider_message_id,
+                "emailLogId": sent.log_id,
+                "alreadySent": sent.already_sent,
+            }))
         })
         .into()
 }

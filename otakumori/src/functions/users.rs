@@ -126,38 +126,35 @@ struct UpsertOut {
 /// * Step `upsert-user`: `INSERT … ON CONFLICT (clerk_id) DO UPDATE` with the primary email,
 ///   the Clerk username (else a slug + part of the Clerk id), display name and avatar.
 /// * Returns `{success, userId, dbUserId, created}`. A missing `data.id` is non-retriable.
-pub fn sync_user_to_supabase(d: &Deps) -> Function {
-    let d = d.clone();
+pub fn sync_user_to_supabase() -> Function {
     Function::new(FN_SYNC_USER_TO_SUPABASE)
         .name("Sync Clerk user to the database")
         .on::<ClerkUserCreated>()
         .concurrency(per_user())
         .idempotency("event.id")
-        .handler(move |ctx: Ctx<ClerkUserCreated>, step: Step| {
-            let d = d.clone();
-            async move {
-                let user = ClerkUser::from_object(&ctx.event.data.0);
-                let out: UpsertOut = step
-                    .run("upsert-user", || async {
-                        let username = user
-                            .username
-                            .clone()
-                            .unwrap_or_else(|| user.derived_username());
-                        let up = upsert_with_fallback(&d.app.db, &user, username).await?;
-                        tracing::info!(clerk_id = %user.id, created = up.created, "user synced");
-                        Ok(UpsertOut {
-                            db_user_id: up.row.id,
-                            created: up.created,
-                        })
+        .handler(|ctx: Ctx<ClerkUserCreated>, step: Step| async move {
+            let d: &Deps = ctx.get()?;
+            let user = ClerkUser::from_object(&ctx.event.data.0);
+            let out: UpsertOut = step
+                .run("upsert-user", || async {
+                    let username = user
+                        .username
+                        .clone()
+                        .unwrap_or_else(|| user.derived_username());
+                    let up = upsert_with_fallback(&d.app.db, &user, username).await?;
+                    tracing::info!(clerk_id = %user.id, created = up.created, "user synced");
+                    Ok(UpsertOut {
+                        db_user_id: up.row.id,
+                        created: up.created,
                     })
-                    .await?;
-                Ok(json!({
-                    "success": true,
-                    "userId": user.id,
-                    "dbUserId": out.db_user_id,
-                    "created": out.created,
-                }))
-            }
+                })
+                .await?;
+            Ok(json!({
+                "success": true,
+                "userId": user.id,
+                "dbUserId": out.db_user_id,
+                "created": out.created,
+            }))
         })
         .into()
 }
@@ -204,16 +201,14 @@ struct DeleteOut {
 ///   update arrived before the create. Returns `{success, userId, changedFields, created}`.
 /// * Deleted: step `soft-delete-user` sets `deleted_at` and `visibility='private'`. Returns
 ///   `{success, userId, deleted: true, found}`.
-pub fn user_profile_update(d: &Deps) -> Function {
-    let d = d.clone();
+pub fn user_profile_update() -> Function {
     Function::new(FN_USER_PROFILE_UPDATE)
         .name("Update user profile from Clerk")
         .on_any::<ClerkUserChange>()
         .concurrency(per_user())
         .idempotency("event.id")
-        .handler(move |ctx: Ctx<ClerkUserChange>, step: Step| {
-            let d = d.clone();
-            async move {
+        .handler(|ctx: Ctx<ClerkUserChange>, step: Step| async move {
+                let d: &Deps = ctx.get()?;
                 let updated = match &ctx.event.data {
                     ClerkUserChange::Updated(u) => &u.0,
                     ClerkUserChange::Deleted(deleted) => {
@@ -299,7 +294,6 @@ pub fn user_profile_update(d: &Deps) -> Function {
                     "changedFields": out.changed_fields,
                     "created": out.created,
                 }))
-            }
         })
         .into()
 }

@@ -1,6 +1,6 @@
 //! Shared setup for the `functions_*` integration tests: a real database (SQLite file, or
 //! PostgreSQL in its own schema), an `AppContext` whose Printify/Stripe/Resend are the loopback
-//! sandbox fakes, the local executor `TestHarness` serving `functions::all_with` over HTTP, the
+//! sandbox fakes, the local executor `TestHarness` serving `functions::all` (with the app's middleware) over HTTP, the
 //! webhook routes wired to the harness's Inngest client, and seeding helpers.
 #![allow(dead_code)]
 
@@ -19,7 +19,8 @@ use otakumori::db::{
     now_utc, Backend, Db, DbOptions, NewOrder, NewOrderItem, Order, ProductVariant, User,
     UserProfile,
 };
-use otakumori::functions::{self, FunctionOptions, APP_ID};
+use otakumori::functions::middleware::{FailureReporter, Services};
+use otakumori::functions::{self, Deps, FunctionOptions, APP_ID};
 use otakumori::sandbox::{FakePrintify, FakeResend, FakeStripe, RecordedRequest};
 use otakumori::webhooks::{self, clerk, stripe, WebhookConfig, WebhookState};
 use serde_json::{json, Value};
@@ -142,7 +143,9 @@ impl TestApp {
             .await
             .expect("app context");
         let mut b = TestHarness::builder(APP_ID)
-            .functions(functions::all_with(ctx.clone(), opts.functions))
+            .functions(functions::all())
+            .middleware(Services::new(Deps::new(ctx.clone(), opts.functions)))
+            .middleware(FailureReporter)
             .auto_advance(opts.auto_advance)
             .timeout(Duration::from_secs(20));
         if let Some(t) = opts.start {
