@@ -200,7 +200,7 @@ pub struct WebhookSecrets {
     pub printify: Option<Secret>,
 }
 
-/// Retention windows for the cleanup and monthly jobs (spec §4.11/§4.12).
+/// Retention windows for the cleanup and monthly jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionConfig {
     /// `webhook_events` processed longer ago than this are deleted.

@@ -1,5 +1,5 @@
 //! Catalog sync (`update-printify-products`) and inventory (`sync-inventory`) through the local
-//! executor against the fake Printify (otakumori spec §11 items 3 and 4).
+//! executor against the fake Printify.
 
 mod functions_support;
 

@@ -1,5 +1,5 @@
 //! The four crons, each run directly (`POST /invoke/{fn}` on the executor) and by the
-//! executor's virtual clock reaching its schedule (otakumori spec §11 item 7).
+//! executor's virtual clock reaching its schedule.
 
 mod functions_support;
 

@@ -1,6 +1,6 @@
 //! The order flow through the Stripe webhook route, `process-payment-webhook`, `process-order`,
 //! `send-order-confirmation` and the retry queue, against the fake Stripe/Printify/Resend
-//! (otakumori spec §11 item 5; the Printify-400 path also covers item 6's dead-letter).
+//! (the Printify-400 path also covers item 6's dead-letter).
 //! The full flow runs on SQLite and on PostgreSQL (skipped with a printed reason only when no
 //! server answers on 127.0.0.1:5432).
 
@@ -53,7 +53,7 @@ async fn order_row(app: &TestApp, order: &Order) -> Order {
     app.db.get_order(order.id).await.unwrap().unwrap()
 }
 
-/// §11.5: signed `checkout.session.completed` → paid → one Printify order → `in_production` →
+/// signed `checkout.session.completed` → paid → one Printify order → `in_production` →
 /// one email + `email_log` → empty cart; replays are no-ops.
 async fn full_order_flow(app: TestApp) {
     app.seed_catalog().await;

@@ -1,6 +1,6 @@
 //! What `functions::all` registers with the executor (synced over HTTP, read back through the
 //! executor's REST API): the original function ids, triggers and crons, and the flow control the
-//! spec calls for — concurrency keys, idempotency keys, throttle, retries and the `on_failure`
+//! app configures — concurrency keys, idempotency keys, throttle, retries and the `on_failure`
 //! companions that feed the dead-letter table.
 //!
 //! The local executor validates these settings at sync but does not enforce concurrency,

@@ -1,4 +1,4 @@
-//! `retry-failed-operation` for a failing confirmation email (otakumori spec §11 item 6):
+//! `retry-failed-operation` for a failing confirmation email :
 //! explicit exponential backoff (durable sleeps on the virtual clock), dead after 3 retries;
 //! and a recovery that marks the row `succeeded`.
 

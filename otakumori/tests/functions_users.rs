@@ -1,5 +1,5 @@
 //! Clerk → `users` through the webhook route, the local executor and the real functions
-//! (otakumori spec §11 item 2).
+//!.
 
 mod functions_support;
 

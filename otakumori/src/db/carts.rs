@@ -1,4 +1,4 @@
-//! `carts`, `cart_items` (spec §4.7 step `clear-cart`, §4.11 abandoned carts).
+//! `carts`, `cart_items` (`process-order`'s `clear-cart`, abandoned carts).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! `products`, `product_variants`, `product_images`: the Printify catalog sync (spec §4.3).
+//! `products`, `product_variants`, `product_images`: the Printify catalog sync.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

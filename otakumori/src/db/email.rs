@@ -53,7 +53,7 @@ impl Db {
         })
     }
 
-    /// The `sent` log row for `(order_id, template)`, if any (spec §4.8 skip check).
+    /// The `sent` log row for `(order_id, template)`, if any (the skip check of `send-order-confirmation`).
     pub async fn find_sent_order_email(
         &self,
         order_id: Uuid,

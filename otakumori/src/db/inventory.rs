@@ -1,4 +1,4 @@
-//! Variant availability and `inventory_alerts` (spec §4.4).
+//! Variant availability and `inventory_alerts`.
 
 use std::collections::HashMap;
 

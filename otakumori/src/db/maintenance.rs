@@ -1,4 +1,4 @@
-//! Retention deletes (cleanup cron, spec §4.11) and the monthly archive/audit (spec §4.12).
+//! Retention deletes (cleanup cron) and the monthly archive/audit.
 //! Every method returns the number of rows it touched, so steps can report counts.
 
 use chrono::{DateTime, Duration, Utc};

@@ -22,7 +22,7 @@
 //!
 //! All repository methods are `async`, take `&self` and are grouped by table in the submodules:
 //! [`users`], [`catalog`], [`inventory`], [`carts`], [`orders`], [`email`], [`webhooks`],
-//! [`operations`], [`maintenance`]. Methods the spec requires to be idempotent (upserts keyed by
+//! [`operations`], [`maintenance`]. Methods that must be idempotent (upserts keyed by
 //! provider ids, dedupe inserts, status transitions) are safe to call again when an Inngest step
 //! is retried.
 

@@ -560,7 +560,7 @@ pub struct OrderDetail {
     pub user: User,
 }
 
-/// Fulfilment eligibility of one order line (spec §4.7 step 2).
+/// Fulfilment eligibility of one order line.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ItemEligibility {
     /// Order line id.
@@ -878,7 +878,7 @@ pub struct ArchiveCounts {
     pub order_items: u64,
 }
 
-/// Health counts for the monthly audit (spec §4.12).
+/// Health counts for the monthly audit.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct AuditReport {
     /// Number of users.

@@ -1,4 +1,4 @@
-//! `failed_operations`: the retry ledger / dead-letter queue (spec §4.10).
+//! `failed_operations`: the retry ledger / dead-letter queue.
 //!
 //! Lifecycle: `record_failed_operation` (status `pending`) → per attempt
 //! `mark_operation_retrying` → `mark_operation_succeeded` **or**

@@ -1,4 +1,4 @@
-//! `orders`, `order_items`, `printify_order_sync` (spec §4.7, §4.9, §5.3).
+//! `orders`, `order_items`, `printify_order_sync`.
 //!
 //! Status changes go through the state machine in [`OrderStatus::can_transition_to`] with an
 //! optimistic `UPDATE … WHERE status = <expected>`; asking for the status the order already has

@@ -1,4 +1,4 @@
-//! `users`: Clerk user upserts (spec §4.1, §4.2).
+//! `users`: Clerk user upserts.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! `webhook_events`: provider event dedupe, keyed by `(source, id)` (spec §4.9, §5.3).
+//! `webhook_events`: provider event dedupe, keyed by `(source, id)`.
 
 use chrono::{DateTime, Utc};
 

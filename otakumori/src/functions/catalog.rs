@@ -1,4 +1,4 @@
-//! The Printify catalog sync (spec §4.3 updatePrintifyProducts).
+//! The Printify catalog sync (updatePrintifyProducts).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -236,7 +236,7 @@ fn catalog_dedupe_key(data: &Value) -> String {
     }
 }
 
-/// **updatePrintifyProducts** (`update-printify-products`, spec §4.3): the catalog sync from
+/// **updatePrintifyProducts** (`update-printify-products`): the catalog sync from
 /// Printify into `products` / `product_variants` / `product_images`.
 ///
 /// * Trigger `printify/products.update {shopId?, productIds?, reason?}` — empty data (or an

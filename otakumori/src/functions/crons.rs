@@ -1,4 +1,4 @@
-//! The fan-out crons (spec §4.5 dailyInventorySync, §4.6 weeklyProductUpdate).
+//! The fan-out crons (dailyInventorySync, weeklyProductUpdate).
 
 //!
 //! A cron run's context is the scheduler's `inngest/scheduled.timer` event, not an app event:
@@ -13,7 +13,7 @@ use super::{
 };
 use crate::events::{self, InventorySync, PrintifyProductsUpdate};
 
-/// **dailyInventorySync** (`daily-inventory-sync`, spec §4.5): every day at 02:00 UTC
+/// **dailyInventorySync** (`daily-inventory-sync`): every day at 02:00 UTC
 /// (`0 2 * * *`), one `step.send_event` (`send-inventory-sync`) of `inventory/sync {}` — a
 /// send-event step, so a retry never sends twice; the event id is derived from the firing time,
 /// so a duplicate firing is deduplicated too. `sync-inventory` does the work.
@@ -42,7 +42,7 @@ pub fn daily_inventory_sync() -> Function {
         })
 }
 
-/// **weeklyProductUpdate** (`weekly-product-update`, spec §4.6): Mondays at 03:00 UTC
+/// **weeklyProductUpdate** (`weekly-product-update`): Mondays at 03:00 UTC
 /// (`0 3 * * 1`), one `step.send_event` (`send-products-update`) of
 /// `printify/products.update {reason: "cron"}` — a full catalog sync by
 /// `update-printify-products`. Returns `{success, timestamp, sentEventIds}`.

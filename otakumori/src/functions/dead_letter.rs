@@ -1,6 +1,6 @@
 //! The dead-letter recorder shared by the `on_failure` handlers of `process-order`,
 //! `send-order-confirmation` and `update-printify-products`: it upserts the `failed_operations`
-//! row and emits `operation/failed`, which `retry-failed-operation` picks up (spec §4.10).
+//! row and emits `operation/failed`, which `retry-failed-operation` picks up.
 
 use inngest_sdk::{Error, FunctionFailed, Step};
 use serde::{Deserialize, Serialize};

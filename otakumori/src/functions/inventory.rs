@@ -1,4 +1,4 @@
-//! Variant availability and out-of-stock alerts (spec §4.4 syncInventory).
+//! Variant availability and out-of-stock alerts (syncInventory).
 
 use std::collections::BTreeSet;
 
@@ -125,7 +125,7 @@ fn alert_email_key(ids: &[Uuid]) -> String {
     format!("inventory-alert:{}", hex::encode(&digest[..12]))
 }
 
-/// **syncInventory** (`sync-inventory`, spec §4.4): Printify availability → `in_stock`, with
+/// **syncInventory** (`sync-inventory`): Printify availability → `in_stock`, with
 /// out-of-stock alerts.
 ///
 /// * Trigger `inventory/sync {productIds?}` (the daily cron sends `{}`); concurrency 1.

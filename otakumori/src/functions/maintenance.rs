@@ -19,7 +19,7 @@ use crate::services::email::{templates, EmailRequest};
 /// `maintenance_reports.kind` of the monthly audit.
 pub const MONTHLY_AUDIT_REPORT: &str = "monthly-audit";
 
-/// **cleanupOldData** (`cleanup-old-data`, spec §4.11): Sundays at 04:00 UTC (`0 4 * * 0`),
+/// **cleanupOldData** (`cleanup-old-data`): Sundays at 04:00 UTC (`0 4 * * 0`),
 /// retention deletes. Each step returns the number of rows it touched (no shared mutable
 /// state across steps, unlike the original GLB cleanup); windows come from
 /// `RETENTION_*_DAYS` (defaults 30/180/30/30/7 days) and are measured from the cron's firing
@@ -122,7 +122,7 @@ struct Emailed {
     already_sent: bool,
 }
 
-/// **monthlyOperations** (`monthly-maintenance`, spec §4.12; guide-only in the original): the
+/// **monthlyOperations** (`monthly-maintenance`; guide-only in the original): the
 /// 1st of each month at 05:00 UTC (`0 5 1 * *`).
 ///
 /// * `archive-orders`: in one transaction, orders in a final state (`shipped`/`delivered`/

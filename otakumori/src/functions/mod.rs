@@ -1,24 +1,24 @@
-//! The Otakumori Inngest functions (otakumori spec §4), built on `inngest-sdk`.
+//! The Otakumori Inngest functions, built on `inngest-sdk`.
 //!
 //! [`all`] returns every function of the app (`APP_ID = "otakumori-app"`), ready to be served
-//! with `inngest_sdk::serve::axum::router(&client, functions::all(ctx))` or driven by the local
-//! executor. The original function ids are kept, so Inngest sees the same functions as the
+//! with `inngest_sdk::serve::axum::router(&client, functions::all())` — `client` built with
+//! [`middleware::install`] — or driven by the local executor. The original function ids are kept, so Inngest sees the same functions as the
 //! TypeScript app; the Rust names follow the setup guide.
 //!
-//! | Rust fn | id | trigger | spec |
-//! |---|---|---|---|
-//! | [`users::sync_user_to_supabase`] | `sync-user-to-supabase` | `clerk/user.created` | §4.1 |
-//! | [`users::user_profile_update`] | `user-profile-update` | `clerk/user.updated`, `clerk/user.deleted` | §4.2 |
-//! | [`catalog::update_printify_products`] | `update-printify-products` | `printify/products.update` | §4.3 |
-//! | [`inventory::sync_inventory`] | `sync-inventory` | `inventory/sync` | §4.4 |
-//! | [`crons::daily_inventory_sync`] | `daily-inventory-sync` | cron `0 2 * * *` | §4.5 |
-//! | [`crons::weekly_product_update`] | `weekly-product-update` | cron `0 3 * * 1` | §4.6 |
-//! | [`orders::process_order`] | `process-order` | `order/created` | §4.7 |
-//! | [`orders::send_order_confirmation`] | `send-order-confirmation` | `order/confirmation.sent` | §4.8 |
-//! | [`payments::handle_payment_webhook`] | `process-payment-webhook` | `stripe/webhook` | §4.9 |
-//! | [`operations::retry_failed_operation`] | `retry-failed-operation` | `operation/failed` | §4.10 |
-//! | [`maintenance::cleanup_old_data`] | `cleanup-old-data` | cron `0 4 * * 0` | §4.11 |
-//! | [`maintenance::monthly_operations`] | `monthly-maintenance` | cron `0 5 1 * *` | §4.12 |
+//! | Rust fn | id | trigger |
+//! |---|---|---|
+//! | [`users::sync_user_to_supabase`] | `sync-user-to-supabase` | `clerk/user.created` |
+//! | [`users::user_profile_update`] | `user-profile-update` | `clerk/user.updated`, `clerk/user.deleted` |
+//! | [`catalog::update_printify_products`] | `update-printify-products` | `printify/products.update` |
+//! | [`inventory::sync_inventory`] | `sync-inventory` | `inventory/sync` |
+//! | [`crons::daily_inventory_sync`] | `daily-inventory-sync` | cron `0 2 * * *` |
+//! | [`crons::weekly_product_update`] | `weekly-product-update` | cron `0 3 * * 1` |
+//! | [`orders::process_order`] | `process-order` | `order/created` |
+//! | [`orders::send_order_confirmation`] | `send-order-confirmation` | `order/confirmation.sent` |
+//! | [`payments::handle_payment_webhook`] | `process-payment-webhook` | `stripe/webhook` |
+//! | [`operations::retry_failed_operation`] | `retry-failed-operation` | `operation/failed` |
+//! | [`maintenance::cleanup_old_data`] | `cleanup-old-data` | cron `0 4 * * 0` |
+//! | [`maintenance::monthly_operations`] | `monthly-maintenance` | cron `0 5 1 * *` |
 //!
 //! Crons run in UTC (no `TZ=` prefix), like the original.
 //!
@@ -99,31 +99,32 @@ pub const EVENT_ORDER_CONFIRMATION_SENT: &str = <events::OrderConfirmationSent a
 /// A failed operation to retry: `{operationId, type, payload, retryCount, error}`.
 pub const EVENT_OPERATION_FAILED: &str = <events::OperationFailed as EventType>::NAME;
 
-// ------------------------------------------------------------------ function ids (spec §4)
+// ------------------------------------------------------------------ function ids
 
-/// §4.1.
+/// Id of [`users::sync_user_to_supabase`].
 pub const FN_SYNC_USER_TO_SUPABASE: &str = "sync-user-to-supabase";
-/// §4.2.
+/// Id of [`users::user_profile_update`].
 pub const FN_USER_PROFILE_UPDATE: &str = "user-profile-update";
-/// §4.3.
+/// Id of [`catalog::update_printify_products`].
 pub const FN_UPDATE_PRINTIFY_PRODUCTS: &str = "update-printify-products";
-/// §4.4.
+/// Id of [`inventory::sync_inventory`].
 pub const FN_SYNC_INVENTORY: &str = "sync-inventory";
-/// §4.5.
+/// Id of [`crons::daily_inventory_sync`].
 pub const FN_DAILY_INVENTORY_SYNC: &str = "daily-inventory-sync";
-/// §4.6.
+/// Id of [`crons::weekly_product_update`].
 pub const FN_WEEKLY_PRODUCT_UPDATE: &str = "weekly-product-update";
-/// §4.7.
+/// Id of [`orders::process_order`].
 pub const FN_PROCESS_ORDER: &str = "process-order";
-/// §4.8.
+/// Id of [`orders::send_order_confirmation`].
 pub const FN_SEND_ORDER_CONFIRMATION: &str = "send-order-confirmation";
-/// §4.9 (the guide calls it `handlePaymentWebhook`; the original id is kept).
+/// Id of [`payments::handle_payment_webhook`] (the guide calls it `handlePaymentWebhook`; the
+/// original id is kept).
 pub const FN_PROCESS_PAYMENT_WEBHOOK: &str = "process-payment-webhook";
-/// §4.10.
+/// Id of [`operations::retry_failed_operation`].
 pub const FN_RETRY_FAILED_OPERATION: &str = "retry-failed-operation";
-/// §4.11.
+/// Id of [`maintenance::cleanup_old_data`].
 pub const FN_CLEANUP_OLD_DATA: &str = "cleanup-old-data";
-/// §4.12.
+/// Id of [`maintenance::monthly_operations`].
 pub const FN_MONTHLY_MAINTENANCE: &str = "monthly-maintenance";
 
 /// Every function id returned by [`all`], in order.
@@ -158,7 +159,7 @@ pub const OP_EMAIL_ORDER_CONFIRMATION: &str = "email.order_confirmation";
 /// `failed_operations.type` of a failed `update-printify-products` run.
 pub const OP_PRINTIFY_SYNC: &str = "printify.sync";
 
-/// Tunables of the functions (defaults follow the spec).
+/// Tunables of the functions (defaults as in the original app).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionOptions {
     /// Page size of the Printify product listing (1–50; default 50, Printify's maximum).
@@ -196,7 +197,7 @@ impl FunctionOptions {
 }
 
 /// What the functions share: the app context, a Printify client that hands every 429 to
-/// Inngest (spec §6: no in-process sleeping), and the [`FunctionOptions`]. Cheap to clone.
+/// Inngest (no in-process sleeping), and the [`FunctionOptions`]. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Deps {
     /// Database, clients, mailer, config.

@@ -1,6 +1,5 @@
 //! The retry ledger: `on_failure` handlers record failed operations, and
-//! `retry-failed-operation` retries them with exponential backoff before dead-lettering
-//! (spec §4.10).
+//! `retry-failed-operation` retries them with exponential backoff before dead-lettering.
 
 use inngest_sdk::event::decode_data;
 use inngest_sdk::{Concurrency, Ctx, Error, Function, FunctionFailed, NonRetriable, Step};
@@ -72,7 +71,7 @@ async fn run_operation(d: &Deps, op_type: &str, data: &Value) -> Result<Value, E
     }
 }
 
-/// **retryFailedOperation** (`retry-failed-operation`, spec §4.10): the retry and dead-letter
+/// **retryFailedOperation** (`retry-failed-operation`): the retry and dead-letter
 /// queue behind the `on_failure` handlers.
 ///
 /// * Trigger `operation/failed {operationId, type, payload, retryCount, error}`; concurrency 1

@@ -1,5 +1,4 @@
-//! Order fulfilment (spec §4.7 processOrder) and the confirmation email (§4.8
-//! sendOrderConfirmation).
+//! Order fulfilment (processOrder) and the confirmation email (sendOrderConfirmation).
 
 use inngest_sdk::{
     Concurrency, Ctx, Error, Event, Function, FunctionFailed, NonRetriable, Step, WaitFor,
@@ -175,7 +174,7 @@ pub async fn submit_printify_order(d: &Deps, order_id: Uuid) -> Result<Submitted
     }
 }
 
-/// The `order.process` retry (spec §4.10): fulfil an order that is paid (or waiting for a
+/// The `order.process` retry : fulfil an order that is paid (or waiting for a
 /// mapping fix) by re-checking eligibility and creating the Printify order.
 pub async fn fulfil_paid_order(d: &Deps, order_id: Uuid) -> Result<Submitted, Error> {
     let db = &d.app.db;
@@ -282,7 +281,7 @@ fn order_id_of(failed: &FunctionFailed<Value>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// **processOrder** (`process-order`, spec §4.7): fulfil a paid order end to end.
+/// **processOrder** (`process-order`): fulfil a paid order end to end.
 ///
 /// * Trigger `order/created {orderId, userId?, stripeSessionId?}` — emitted by
 ///   `process-payment-webhook` once Stripe confirmed the payment, or by a checkout before payment
@@ -308,7 +307,7 @@ fn order_id_of(failed: &FunctionFailed<Value>) -> Option<String> {
 ///      `order-confirmation-<id>`), handled by `send-order-confirmation`.
 ///   7. `clear-cart`: deletes the user's `cart_items`.
 ///
-///   Payment is verified before the eligibility check (the spec lists them the other way round)
+///   Payment is verified before the eligibility check (the original lists them the other way round)
 ///   so that an order parked in `pending_mapping` is always a paid one.
 /// * Returns `{success, orderId, printifyOrderId, status, steps:{validation, inventory, payment}}`.
 pub fn process_order() -> Function {
@@ -605,7 +604,7 @@ async fn check_inventory(d: &Deps, order_id: Uuid) -> Result<Inventory, Error> {
     })
 }
 
-/// **sendOrderConfirmation** (`send-order-confirmation`, spec §4.8): the order confirmation
+/// **sendOrderConfirmation** (`send-order-confirmation`): the order confirmation
 /// email, at most once per order.
 ///
 /// * Trigger `order/confirmation.sent {orderId, email?}`; idempotency `event.data.orderId`;
@@ -615,7 +614,7 @@ async fn check_inventory(d: &Deps, order_id: Uuid) -> Result<Inventory, Error> {
 ///   recipient = `data.email`, else the order's shipping email, else the user's email.
 /// * Step `send-email`: `Mailer::send_once` keyed `order-confirmation:<orderId>` — skipped when
 ///   `email_log` already has the `sent` row; otherwise sends (`Order Confirmation #<n>`) and
-///   writes the `email_log` row (the spec's `record-email-log`, done atomically by the mailer).
+///   writes the `email_log` row (the original's `record-email-log` step, done atomically by the mailer).
 /// * Returns `{success, orderId, emailSent, emailId, alreadySent}`.
 pub fn send_order_confirmation() -> Function {
     Function::new(FN_SEND_ORDER_CONFIRMATION)

@@ -1,4 +1,4 @@
-//! Clerk users → `users` (spec §4.1 syncUserToSupabase, §4.2 userProfileUpdate).
+//! Clerk users → `users` (syncUserToSupabase, userProfileUpdate).
 
 use inngest_sdk::{Concurrency, ConcurrencyScope, Ctx, Error, Function, Step};
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ struct UpsertOut {
     created: bool,
 }
 
-/// **syncUserToSupabase** (`sync-user-to-supabase`, spec §4.1): a Clerk signup becomes a
+/// **syncUserToSupabase** (`sync-user-to-supabase`): a Clerk signup becomes a
 /// `users` row.
 ///
 /// * Trigger `clerk/user.created` (data = the Clerk user object, event id = `svix-id`).
@@ -191,7 +191,7 @@ struct DeleteOut {
     db_user_id: Option<Uuid>,
 }
 
-/// **userProfileUpdate** (`user-profile-update`, spec §4.2; guide-only in the original):
+/// **userProfileUpdate** (`user-profile-update`; guide-only in the original):
 /// profile changes and deletions from Clerk.
 ///
 /// * Triggers `clerk/user.updated` and `clerk/user.deleted`; concurrency 1 per Clerk id

@@ -1,4 +1,4 @@
-//! Fake Printify API (spec §10 "Fake Printify").
+//! Fake Printify API .
 
 use std::sync::{Arc, Mutex};
 

@@ -1,4 +1,4 @@
-//! Fake Resend API: `POST /emails` validates, records and returns `{id}` (spec §10).
+//! Fake Resend API: `POST /emails` validates, records and returns `{id}`.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,4 +1,4 @@
-//! Fake Stripe API: `GET /v1/checkout/sessions/{id}` from fixtures (spec §10).
+//! Fake Stripe API: `GET /v1/checkout/sessions/{id}` from fixtures.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

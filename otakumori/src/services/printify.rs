@@ -1,4 +1,4 @@
-//! Printify REST client (spec §4.3, §4.4, §4.7, §6).
+//! Printify REST client.
 //!
 //! * Base URL from `PRINTIFY_API_URL` (includes `/v1`), `Authorization: Bearer PRINTIFY_API_KEY`.
 //! * Product listing is paginated with `page` and `limit` (clamped to 50); [`PrintifyClient::list_all_products`]
@@ -274,7 +274,7 @@ pub struct CreateOrderRequest {
 }
 
 impl CreateOrderRequest {
-    /// The spec §4.7 order body: `external_id` = order id, `label` = `Order #<display_number>`,
+    /// The order body: `external_id` = order id, `label` = `Order #<display_number>`,
     /// one line per eligible item, `shipping_method` 1, shipping notification on.
     /// Errors (permanent) name what is missing: ineligible items or address fields.
     pub fn for_order(order: &Order, items: &[ItemEligibility]) -> Result<Self, String> {
@@ -324,7 +324,7 @@ pub struct CreatedOrder {
 }
 
 impl PrintifyProduct {
-    /// Map to the catalog upsert input (spec §4.3): category from tags/title, primary image =
+    /// Map to the catalog upsert input: category from tags/title, primary image =
     /// default image (else first), variant preview = first image listing that variant.
     pub fn to_catalog_input(&self, shop_id: &str) -> CatalogProduct {
         let primary = self

@@ -1,4 +1,4 @@
-//! Stripe client: only what processOrder's `process-payment` step needs (spec §4.7, §4.9):
+//! Stripe client: only what processOrder's `process-payment` step needs :
 //! `GET /v1/checkout/sessions/{id}` with `Authorization: Bearer STRIPE_SECRET_KEY`.
 
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@
 //!
 //! Every comparison goes through `hmac`'s constant-time `verify_slice`.
 //!
-//! # Mapping (otakumori spec §3, §5.1)
+//! # Mapping
 //!
 //! | Clerk `type`   | Inngest event        | `data`                        |
 //! |----------------|----------------------|-------------------------------|

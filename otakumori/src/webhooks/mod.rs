@@ -1,5 +1,4 @@
-//! Webhook ingress: Clerk (svix), Stripe and Printify deliveries → verified → Inngest events
-//! (otakumori spec §5, §6).
+//! Webhook ingress: Clerk (svix), Stripe and Printify deliveries → verified → Inngest events.
 //!
 //! # Routes ([`router`])
 //!
@@ -17,7 +16,7 @@
 //! 2. rate-limits per client IP with `tower_governor` (429), see [`ratelimit`];
 //! 3. reads the **raw** body bytes (over the limit → 413);
 //! 4. verifies the signature over those bytes in constant time;
-//! 5. parses the JSON (invalid → 400) and maps it to Inngest events (spec §3; wrong shape → 400);
+//! 5. parses the JSON (invalid → 400) and maps it to Inngest events (wrong shape → 400);
 //!    unknown types → 200 `{"received":true,"ignored":"<type>"}`;
 //! 6. sends the events through the [`EventSink`] with the provider's delivery id as the event
 //!    `id`, so Inngest deduplicates redeliveries; 200 `{"received":true,"event_ids":[…]}`.

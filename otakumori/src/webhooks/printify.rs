@@ -1,6 +1,6 @@
 //! Printify webhooks.
 //!
-//! # Verification (otakumori spec §5.3)
+//! # Verification
 //!
 //! * Header `X-Pfy-Signature: sha256=<hex>`; the `sha256=` prefix is optional (both forms are
 //!   accepted), hex is case-insensitive.
@@ -8,8 +8,8 @@
 //! * Constant-time comparison (`hmac`'s `verify_slice`). There is no timestamp, so replay
 //!   protection relies on the delivery `id` being the Inngest event id.
 //!
-//! The header name and body shape are the spec's best reading of public integrations (the spec
-//! flags them as unverified against Printify's official page).
+//! The header name and body shape follow public integrations; they are not verified against
+//! Printify's official documentation.
 //!
 //! # Mapping
 //!
@@ -20,7 +20,7 @@
 //! | `product:*`  | `printify/products.update` | `{productIds: [resource.id], reason: "webhook", shopId?}`     |
 //! | `order:*`    | `printify/order.updated`   | `{printifyOrderId, topic, status, shopId?, resource}`         |
 //!
-//! `printify/order.updated` is a PORT extension (spec §5.3 "order topics … record them /
+//! `printify/order.updated` is a PORT extension ("order topics … record them /
 //! optionally update orders.status"): `status` is `"shipped"` for `order:shipment:created`,
 //! `"delivered"` for `order:shipment:delivered`, otherwise `null`. `shopId` is copied from
 //! `resource.data.shop_id` when present. The Inngest event id is the delivery `id`. Other topics
@@ -37,7 +37,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The signature header (`X-Pfy-Signature`).
 pub const PRINTIFY_SIGNATURE_HEADER: &str = "x-pfy-signature";
-/// Inngest event for `product:*` topics (folded into the catalog sync, spec §3).
+/// Inngest event for `product:*` topics (folded into the catalog sync).
 pub const EVENT_PRODUCTS_UPDATE: &str =
     <crate::events::PrintifyProductsUpdate as inngest_sdk::EventType>::NAME;
 /// Inngest event for `order:*` topics (PORT extension, see the module docs).

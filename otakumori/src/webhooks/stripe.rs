@@ -11,7 +11,7 @@
 //! * Accepted when any `v1` matches (constant time, `hmac`'s `verify_slice`) and `|now - t|` is
 //!   at most the tolerance ([`STRIPE_TOLERANCE_SECS`] by default).
 //!
-//! # Mapping (otakumori spec §3 `stripe/webhook`, §4.9, §5.2)
+//! # Mapping to `stripe/webhook`
 //!
 //! The types handled by `process-payment-webhook` ([`HANDLED_TYPES`]: `checkout.session.completed`,
 //! `payment_intent.succeeded`, `payment_intent.payment_failed`) become one `stripe/webhook` event
