@@ -6,6 +6,7 @@ use inngest_sdk::{Concurrency, Ctx, Error, Function, FunctionFailed, NonRetriabl
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::orders::Submitted;
 use super::{
@@ -118,151 +119,170 @@ pub fn retry_failed_operation() -> Function {
         .concurrency(Concurrency::new(1).key("event.data.operationId"))
         .retries(3)
         .handler(|ctx: Ctx<OperationFailed>, step: Step| async move {
-                let d: &Deps = ctx.get()?;
-                let op_id = ctx.event.data.operation_id;
-                let max = d.options.max_operation_retries;
-                let loaded: Loaded = step
-                    .run("load-operation", || async {
-                        let op = d
-                            .app
-                            .db
-                            .get_failed_operation(op_id)
-                            .await
-                            .map_err(db_err)?
-                            .ok_or_else(|| {
-                                Error::from(NonRetriable::new(format!(
-                                    "failed operation {op_id} not found"
-                                )))
-                            })?;
-                        let mut status = op.status;
-                        let terminal =
-                            matches!(status, OperationStatus::Succeeded | OperationStatus::Dead);
-                        if !terminal && op.retry_count >= max {
-                            status = d
-                                .app
-                                .db
-                                .mark_operation_dead(op_id, None, now_utc())
-                                .await
-                                .map_err(db_err)?
-                                .status;
-                        }
-                        Ok(Loaded {
-                            dead_lettered: status == OperationStatus::Dead,
-                            op_type: op.op_type,
-                            payload: op.payload,
-                            retry_count: op.retry_count,
-                            status,
-                        })
-                    })
-                    .await?;
-                if matches!(
-                    loaded.status,
-                    OperationStatus::Succeeded | OperationStatus::Dead
-                ) {
-                    return Ok(json!({
-                        "success": loaded.status == OperationStatus::Succeeded,
-                        "operationId": op_id,
-                        "operationType": loaded.op_type,
-                        "retryCount": loaded.retry_count,
-                        "deadLettered": loaded.dead_lettered,
-                        "skipped": true,
-                    }));
-                }
-
-                let mut retry_count = loaded.retry_count;
-                let mut last_error = None;
-                for n in loaded.retry_count..max {
-                    step.sleep(&format!("backoff-{n}"), d.options.backoff(n)).await;
-                    let attempt: Attempt = step
-                        .run(&format!("retry-operation-{n}"), || async {
-                            let db = &d.app.db;
-                            db.mark_operation_retrying(op_id, None, now_utc())
-                                .await
-                                .map_err(db_err)?;
-                            match run_operation(d, &loaded.op_type, &loaded.payload).await {
-                                Ok(result) => Ok(Attempt {
-                                    ok: true,
-                                    result: Some(result),
-                                    error: None,
-                                    retry_count: n,
-                                    dead: false,
-                                }),
-                                Err(e) => {
-                                    let next = now_utc()
-                                        + chrono::Duration::from_std(d.options.backoff(n + 1))
-                                            .unwrap_or_default();
-                                    let row = db
-                                        .record_operation_attempt_failed(
-                                            op_id,
-                                            e.message(),
-                                            max,
-                                            Some(next),
-                                            now_utc(),
-                                        )
-                                        .await
-                                        .map_err(db_err)?;
-                                    tracing::warn!(operation_id = %op_id, attempt = n + 1, dead = row.status == OperationStatus::Dead, "retry attempt failed");
-                                    Ok(Attempt {
-                                        ok: false,
-                                        result: None,
-                                        error: Some(e.message().to_string()),
-                                        retry_count: row.retry_count,
-                                        dead: row.status == OperationStatus::Dead,
-                                    })
-                                }
-                            }
-                        })
-                        .await?;
-                    if attempt.ok {
-                        let op: FailedOperation = step
-                            .run("mark-succeeded", || async {
-                                d.app
-                                    .db
-                                    .mark_operation_succeeded(op_id, now_utc())
-                                    .await
-                                    .map_err(db_err)
-                            })
-                            .await?;
-                        let result = attempt.result.unwrap_or(Value::Null);
-                        if loaded.op_type == OP_ORDER_PROCESS {
-                            recovered_order_follow_ups(d, &step, &result).await?;
-                        }
-                        tracing::info!(operation_id = %op_id, attempts = n + 1, "operation succeeded on retry");
-                        return Ok(json!({
-                            "success": true,
-                            "operationId": op_id,
-                            "operationType": loaded.op_type,
-                            "retryCount": op.retry_count,
-                            "deadLettered": false,
-                            "result": result,
-                        }));
-                    }
-                    retry_count = attempt.retry_count;
-                    last_error = attempt.error;
-                    if attempt.dead {
-                        break;
-                    }
-                }
-                let op: FailedOperation = step
-                    .run("dead-letter", || async {
-                        d.app
-                            .db
-                            .mark_operation_dead(op_id, None, now_utc())
-                            .await
-                            .map_err(db_err)
-                    })
-                    .await?;
-                tracing::error!(operation_id = %op_id, retries = op.retry_count, "operation dead-lettered");
-                Ok(json!({
-                    "success": false,
-                    "operationId": op_id,
-                    "operationType": loaded.op_type,
-                    "retryCount": op.retry_count.max(retry_count),
-                    "deadLettered": true,
-                    "lastError": last_error,
-                }))
+            retry_operation(ctx.get()?, &step, ctx.event.data.operation_id).await
         })
         .into()
+}
+
+/// The steps of `retry-failed-operation`: load, then backoff and retry until it succeeds or
+/// the retries are used up, then dead-letter.
+async fn retry_operation(d: &Deps, step: &Step, op_id: Uuid) -> Result<Value, Error> {
+    let max = d.options.max_operation_retries;
+    let loaded: Loaded = step
+        .run("load-operation", || load_operation(d, op_id))
+        .await?;
+    if matches!(
+        loaded.status,
+        OperationStatus::Succeeded | OperationStatus::Dead
+    ) {
+        return Ok(json!({
+            "success": loaded.status == OperationStatus::Succeeded,
+            "operationId": op_id,
+            "operationType": loaded.op_type,
+            "retryCount": loaded.retry_count,
+            "deadLettered": loaded.dead_lettered,
+            "skipped": true,
+        }));
+    }
+    let mut retry_count = loaded.retry_count;
+    let mut last_error = None;
+    for n in loaded.retry_count..max {
+        step.sleep(&format!("backoff-{n}"), d.options.backoff(n)).await;
+        let attempt: Attempt = step
+            .run(&format!("retry-operation-{n}"), || {
+                attempt_operation(d, op_id, n, &loaded)
+            })
+            .await?;
+        if attempt.ok {
+            return succeeded(d, step, op_id, &loaded, attempt, n).await;
+        }
+        retry_count = attempt.retry_count;
+        last_error = attempt.error;
+        if attempt.dead {
+            break;
+        }
+    }
+    let op: FailedOperation = step
+        .run("dead-letter", || async {
+            let db = &d.app.db;
+            db.mark_operation_dead(op_id, None, now_utc())
+                .await
+                .map_err(db_err)
+        })
+        .await?;
+    tracing::error!(operation_id = %op_id, retries = op.retry_count, "operation dead-lettered");
+    Ok(json!({
+        "success": false,
+        "operationId": op_id,
+        "operationType": loaded.op_type,
+        "retryCount": op.retry_count.max(retry_count),
+        "deadLettered": true,
+        "lastError": last_error,
+    }))
+}
+
+/// Step `load-operation`: the `failed_operations` row; one whose retries are used up becomes
+/// `dead` here.
+async fn load_operation(d: &Deps, op_id: Uuid) -> Result<Loaded, Error> {
+    let db = &d.app.db;
+    let op = db
+        .get_failed_operation(op_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| {
+            Error::from(NonRetriable::new(format!(
+                "failed operation {op_id} not found"
+            )))
+        })?;
+    let mut status = op.status;
+    let terminal = matches!(status, OperationStatus::Succeeded | OperationStatus::Dead);
+    if !terminal && op.retry_count >= d.options.max_operation_retries {
+        status = db
+            .mark_operation_dead(op_id, None, now_utc())
+            .await
+            .map_err(db_err)?
+            .status;
+    }
+    Ok(Loaded {
+        dead_lettered: status == OperationStatus::Dead,
+        op_type: op.op_type,
+        payload: op.payload,
+        retry_count: op.retry_count,
+        status,
+    })
+}
+
+/// Step `retry-operation-{n}`: mark the row `retrying` and run the operation; a failure is
+/// recorded on the row and reported as data, so the backoff loop decides what comes next.
+async fn attempt_operation(
+    d: &Deps,
+    op_id: Uuid,
+    n: i32,
+    loaded: &Loaded,
+) -> Result<Attempt, Error> {
+    let db = &d.app.db;
+    db.mark_operation_retrying(op_id, None, now_utc())
+        .await
+        .map_err(db_err)?;
+    let e = match run_operation(d, &loaded.op_type, &loaded.payload).await {
+        Ok(result) => {
+            return Ok(Attempt {
+                ok: true,
+                result: Some(result),
+                error: None,
+                retry_count: n,
+                dead: false,
+            })
+        }
+        Err(e) => e,
+    };
+    let max = d.options.max_operation_retries;
+    let next = now_utc() + chrono::Duration::from_std(d.options.backoff(n + 1)).unwrap_or_default();
+    let row = db
+        .record_operation_attempt_failed(op_id, e.message(), max, Some(next), now_utc())
+        .await
+        .map_err(db_err)?;
+    let dead = row.status == OperationStatus::Dead;
+    tracing::warn!(operation_id = %op_id, attempt = n + 1, dead, "retry attempt failed");
+    Ok(Attempt {
+        ok: false,
+        result: None,
+        error: Some(e.message().to_string()),
+        retry_count: row.retry_count,
+        dead,
+    })
+}
+
+/// After a successful retry: step `mark-succeeded`, and a recovered order's follow-ups.
+async fn succeeded(
+    d: &Deps,
+    step: &Step,
+    op_id: Uuid,
+    loaded: &Loaded,
+    attempt: Attempt,
+    n: i32,
+) -> Result<Value, Error> {
+    let op: FailedOperation = step
+        .run("mark-succeeded", || async {
+            let db = &d.app.db;
+            db.mark_operation_succeeded(op_id, now_utc())
+                .await
+                .map_err(db_err)
+        })
+        .await?;
+    let result = attempt.result.unwrap_or(Value::Null);
+    if loaded.op_type == OP_ORDER_PROCESS {
+        recovered_order_follow_ups(d, step, &result).await?;
+    }
+    tracing::info!(operation_id = %op_id, attempts = n + 1, "operation succeeded on retry");
+    Ok(json!({
+        "success": true,
+        "operationId": op_id,
+        "operationType": loaded.op_type,
+        "retryCount": op.retry_count,
+        "deadLettered": false,
+        "result": result,
+    }))
 }
 
 /// After a recovered `order.process` (its `result` is the [`Submitted`] order): the
