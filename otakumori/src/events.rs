@@ -111,10 +111,18 @@ pub struct StripeWebhook {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StripeObject {
     /// The object id (`cs_…`, `pi_…`).
-    #[serde(default, deserialize_with = "opt_trimmed")]
+    #[serde(
+        default,
+        deserialize_with = "opt_trimmed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<String>,
-    /// The object's metadata (`order_id` set by the checkout).
-    #[serde(default, deserialize_with = "null_as_default")]
+    /// The object's metadata (`order_id` set by the checkout); left out of the JSON when empty.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "StripeMetadata::is_empty"
+    )]
     pub metadata: StripeMetadata,
     /// The rest of the object, untouched.
     #[serde(flatten)]
@@ -130,6 +138,13 @@ pub struct StripeMetadata {
     /// Other metadata, untouched.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl StripeMetadata {
+    /// No `order_id` and nothing else.
+    pub fn is_empty(&self) -> bool {
+        self.order_id.is_none() && self.extra.is_empty()
+    }
 }
 
 /// Catalog sync request `{shopId?, productIds?, reason?}` (no ids = full sync).

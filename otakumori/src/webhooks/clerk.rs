@@ -27,10 +27,11 @@
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 
-use super::mapping::{Mapped, OutEvent, PayloadError};
+use super::mapping::{decode_part, Mapped, OutEvent, PayloadError};
+use crate::events::{ClerkUserCreated, ClerkUserDeleted, ClerkUserObject, ClerkUserUpdated};
 use super::B64;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -284,21 +285,29 @@ pub fn map_event(svix_id: &str, payload: &Value) -> Result<Mapped, PayloadError>
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or(PayloadError::MissingField("data.id"))?;
-    let data = if name == EVENT_USER_DELETED {
-        json!({ "id": user_id, "deleted": true })
-    } else {
-        data.clone()
+    let event = match name {
+        EVENT_USER_DELETED => OutEvent::typed(
+            svix_id,
+            &ClerkUserDeleted {
+                id: user_id.to_owned(),
+                deleted: true,
+            },
+        )?,
+        EVENT_USER_CREATED => OutEvent::typed(svix_id, &ClerkUserCreated(user_object(data)?))?,
+        _ => OutEvent::typed(svix_id, &ClerkUserUpdated(user_object(data)?))?,
     };
-    Ok(Mapped::Forward(vec![OutEvent {
-        name: name.to_string(),
-        id: svix_id.to_string(),
-        data,
-    }]))
+    Ok(Mapped::Forward(vec![event]))
+}
+
+/// The Clerk user object of a `user.*` payload.
+fn user_object(data: &Value) -> Result<ClerkUserObject, PayloadError> {
+    decode_part("data", data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn secret_debug_is_redacted() {

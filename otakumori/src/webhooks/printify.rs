@@ -28,10 +28,11 @@
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sha2::Sha256;
 
 use super::mapping::{Mapped, OutEvent, PayloadError};
+use crate::events::{PrintifyOrderUpdated, PrintifyProductsUpdate, ShopId};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -157,42 +158,37 @@ pub fn map_event(payload: &Value) -> Result<Mapped, PayloadError> {
     let shop_id = resource
         .get("data")
         .and_then(|d| d.get("shop_id"))
-        .filter(|v| v.is_string() || v.is_number())
-        .cloned();
+        .and_then(|v| serde_json::from_value::<ShopId>(v.clone()).ok());
 
-    let mut data = Map::new();
-    let name = if is_product {
-        data.insert("productIds".into(), json!([resource_id]));
-        data.insert("reason".into(), json!("webhook"));
-        EVENT_PRODUCTS_UPDATE
+    let event = if is_product {
+        let update = PrintifyProductsUpdate {
+            shop_id,
+            product_ids: Some(vec![resource_id]),
+            reason: Some("webhook".into()),
+        };
+        OutEvent::typed(delivery_id, &update)?
     } else {
         let status = match topic {
-            "order:shipment:created" | "order:shipment_created" => json!("shipped"),
-            "order:shipment:delivered" | "order:shipment_delivered" => json!("delivered"),
-            _ => Value::Null,
+            "order:shipment:created" | "order:shipment_created" => Some("shipped"),
+            "order:shipment:delivered" | "order:shipment_delivered" => Some("delivered"),
+            _ => None,
         };
-        data.insert("printifyOrderId".into(), json!(resource_id));
-        data.insert("topic".into(), json!(topic));
-        data.insert("status".into(), status);
-        data.insert(
-            "resource".into(),
-            resource.get("data").cloned().unwrap_or(Value::Null),
-        );
-        EVENT_ORDER_UPDATED
+        let update = PrintifyOrderUpdated {
+            printify_order_id: resource_id,
+            topic: topic.to_owned(),
+            status: status.map(str::to_owned),
+            resource: resource.get("data").cloned().unwrap_or(Value::Null),
+            shop_id,
+        };
+        OutEvent::typed(delivery_id, &update)?
     };
-    if let Some(shop_id) = shop_id {
-        data.insert("shopId".into(), shop_id);
-    }
-    Ok(Mapped::Forward(vec![OutEvent {
-        name: name.to_string(),
-        id: delivery_id.to_string(),
-        data: Value::Object(data),
-    }]))
+    Ok(Mapped::Forward(vec![event]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn prefix_variants() {

@@ -20,10 +20,11 @@
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 
-use super::mapping::{Mapped, OutEvent, PayloadError};
+use super::mapping::{decode_part, Mapped, OutEvent, PayloadError};
+use crate::events::StripeWebhook;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -212,28 +213,26 @@ pub fn map_event(payload: &Value) -> Result<Mapped, PayloadError> {
         .ok_or(PayloadError::MissingField("data.object"))?;
     let created = payload
         .get("created")
-        .filter(|c| c.is_i64() || c.is_u64())
+        .and_then(Value::as_i64)
         .ok_or(PayloadError::MissingField("created"))?;
     let livemode = payload
         .get("livemode")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    Ok(Mapped::Forward(vec![OutEvent {
-        name: EVENT_STRIPE_WEBHOOK.to_string(),
-        id: id.to_string(),
-        data: json!({
-            "id": id,
-            "type": kind,
-            "created": created,
-            "livemode": livemode,
-            "object": object,
-        }),
-    }]))
+    let event = StripeWebhook {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        created: Some(created),
+        livemode,
+        object: decode_part("data.object", object)?,
+    };
+    Ok(Mapped::Forward(vec![OutEvent::typed(id, &event)?]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn roundtrip_and_header_parsing() {
