@@ -95,25 +95,27 @@ pub fn retry_failed_operation() -> Function {
         // Untyped on purpose, and so registered before `.on`: it dead-letters runs whose
         // event did not decode too (when it has an `operationId` at all).
         .on_failure(|ctx: Ctx<FunctionFailed<Value>>, step: Step| async move {
-                let d: &Deps = ctx.get()?;
-                let failed = &ctx.event.data;
-                let Ok(OperationFailed { operation_id: op_id, .. }) =
-                    decode_data(failed.event.data.clone())
-                else {
-                    return Ok(json!({"deadLettered": false, "reason": "no operationId"}));
-                };
-                let message = failed.error.message.clone();
-                let op: FailedOperation = step
-                    .run("dead-letter", || async {
-                        d.app
-                            .db
-                            .mark_operation_dead(op_id, Some(&message), now_utc())
-                            .await
-                            .map_err(db_err)
-                    })
-                    .await?;
-                tracing::error!(operation_id = %op_id, "retry run failed; operation dead-lettered");
-                Ok(json!({"deadLettered": true, "operationId": op.id, "status": op.status}))
+            let d: &Deps = ctx.get()?;
+            let failed = &ctx.event.data;
+            let Ok(OperationFailed {
+                operation_id: op_id,
+                ..
+            }) = decode_data(failed.event.data.clone())
+            else {
+                return Ok(json!({"deadLettered": false, "reason": "no operationId"}));
+            };
+            let message = failed.error.message.clone();
+            let op: FailedOperation = step
+                .run("dead-letter", || async {
+                    d.app
+                        .db
+                        .mark_operation_dead(op_id, Some(&message), now_utc())
+                        .await
+                        .map_err(db_err)
+                })
+                .await?;
+            tracing::error!(operation_id = %op_id, "retry run failed; operation dead-lettered");
+            Ok(json!({"deadLettered": true, "operationId": op.id, "status": op.status}))
         })
         .on::<OperationFailed>()
         .concurrency(Concurrency::new(1).key("event.data.operationId"))
@@ -147,7 +149,8 @@ async fn retry_operation(d: &Deps, step: &Step, op_id: Uuid) -> Result<Value, Er
     let mut retry_count = loaded.retry_count;
     let mut last_error = None;
     for n in loaded.retry_count..max {
-        step.sleep(&format!("backoff-{n}"), d.options.backoff(n)).await;
+        step.sleep(&format!("backoff-{n}"), d.options.backoff(n))
+            .await;
         let attempt: Attempt = step
             .run(&format!("retry-operation-{n}"), || {
                 attempt_operation(d, op_id, n, &loaded)

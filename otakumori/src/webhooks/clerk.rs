@@ -31,8 +31,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::mapping::{decode_part, Mapped, OutEvent, PayloadError};
-use crate::events::{ClerkUserCreated, ClerkUserDeleted, ClerkUserObject, ClerkUserUpdated};
 use super::B64;
+use crate::events::{ClerkUserCreated, ClerkUserDeleted, ClerkUserObject, ClerkUserUpdated};
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -37,7 +37,11 @@ impl OutEvent {
 pub fn decode_part<T: DeserializeOwned>(at: &str, part: &Value) -> Result<T, PayloadError> {
     decode_data(part.clone()).map_err(|e| match e {
         inngest_sdk::event::DecodeError::Data { path, message } => PayloadError::Invalid {
-            field: if path == "." { at.to_owned() } else { format!("{at}.{path}") },
+            field: if path == "." {
+                at.to_owned()
+            } else {
+                format!("{at}.{path}")
+            },
             reason: message,
         },
         other => PayloadError::Invalid {
