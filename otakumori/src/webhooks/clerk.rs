@@ -356,5 +356,18 @@ mod tests {
             map_event("m", &json!([1, 2])).unwrap_err(),
             PayloadError::MissingField("type")
         );
+        // A field that does not fit the typed event is named.
+        let bad = json!({"type": "user.created", "data": {"id": "user_1", "email_addresses": "x"}});
+        match map_event("m", &bad).unwrap_err() {
+            PayloadError::Invalid { field, .. } => assert_eq!(field, "data.email_addresses"),
+            other => panic!("{other:?}"),
+        }
+        // A good one is the typed event's JSON, named by its type.
+        let ok = json!({"type": "user.deleted", "data": {"id": "user_1", "object": "user"}});
+        let Mapped::Forward(ev) = map_event("m", &ok).unwrap() else {
+            panic!("expected forward")
+        };
+        assert_eq!(ev[0].name, "clerk/user.deleted");
+        assert_eq!(ev[0].data, json!({"id": "user_1", "deleted": true}));
     }
 }
