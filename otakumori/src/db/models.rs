@@ -585,6 +585,18 @@ pub struct ItemEligibility {
     pub reason: Option<String>,
 }
 
+impl ItemEligibility {
+    /// The line as a fulfilment problem: `<name> (<reason>)`, `ineligible` when no reason is
+    /// recorded.
+    pub fn problem(&self) -> String {
+        format!(
+            "{} ({})",
+            self.name,
+            self.reason.as_deref().unwrap_or("ineligible")
+        )
+    }
+}
+
 /// Payment facts written when an order is confirmed paid.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct PaymentUpdate {

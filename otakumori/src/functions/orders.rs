@@ -12,7 +12,7 @@ use super::{
     api_err, db_err, email_err, now_utc, Deps, FN_PROCESS_ORDER, FN_SEND_ORDER_CONFIRMATION,
     OP_EMAIL_ORDER_CONFIRMATION, OP_ORDER_PROCESS,
 };
-use crate::db::{OrderStatus, PrintifySyncStatus};
+use crate::db::{ItemEligibility, OrderStatus, PrintifySyncStatus};
 use crate::events::{self, OrderConfirmationSent, OrderCreated, StripeWebhook};
 use crate::services::email::templates::{self, OrderEmailView};
 use crate::services::email::{EmailOutcome, EmailRequest};
@@ -110,6 +110,11 @@ pub struct Submitted {
     pub reused: bool,
 }
 
+/// The non-retriable error of an order id with no row (retrying would not create it).
+fn order_not_found(order_id: Uuid) -> Error {
+    NonRetriable::new(format!("order {order_id} not found")).into()
+}
+
 /// Create the Printify order for a paid, eligible order — idempotently:
 ///
 /// 1. a `synced` `printify_order_sync` row means it exists: re-assert `in_production`, no POST;
@@ -125,7 +130,7 @@ pub async fn submit_printify_order(d: &Deps, order_id: Uuid) -> Result<Submitted
         .get_order(order_id)
         .await
         .map_err(db_err)?
-        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+        .ok_or_else(|| order_not_found(order_id))?;
     if let Some(sync) = db.get_printify_order_sync(order_id).await.map_err(db_err)? {
         if let (PrintifySyncStatus::Synced, Some(pid)) = (sync.status, sync.printify_order_id) {
             db.record_printify_order_created(order_id, &pid, now_utc())
@@ -182,7 +187,7 @@ pub async fn fulfil_paid_order(d: &Deps, order_id: Uuid) -> Result<Submitted, Er
         .get_order(order_id)
         .await
         .map_err(db_err)?
-        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+        .ok_or_else(|| order_not_found(order_id))?;
     if !order.status.is_fulfilled()
         && !matches!(
             order.status,
@@ -226,7 +231,7 @@ pub async fn confirmation_view(
         .get_order_detail(order_id)
         .await
         .map_err(db_err)?
-        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+        .ok_or_else(|| order_not_found(order_id))?;
     let mut view = OrderEmailView::from_detail(&detail);
     if let Some(e) = email.filter(|e| e.contains('@')) {
         view.recipient = e;
@@ -405,7 +410,7 @@ async fn validate_order(d: &Deps, event: &OrderCreated) -> Result<Validation, Er
         .get_order_detail(order_id)
         .await
         .map_err(db_err)?
-        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+        .ok_or_else(|| order_not_found(order_id))?;
     if let Some(u) = &event.user_id {
         if *u != detail.user.id.to_string() && *u != detail.user.clerk_id {
             return Err(NonRetriable::new(format!(
@@ -502,7 +507,7 @@ async fn verify_payment(d: &Deps, order_id: Uuid, waited: Option<bool>) -> Resul
         .get_order(order_id)
         .await
         .map_err(db_err)?
-        .ok_or_else(|| Error::from(NonRetriable::new(format!("order {order_id} not found"))))?;
+        .ok_or_else(|| order_not_found(order_id))?;
     let paid_by_webhook = matches!(
         order.status,
         OrderStatus::Paid | OrderStatus::PendingMapping
@@ -579,13 +584,7 @@ async fn check_inventory(d: &Deps, order_id: Uuid) -> Result<Inventory, Error> {
     let mut problems: Vec<String> = items
         .iter()
         .filter(|i| !i.eligible)
-        .map(|i| {
-            format!(
-                "{} ({})",
-                i.name,
-                i.reason.as_deref().unwrap_or("ineligible")
-            )
-        })
+        .map(ItemEligibility::problem)
         .collect();
     if items.is_empty() {
         problems.push("order has no items".into());

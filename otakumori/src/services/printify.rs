@@ -281,13 +281,7 @@ impl CreateOrderRequest {
         let bad: Vec<String> = items
             .iter()
             .filter(|i| !i.eligible)
-            .map(|i| {
-                format!(
-                    "{} ({})",
-                    i.name,
-                    i.reason.as_deref().unwrap_or("ineligible")
-                )
-            })
+            .map(ItemEligibility::problem)
             .collect();
         if !bad.is_empty() {
             return Err(format!("items not fulfillable: {}", bad.join(", ")));
