@@ -116,6 +116,9 @@ pub enum Command {
     Demo,
     /// Serve until Ctrl-C (`serve`).
     Serve,
+    /// Serve the webhooks until Ctrl-C, with the functions on a connect worker that dials out to
+    /// Inngest instead of `/api/inngest` (`serve --connect`).
+    ServeConnect,
     /// Print usage (`help`, `-h`, `--help`).
     Help,
 }
@@ -135,9 +138,10 @@ where
     {
         [] | ["demo"] => Ok(Command::Demo),
         ["serve"] => Ok(Command::Serve),
+        ["serve", "--connect"] => Ok(Command::ServeConnect),
         ["help"] | ["-h"] | ["--help"] => Ok(Command::Help),
         other => Err(AppError::Usage(format!(
-            "unexpected arguments {other:?}; expected nothing (demo) or `serve`"
+            "unexpected arguments {other:?}; expected nothing (demo), `serve` or `serve --connect`"
         ))),
     }
 }
@@ -149,6 +153,9 @@ Otakumori: the anime shop's background jobs on inngest-sdk.
 USAGE:
     cargo run --example otakumori             run the demo scenario end to end and exit
     cargo run --example otakumori -- serve    serve webhooks and /api/inngest on $PORT (default 3000)
+    cargo run --example otakumori -- serve --connect
+                                              serve webhooks on $PORT; the functions run on a connect
+                                              worker that dials out to Inngest (no /api/inngest)
 
 SERVE MODES (chosen from the environment):
     (nothing set)                          embedded local executor on 127.0.0.1:$EXECUTOR_PORT (8288),
@@ -233,7 +240,15 @@ where
         }
         Ok(Command::Serve) => {
             init_tracing(&env, "info");
-            serve_until_ctrl_c(env).await
+            serve_until_ctrl_c(env, StartOptions::default()).await
+        }
+        Ok(Command::ServeConnect) => {
+            init_tracing(&env, "info");
+            let opts = StartOptions {
+                connect: true,
+                ..StartOptions::default()
+            };
+            serve_until_ctrl_c(env, opts).await
         }
         Err(e) => Err(e),
     };
@@ -257,9 +272,10 @@ where
     }
 }
 
-/// `serve`: start from `env`, print where everything is, wait for Ctrl-C, shut down gracefully.
-pub async fn serve_until_ctrl_c(env: Env) -> Result<(), AppError> {
-    let app = start(&env, StartOptions::default()).await?;
+/// `serve`: start from `env` with `opts`, print where everything is, wait for Ctrl-C, shut down
+/// gracefully (a connect worker drains first: its in-flight steps finish and are answered).
+pub async fn serve_until_ctrl_c(env: Env, opts: StartOptions) -> Result<(), AppError> {
+    let app = start(&env, opts).await?;
     println!("{}", app.banner());
     match tokio::signal::ctrl_c().await {
         Ok(()) => println!("\nCtrl-C received: shutting down (in-flight requests finish first)"),

@@ -225,3 +225,63 @@ async fn serve_for_inngest_cloud_requires_signatures() {
     assert!(resp.status().is_client_error(), "{}", resp.status());
     assert_stopped(app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_connect_runs_the_functions_on_a_connect_worker() {
+    let db = TempDb::new("serve-connect");
+    let opts = StartOptions {
+        connect: true,
+        ..StartOptions::default()
+    };
+    let app = start(
+        &env(&db, &[("INNGEST_CONNECT_INSTANCE_ID", "shop-worker-1")]),
+        opts,
+    )
+    .await
+    .expect("start");
+    let worker = app.connect_worker().expect("a connect worker");
+    assert_eq!(worker.instance_id(), "shop-worker-1");
+    let synced = app.synced().expect("synced through the connection").clone();
+    assert_eq!(synced.url, "ws://connect?app_name=otakumori-app");
+    for id in FUNCTION_IDS {
+        assert!(
+            synced
+                .functions
+                .iter()
+                .any(|f| f.id == format!("otakumori-app-{id}")),
+            "{id} not registered"
+        );
+    }
+    let ex = app.executor().unwrap();
+    let conns = ex.connections();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].instance_id, "shop-worker-1");
+
+    // No serve endpoint: the executor can only reach the functions over the socket.
+    let resp = reqwest::get(app.serve_url()).await.unwrap();
+    assert_eq!(resp.status(), 404);
+
+    let event_id = ex
+        .send(json!({"name": "printify/products.update", "data": {"reason": "manual"}}))
+        .await
+        .unwrap();
+    let runs = ex
+        .wait_for_runs_of(&event_id, 1, Duration::from_secs(20))
+        .await
+        .expect("catalogue sync run");
+    assert_eq!(runs[0].status, RunStatus::Completed, "{:?}", runs[0]);
+    assert_eq!(app.context().db.count_rows("products").await.unwrap(), 6);
+
+    let banner = app.banner();
+    assert!(
+        banner.contains("functions on a connect worker (instance shop-worker-1)"),
+        "{banner}"
+    );
+    let ex = ex.clone();
+    assert_stopped(app).await;
+    // The worker drained and closed its connection as a shutdown.
+    assert_eq!(
+        ex.connect_closed().last().unwrap().reason,
+        "WORKER_SHUTDOWN"
+    );
+}

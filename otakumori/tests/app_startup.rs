@@ -114,6 +114,10 @@ async fn the_demo_refuses_live_services() {
 async fn arguments() {
     assert_eq!(parse_args(Vec::<String>::new()).unwrap(), Command::Demo);
     assert_eq!(parse_args(["serve"]).unwrap(), Command::Serve);
+    assert_eq!(
+        parse_args(["serve", "--connect"]).unwrap(),
+        Command::ServeConnect
+    );
     assert_eq!(parse_args(["--help"]).unwrap(), Command::Help);
     let err = parse_args(["serve", "--now"]).unwrap_err();
     assert_eq!(err.exit_code(), 2);

@@ -84,7 +84,7 @@ async fn bad_app(
         "bad-upstream" => (StatusCode::BAD_GATEWAY, "bad gateway").into_response(),
         "bad-unsupported" => sdk(
             206,
-            r#"[{"op":"Gateway","id":"abc","name":"fetch","opts":{"url":"http://example.invalid"}}]"#,
+            r#"[{"op":"SyncRunComplete","id":"abc","name":"done","data":null}]"#,
         ),
         "ok-after-empty" if n == 1 => sdk(206, "[]"),
         "ok-after-empty" => sdk(200, r#"{"fine":true}"#),
@@ -294,7 +294,7 @@ async fn unsupported_ops_fail_clearly() {
         .as_ref()
         .unwrap()
         .message
-        .contains("`Gateway` is not supported"));
+        .contains("`SyncRunComplete` is not supported"));
 }
 
 #[tokio::test]

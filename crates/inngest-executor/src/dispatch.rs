@@ -13,12 +13,14 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE,
 use serde_json::{json, Map};
 
 use crate::response::{classify, Failure, Outcome, RawResponse};
-use crate::shared::{new_ulid, Inner, Job};
+use crate::shared::{describe_error, new_ulid, Inner, Job};
 use crate::state::{HistoryKind, Run, RunStatus, StepStatus};
 use inngest_protocol::signature;
 use inngest_protocol::wire::{self, headers as h, CallCtx, ExecRequest, Stack};
 
 const ACCOUNT_ID: &str = "00000000-0000-4000-a000-000000000000";
+/// The environment id connect requests carry.
+const ENV_ID: &str = "00000000-0000-4000-b000-000000000000";
 /// Largest response body read from an app.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -27,6 +29,18 @@ pub(crate) struct Prepared {
     url: url::Url,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// Set when the function's app is served over connect (a `ws`/`wss` step URL).
+    connect: Option<ConnectTarget>,
+}
+
+/// Who a connect request is for.
+struct ConnectTarget {
+    app: String,
+    app_uuid: String,
+    fn_uuid: String,
+    run_id: String,
+    job_id: String,
+    request_id: String,
 }
 
 impl Inner {
@@ -86,6 +100,14 @@ impl Inner {
         let body = self.request_body(run, job, &request_id, now);
         let url = step_url(&run.function.url, &run.function.slug, &job.step_id);
         let headers = self.request_headers(run, job, &request_id, &body);
+        let connect = matches!(url.scheme(), "ws" | "wss").then(|| ConnectTarget {
+            app: run.function.app.clone(),
+            app_uuid: run.function.app_uuid.clone(),
+            fn_uuid: run.function.uuid.clone(),
+            run_id: run.id.clone(),
+            job_id: job.job_id.clone(),
+            request_id: request_id.clone(),
+        });
         run.log(
             now,
             HistoryKind::Request,
@@ -96,7 +118,12 @@ impl Inner {
                 job.step_id, job.attempt, run.version
             ),
         );
-        Prepared { url, headers, body }
+        Prepared {
+            url,
+            headers,
+            body,
+            connect,
+        }
     }
 
     /// The canonical JSON body; state over `max_inline_state` is left out (`use_api`).
@@ -195,10 +222,79 @@ impl Inner {
         headers
     }
 
-    async fn send(&self, p: Prepared) -> Result<RawResponse, String> {
+    async fn send(&self, mut p: Prepared) -> Result<RawResponse, String> {
+        if let Some(target) = p.connect.take() {
+            return self.send_connect(p, target).await;
+        }
         self.call(http::Method::POST, p.url, p.headers, p.body)
             .await
             .map_err(|e| format!("request to the app failed: {e}"))
+    }
+
+    /// Runs the request on a connect worker; its reply becomes the same [`RawResponse`] an HTTP
+    /// answer would (status from the reply status, the no-retry, retry-after, version and SDK
+    /// headers), so everything after it is shared with HTTP apps.
+    async fn send_connect(&self, p: Prepared, t: ConnectTarget) -> Result<RawResponse, String> {
+        use inngest_protocol::connect::{status, GatewayExecutorRequestData, SdkResponseStatus};
+        let query = |key: &str| {
+            p.url
+                .query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        };
+        let header = |name: &str| {
+            p.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let mut trace = serde_json::Map::new();
+        for name in [h::TRACEPARENT, h::TRACESTATE] {
+            if let Some(v) = header(name) {
+                trace.insert(name.to_owned(), serde_json::Value::String(v));
+            }
+        }
+        let trace = serde_json::to_vec(&trace).unwrap_or_default();
+        let request = GatewayExecutorRequestData {
+            request_id: t.request_id,
+            account_id: ACCOUNT_ID.to_owned(),
+            env_id: ENV_ID.to_owned(),
+            app_id: t.app_uuid,
+            app_name: t.app.clone(),
+            function_id: t.fn_uuid,
+            function_slug: query(wire::QUERY_FN_ID).unwrap_or_default(),
+            step_id: query(wire::QUERY_STEP_ID),
+            request_payload: p.body,
+            system_trace_ctx: trace.clone(),
+            user_trace_ctx: trace,
+            run_id: t.run_id,
+            lease_id: String::new(),
+            job_id: t.job_id,
+        };
+        let reply = self
+            .connect
+            .forward(&t.app, request, &self.settings.connect)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply_status =
+            SdkResponseStatus::try_from(reply.status).unwrap_or(SdkResponseStatus::Error);
+        let mut headers = HeaderMap::new();
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put(h::SDK, &reply.sdk_version);
+        put(h::NO_RETRY, if reply.no_retry { "true" } else { "false" });
+        put(h::REQ_VERSION, &reply.request_version.to_string());
+        if let Some(after) = &reply.retry_after {
+            put(h::RETRY_AFTER, after);
+        }
+        Ok(RawResponse {
+            status: status::to_http(reply_status),
+            headers,
+            body: Bytes::from(reply.body),
+        })
     }
 
     /// One HTTP exchange with an app. Plain `http` goes through hyper so the request carries
@@ -354,18 +450,6 @@ fn gunzip(body: &[u8]) -> Result<Bytes, String> {
         return Err(too_big());
     }
     Ok(Bytes::from(out))
-}
-
-/// An error and its sources, on one line.
-fn describe_error(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 /// The W3C trace id of a run: its ULID's 128 bits (a run id that is not a ULID is hashed), so

@@ -19,6 +19,7 @@ use crate::flow_state::{FlowTimer, TimerKind};
 use crate::intake;
 use crate::lifecycle::cancel_run;
 use crate::ops;
+use crate::response::{OpAction, Outcome};
 use crate::shared::{new_ulid, Actions, Inner, Job, Timer};
 use crate::state::RunStatus;
 use crate::ExecutorError;
@@ -171,9 +172,21 @@ impl Inner {
 
     /// One request and the application of its answer.
     async fn run_job(self: Arc<Self>, job: Job) {
-        let Some((job, outcome, now)) = self.exchange(job).await else {
+        let Some((job, mut outcome, mut now)) = self.exchange(job).await else {
             return;
         };
+        // The server makes `Gateway` / `AIGateway` calls while it handles the answer.
+        if let Outcome::Ops(response) = &mut outcome {
+            let calls = response.ops.iter_mut().filter_map(|p| match &mut p.action {
+                OpAction::Gateway(call) => Some(self.perform_gateway(call)),
+                _ => None,
+            });
+            let calls: Vec<_> = calls.collect();
+            if !calls.is_empty() {
+                futures_util::future::join_all(calls).await;
+                now = self.now();
+            }
+        }
         let mut actions = Actions::default();
         {
             let mut st = self.lock();

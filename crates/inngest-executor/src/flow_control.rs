@@ -62,6 +62,7 @@ use crate::expr::{Expr, Vars};
 use crate::flow::SkipReason;
 use crate::flow_state::{Batching, Debouncing, FlowTimer, RunFlow, TimerKind, Waiter};
 use crate::lifecycle::{cancel_run, start_run, NewRun};
+use crate::persist::HeldRecord;
 use crate::registry::FunctionDef;
 use crate::shared::{Actions, Inner, Job, State};
 use crate::state::{HistoryKind, RunStatus};
@@ -173,6 +174,7 @@ fn debounced(
     if let Some(t) = timeout {
         at = at.min(add(first_at, *t));
     }
+    let deadline = at;
     st.flow.debounce.insert(
         slot.clone(),
         Debouncing {
@@ -180,6 +182,7 @@ fn debounced(
             event: ev.clone(),
             event_id: event_id.to_owned(),
             first_at,
+            deadline,
             seq,
         },
     );
@@ -215,8 +218,9 @@ fn batched(
         Some(b) => b,
         None => {
             let seq = st.flow.next_seq();
+            let deadline = add(now, *timeout);
             actions.flow_timers.push(FlowTimer {
-                at: add(now, *timeout),
+                at: deadline,
                 what: TimerKind::Batch {
                     key: slot.clone(),
                     seq,
@@ -225,6 +229,8 @@ fn batched(
             st.flow.batches.entry(slot.clone()).or_insert(Batching {
                 function: f.clone(),
                 events: Vec::new(),
+                first_at: now,
+                deadline,
                 seq,
             })
         }
@@ -341,20 +347,31 @@ fn create_run(
         });
     }
     if let Some((_, _, _, key)) = &flow.throttle {
-        let key = eval_key(key.as_ref(), &first);
-        let slot = format!("{}\0{key}", f.slug);
-        // Hold the run's first request.
-        actions.jobs.retain(|(j, _)| j.run_id != id);
-        let seq = st.flow.next_seq();
-        st.flow
-            .throttle
-            .entry(slot.clone())
-            .or_default()
-            .queue
-            .insert((score, seq), id.clone());
-        drain_throttle(st, &slot, now, actions);
+        let slot = format!("{}\0{}", f.slug, eval_key(key.as_ref(), &first));
+        hold_for_throttle(st, slot, &id, score, now, actions);
     }
     id
+}
+
+/// Holds the run's first request (taken out of `actions`) in the throttle queue of `slot`, at
+/// `score`, and starts what the key's GCRA allows now.
+fn hold_for_throttle(
+    st: &mut State,
+    slot: String,
+    id: &str,
+    score: i64,
+    now: DateTime<Utc>,
+    actions: &mut Actions,
+) {
+    actions.jobs.retain(|(j, _)| j.run_id != id);
+    let seq = st.flow.next_seq();
+    st.flow
+        .throttle
+        .entry(slot.clone())
+        .or_default()
+        .queue
+        .insert((score, seq), id.to_owned());
+    drain_throttle(st, &slot, now, actions);
 }
 
 /// The `(concurrency key, limit)` pairs a run of `f` triggered by `first` holds per request.
@@ -447,6 +464,133 @@ fn start_throttled(st: &mut State, id: &str, now: DateTime<Utc>, actions: &mut A
     actions
         .jobs
         .push((Job::new(id, wire::DISCOVERY_STEP_ID), None));
+}
+
+/// Gives an unfinished run read back after a restart its flow control again, as
+/// [`create_run`] gave it when it was created: its concurrency slots and queue score (so its
+/// requests queue behind the limit again, in the same order), its timeouts, and, when a
+/// throttle still held it (no request sent yet), its place in the throttle queue, whose GCRA
+/// state was kept ([`crate::persist::FlowRecord::throttle`]). Call once the run is in
+/// `st.runs`, after its resumed requests were queued in `actions`.
+pub(crate) fn restore_run_flow(
+    st: &mut State,
+    id: &str,
+    now: DateTime<Utc>,
+    actions: &mut Actions,
+) {
+    let Some(run) = st.runs.get(id) else {
+        return;
+    };
+    let f = run.function.clone();
+    let flow = &f.flow;
+    let started = run.requests > 0;
+    let created = run.started_at;
+    let first_request = run
+        .history
+        .iter()
+        .find(|h| h.kind == HistoryKind::Request)
+        .map(|h| h.at);
+    let score = created.timestamp_millis() - priority_of(&f, &run.event) * 1000;
+    let slots = concurrency_slots(&f, &run.event);
+    st.flow.runs.insert(
+        id.to_owned(),
+        RunFlow {
+            slots: slots.into(),
+            score,
+            started,
+            finish_timeout: flow.finish_timeout.filter(|_| !started),
+        },
+    );
+    let timer = match (started, flow.start_timeout, flow.finish_timeout) {
+        (false, Some(t), _) => Some((
+            created,
+            t,
+            TimerKind::StartTimeout {
+                run_id: id.to_owned(),
+            },
+        )),
+        (true, _, Some(t)) => first_request.map(|at| {
+            (
+                at,
+                t,
+                TimerKind::FinishTimeout {
+                    run_id: id.to_owned(),
+                },
+            )
+        }),
+        _ => None,
+    };
+    if let Some((from, d, what)) = timer {
+        actions.flow_timers.push(FlowTimer {
+            at: add(from, d),
+            what,
+        });
+    }
+    if let (false, Some((_, _, _, key))) = (started, &flow.throttle) {
+        let slot = format!("{}\0{}", f.slug, eval_key(key.as_ref(), &st.runs[id].event));
+        hold_for_throttle(st, slot, id, score, now, actions);
+    }
+}
+
+/// Brings back the debounce and batch buffers kept across a restart whose function is
+/// registered now; a deadline that passed while the process was down fires at once.
+pub(crate) fn restore_held(st: &mut State, actions: &mut Actions) {
+    let held = std::mem::take(&mut st.held_flow);
+    for (key, h) in held.debounce {
+        let Some((function, seq)) = rearm(st, &h, actions, |seq| TimerKind::Debounce {
+            key: key.clone(),
+            seq,
+        }) else {
+            st.held_flow.debounce.insert(key, h);
+            continue;
+        };
+        let Some((event, event_id)) = h.events.into_iter().next() else {
+            continue;
+        };
+        let d = Debouncing {
+            function,
+            event,
+            event_id,
+            first_at: h.first_at,
+            deadline: h.deadline,
+            seq,
+        };
+        st.flow.debounce.insert(key, d);
+    }
+    for (key, h) in held.batches {
+        let Some((function, seq)) = rearm(st, &h, actions, |seq| TimerKind::Batch {
+            key: key.clone(),
+            seq,
+        }) else {
+            st.held_flow.batches.insert(key, h);
+            continue;
+        };
+        let b = Batching {
+            function,
+            events: h.events,
+            first_at: h.first_at,
+            deadline: h.deadline,
+            seq,
+        };
+        st.flow.batches.insert(key, b);
+    }
+}
+
+/// The function of a held buffer (`None` while it is not registered) and the sequence number
+/// of the timer armed for its deadline.
+fn rearm(
+    st: &mut State,
+    h: &HeldRecord,
+    actions: &mut Actions,
+    what: impl FnOnce(u64) -> TimerKind,
+) -> Option<(Arc<FunctionDef>, u64)> {
+    let function = st.functions.get(&h.function).cloned()?;
+    let seq = st.flow.next_seq();
+    actions.flow_timers.push(FlowTimer {
+        at: h.deadline,
+        what: what(seq),
+    });
+    Some((function, seq))
 }
 
 /// A flow-control deadline passed: starts a debounced run or a batch, drains a throttle key,

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::flow::{SkipReason, SkipView};
+use crate::persist::{FlowRecord, HeldRecord};
 use crate::registry::FunctionDef;
 
 /// A flow-control timer, spawned after the state lock is released.
@@ -39,6 +40,8 @@ pub(crate) struct Debouncing {
     pub(crate) event: Value,
     pub(crate) event_id: String,
     pub(crate) first_at: DateTime<Utc>,
+    /// When the run starts unless another event replaces this one.
+    pub(crate) deadline: DateTime<Utc>,
     pub(crate) seq: u64,
 }
 
@@ -46,6 +49,10 @@ pub(crate) struct Debouncing {
 pub(crate) struct Batching {
     pub(crate) function: Arc<FunctionDef>,
     pub(crate) events: Vec<(Value, String)>,
+    /// When the batch started.
+    pub(crate) first_at: DateTime<Utc>,
+    /// When the batch starts its run unless it fills up first.
+    pub(crate) deadline: DateTime<Utc>,
     pub(crate) seq: u64,
 }
 
@@ -58,6 +65,17 @@ pub(crate) struct ThrottleQueue {
     pub(crate) queue: BTreeMap<(i64, u64), String>,
     /// The wake-up already scheduled, if any.
     pub(crate) armed: Option<DateTime<Utc>>,
+}
+
+impl ThrottleQueue {
+    /// The queue of a key after a restart: its GCRA state, nobody queued yet.
+    pub(crate) fn resumed(tat: DateTime<Utc>) -> ThrottleQueue {
+        ThrottleQueue {
+            tat: Some(tat),
+            queue: BTreeMap::new(),
+            armed: None,
+        }
+    }
 }
 
 /// Per-run flow-control facts.
@@ -98,6 +116,52 @@ pub(crate) struct FlowState {
 }
 
 impl FlowState {
+    /// What of this state is kept across a restart (`persist`).
+    pub(crate) fn record(&self) -> FlowRecord {
+        let held = |function: &FunctionDef, events, first_at, deadline| HeldRecord {
+            function: function.slug.clone(),
+            events,
+            first_at,
+            deadline,
+        };
+        FlowRecord {
+            rate: self
+                .rate
+                .iter()
+                .filter(|(_, starts)| !starts.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            debounce: self
+                .debounce
+                .iter()
+                .map(|(k, d)| {
+                    let events = vec![(d.event.clone(), d.event_id.clone())];
+                    (k.clone(), held(&d.function, events, d.first_at, d.deadline))
+                })
+                .collect(),
+            batches: self
+                .batches
+                .iter()
+                .map(|(k, b)| {
+                    (
+                        k.clone(),
+                        held(&b.function, b.events.clone(), b.first_at, b.deadline),
+                    )
+                })
+                .collect(),
+            singleton: self
+                .singleton
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            throttle: self
+                .throttle
+                .iter()
+                .filter_map(|(k, q)| Some((k.clone(), q.tat?)))
+                .collect(),
+        }
+    }
+
     /// The next sequence number (debounce and batch generations, queue ties).
     pub(crate) fn next_seq(&mut self) -> u64 {
         self.seq += 1;
@@ -107,6 +171,15 @@ impl FlowState {
     /// Skip records, oldest first.
     pub(crate) fn skipped(&self) -> &[SkipView] {
         &self.skipped
+    }
+
+    /// Keeps the newest `keep` skip records once an eighth more are there (with a state
+    /// directory, skips are kept for as many events as stay in memory).
+    pub(crate) fn trim_skipped(&mut self, keep: usize) {
+        if self.skipped.len() > keep + keep / 8 {
+            let excess = self.skipped.len() - keep;
+            self.skipped.drain(..excess);
+        }
     }
 
     /// Whether every slot has room.

@@ -15,8 +15,10 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::checkpoint::CheckpointError;
-use crate::shared::{self, Inner};
-use crate::state::{Run, RunStatus, StoredEvent};
+use crate::persist::RunRecord;
+use crate::registry::stable_uuid;
+use crate::shared::{self, Inner, State as AppState};
+use crate::state::{HistoryEntry, Run, RunStatus, StepView, StoredEvent};
 use inngest_protocol::wire::headers as h;
 
 /// The environment id the dev server reports.
@@ -45,6 +47,8 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/v1/apps", get(v1_apps))
         .route("/v1/apps/{app}/functions", get(v1_app_functions))
         .route("/v1/signals", post(post_signal))
+        .merge(crate::realtime_api::api_routes())
+        .merge(crate::connect_api::api_routes())
         // The run dashboard (HTML): it shows event data, so it is keyed like the rest.
         .merge(crate::dashboard::routes())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -56,6 +60,8 @@ pub(crate) fn router(inner: Shared) -> Router {
         .route("/e/{key}", post(post_events))
         .route("/invoke/{function}", post(invoke))
         .route("/health", get(health))
+        .merge(crate::realtime_api::subscriber_routes())
+        .merge(crate::connect_api::socket_routes())
         .merge(api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(server_kind))
@@ -87,12 +93,42 @@ fn envelope(now: DateTime<Utc>, data: impl serde::Serialize) -> Response {
     )
 }
 
+/// A run for the REST API: in memory, or read back from the store (it left memory).
+enum Found<'a> {
+    Live(&'a Run),
+    Stored(Box<RunRecord>),
+}
+
+impl Found<'_> {
+    fn steps(&self) -> &[StepView] {
+        match self {
+            Found::Live(r) => &r.steps,
+            Found::Stored(r) => &r.steps,
+        }
+    }
+
+    fn history(&self) -> &[HistoryEntry] {
+        match self {
+            Found::Live(r) => &r.history,
+            Found::Stored(r) => &r.history,
+        }
+    }
+}
+
+/// The run with this id, in memory or in the store.
+fn find_run<'a>(st: &'a AppState, id: &str) -> Option<Found<'a>> {
+    match st.runs.get(id) {
+        Some(run) => Some(Found::Live(run)),
+        None => st.archived_run(id).map(|r| Found::Stored(Box::new(r))),
+    }
+}
+
 /// The envelope around `f(run)`, or a 404 when there is no such run.
-fn with_run(inner: &Inner, id: &str, f: impl FnOnce(&Run) -> Value) -> Response {
+fn with_run(inner: &Inner, id: &str, f: impl FnOnce(&Found, &AppState) -> Value) -> Response {
     let now = inner.now();
     let st = inner.lock();
-    match st.runs.get(id) {
-        Some(run) => envelope(now, f(run)),
+    match find_run(&st, id) {
+        Some(run) => envelope(now, f(&run, &st)),
         None => not_found("run"),
     }
 }
@@ -235,30 +271,36 @@ async fn register(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) 
 /// `POST /v1/signals` `{"signal", "data"}` (what the SDKs' `sendSignal` calls): resumes the
 /// run waiting on the signal; `{"data": {"run_id"}}`, or 404 when nobody waits.
 async fn post_signal(State(inner): State<Shared>, body: Bytes) -> Response {
-    let bad = |msg: String| {
+    // The server's answers (`pkg/api/apiv1/signals.go` `receiveSignal`): `publicerr` bodies.
+    let error = |status: StatusCode, msg: &str| {
         json_status(
-            StatusCode::BAD_REQUEST,
-            json!({"status": 400, "error": msg}),
+            status,
+            json!({"error": msg, "data": null, "status": status.as_u16()}),
         )
     };
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("the body is not JSON: {e}")),
+    #[derive(serde::Deserialize)]
+    struct SignalRequest {
+        #[serde(default)]
+        signal: String,
+        #[serde(default)]
+        data: Option<Value>,
+    }
+    let Ok(request) = serde_json::from_slice::<SignalRequest>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "Invalid signal data");
     };
-    let Some(signal) = payload
-        .get("signal")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    else {
-        return bad("the body needs a non-empty `signal` string".into());
-    };
-    let data = payload.get("data").cloned().unwrap_or(Value::Null);
-    match inner.send_signal(signal, data) {
-        Some(run_id) => json_status(StatusCode::OK, json!({"data": {"run_id": run_id}})),
-        None => json_status(
-            StatusCode::NOT_FOUND,
-            json!({"status": 404, "error": format!("no run is waiting for signal `{signal}`")}),
+    if request.signal.is_empty() {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Failed to receive signal",
+        );
+    }
+    let data = request.data.unwrap_or(Value::Null);
+    match inner.send_signal(&request.signal, data) {
+        Some(run_id) => json_status(
+            StatusCode::OK,
+            json!({"data": {"run_id": run_id}, "metadata": {"fetched_at": stamp(inner.now())}}),
         ),
+        None => error(StatusCode::NOT_FOUND, "No signal found"),
     }
 }
 
@@ -350,21 +392,49 @@ async fn v0_batch(State(inner): State<Shared>, Path(id): Path<String>) -> Respon
 }
 
 /// A run in the shape of `GET /v1/runs/{id}` of the dev server.
-fn v1_run_json(run: &Run) -> Value {
-    let output = match run.status {
-        RunStatus::Completed => run.output.clone().unwrap_or(Value::Null),
-        RunStatus::Failed => run.error.clone().unwrap_or(Value::Null),
+fn v1_run_json(run: &Found, st: &AppState) -> Value {
+    let (id, started_at, event_id, status, ended_at, output, error) = match run {
+        Found::Live(r) => (
+            &r.id,
+            r.started_at,
+            &r.event_id,
+            r.status,
+            r.ended_at,
+            &r.output,
+            &r.error,
+        ),
+        Found::Stored(r) => (
+            &r.id,
+            r.started_at,
+            &r.event_id,
+            r.status,
+            r.ended_at,
+            &r.output,
+            &r.error,
+        ),
+    };
+    let uuid = match run {
+        Found::Live(r) => r.function.uuid.clone(),
+        // A function no longer registered keeps the UUID it had: it is derived from the ids.
+        Found::Stored(r) => st.functions.get(&r.function).map_or_else(
+            || stable_uuid(&["fn", &r.app, &r.function]),
+            |f| f.uuid.clone(),
+        ),
+    };
+    let output = match status {
+        RunStatus::Completed => output.clone().unwrap_or(Value::Null),
+        RunStatus::Failed => error.clone().unwrap_or(Value::Null),
         _ => Value::Null,
     };
     json!({
-        "run_id": run.id,
-        "run_started_at": run.started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "function_id": run.function.uuid,
+        "run_id": id,
+        "run_started_at": started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "function_id": uuid,
         "function_version": 0,
         "environment_id": ENVIRONMENT_ID,
-        "event_id": run.event_id,
-        "status": run.status.as_str(),
-        "ended_at": run.ended_at.map(stamp),
+        "event_id": event_id,
+        "status": status.as_str(),
+        "ended_at": ended_at.map(stamp),
         "output": output,
     })
 }
@@ -391,8 +461,8 @@ fn event_json(e: &StoredEvent) -> Value {
 async fn v1_event(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let now = inner.now();
     let st = inner.lock();
-    match st.event_index.get(&id) {
-        Some(&i) => envelope(now, event_json(&st.events[i])),
+    match st.event(&id) {
+        Some(ev) => envelope(now, event_json(&ev)),
         None => not_found("event"),
     }
 }
@@ -400,7 +470,17 @@ async fn v1_event(State(inner): State<Shared>, Path(id): Path<String>) -> Respon
 async fn v1_event_runs(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
     let now = inner.now();
     let st = inner.lock();
-    let data: Vec<Value> = st.runs_of_event(&id).into_iter().map(v1_run_json).collect();
+    let mut runs: Vec<Found> = st.runs_of_event(&id).into_iter().map(Found::Live).collect();
+    let archived = st.archived_runs_of_event(&id);
+    if !archived.is_empty() {
+        runs.extend(archived.into_iter().map(|r| Found::Stored(Box::new(r))));
+        let started = |f: &Found| match f {
+            Found::Live(r) => (r.started_at, r.id.clone()),
+            Found::Stored(r) => (r.started_at, r.id.clone()),
+        };
+        runs.sort_by_key(started);
+    }
+    let data: Vec<Value> = runs.iter().map(|r| v1_run_json(r, &st)).collect();
     envelope(now, data)
 }
 
@@ -426,7 +506,7 @@ async fn v1_runs(State(inner): State<Shared>) -> Response {
         .iter()
         .rev()
         .filter_map(|id| st.runs.get(id))
-        .map(v1_run_json)
+        .map(|r| v1_run_json(&Found::Live(r), &st))
         .collect();
     envelope(now, data)
 }
@@ -436,19 +516,20 @@ async fn v1_run(State(inner): State<Shared>, Path(id): Path<String>) -> Response
 }
 
 async fn v1_cancel_run(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
+    // A run only in the store has ended: there is nothing to cancel, and its view is answered.
     if !inner.lock().runs.contains_key(&id) {
-        return not_found("run");
+        return with_run(&inner, &id, v1_run_json);
     }
     inner.cancel(&id, "cancelled through the REST API");
     with_run(&inner, &id, v1_run_json)
 }
 
 async fn v1_run_steps(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
-    with_run(&inner, &id, |run| json!(run.steps))
+    with_run(&inner, &id, |run, _| json!(run.steps()))
 }
 
 async fn v1_run_history(State(inner): State<Shared>, Path(id): Path<String>) -> Response {
-    with_run(&inner, &id, |run| json!(run.history))
+    with_run(&inner, &id, |run, _| json!(run.history()))
 }
 
 async fn v1_apps(State(inner): State<Shared>) -> Response {

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::event_log::sent_id;
 use crate::expr::Vars;
 use crate::flow_control::{admit, Trigger};
 use crate::lifecycle::{cancel_run, resolve_pending, Resolution};
@@ -57,29 +58,24 @@ pub(crate) fn accept(
     now: DateTime<Utc>,
     actions: &mut Actions,
 ) -> String {
-    if let Some(uid) = ev.get("id").and_then(Value::as_str) {
-        if let Some(&i) = st.event_index.get(uid) {
+    if let Some(uid) = sent_id(&ev) {
+        if let Some(seen) = st.event(uid) {
             tracing::debug!("duplicate event id: not triggering again");
-            return st.events[i].internal_id.clone();
+            return seen.internal_id.clone();
         }
     }
-    if let Some(&i) = st.event_index.get(&internal_id) {
-        return st.events[i].internal_id.clone();
+    if let Some(seen) = st.event(&internal_id) {
+        return seen.internal_id.clone();
     }
-    if ev.get("id").and_then(Value::as_str).is_none() {
+    if sent_id(&ev).is_none() {
         ev["id"] = Value::String(internal_id.clone());
     }
-    let idx = st.events.len();
-    if let Some(uid) = ev.get("id").and_then(Value::as_str) {
-        st.event_index.insert(uid.to_owned(), idx);
-    }
-    st.event_index.insert(internal_id.clone(), idx);
-    st.events.push(StoredEvent {
+    let seq = st.events.push(StoredEvent {
         internal_id: internal_id.clone(),
         event: ev,
         received_at: now,
     });
-    route(st, idx, now, actions);
+    route(st, seq, now, actions);
     internal_id
 }
 
@@ -91,15 +87,18 @@ struct Incoming {
 }
 
 /// Applies an event: resumes waits and invokes, cancels runs, starts triggered runs.
-fn route(st: &mut State, idx: usize, now: DateTime<Utc>, actions: &mut Actions) {
-    let event = st.events[idx].event.clone();
+fn route(st: &mut State, seq: u64, now: DateTime<Utc>, actions: &mut Actions) {
+    let Some(stored) = st.events.get(seq) else {
+        return;
+    };
+    let event = stored.event.clone();
     let name = event
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
     let ev = Incoming {
-        internal_id: st.events[idx].internal_id.clone(),
+        internal_id: stored.internal_id.clone(),
         event,
         name,
     };

@@ -56,6 +56,7 @@
 //! | `flow` | a function's flow-control settings as registered, and skip records |
 //! | `registry` | apps and functions parsed and validated from a `/fn/register` payload |
 //! | `state` | runs (memo, stack, steps, history) and the public views ([`RunView`], …) |
+//! | `connect` | the connect gateway's state: worker connections, sessions, forwarded requests and leases |
 //! | `persist` | the optional state directory (event log, run snapshots) |
 //! | `response` | reading an app's answer: status, headers, op arrays checked up front |
 //! | `flow_state` | flow-control bookkeeping (rate windows, buffers, queues, slots) |
@@ -71,6 +72,7 @@
 //! | `crons` | one task per cron trigger, routing `inngest/scheduled.timer` events |
 //! | `sync` | app registration: `/fn/register`, out-of-band and in-band sync |
 //! | `dashboard` | the run dashboard: HTML pages at `/` (apps, runs, one run, events) |
+//! | `connect_api` | the connect routes: start, flush, and the worker's WebSocket |
 //! | `http` | the HTTP API ([`Executor::router`]) |
 //!
 //! One event through them: `http` (`POST /e/{key}`) → `engine::ingest` → `intake` (stored,
@@ -102,17 +104,40 @@
 //! * State is in memory unless [`ExecutorBuilder::state_dir`] is set; then events and runs
 //!   survive a restart of the executor's process and unfinished runs resume from their last
 //!   memoized step once their app syncs again (a request that was in flight counts as a failed
-//!   attempt; a scheduled retry is sent at once with its attempt number). Flow-control state
-//!   (rate-limit windows, debounce and batch buffers, concurrency queues) is not kept, and a
-//!   cron tick due while the process was down is not replayed. Every save is fsynced. One
+//!   attempt; a scheduled retry is sent at once with its attempt number). The store is a redb
+//!   database: one fsynced transaction per save, a step result a few small rows (see the
+//!   `persist` module). Each cron's last tick is kept, and ticks that fell due while the
+//!   process was down fire on restart, in order, as on the server (see the `crons` module).
+//!   Rate-limit windows, debounce and batch buffers (with their deadlines: one that passed
+//!   while the process was down starts its run on restart), singleton keys and each throttle
+//!   key's GCRA state are kept too; the throttle and concurrency queues are rebuilt from the
+//!   unfinished runs (a run a throttle held stays held and starts on the key's schedule; the
+//!   requests of restarted runs queue for their concurrency slots again, in the order of the
+//!   runs' creation and priority, as they first did). One
 //!   executor at a time holds a directory (an OS file lock; a second one fails at `build()`
 //!   with [`ExecutorError::StateDirInUse`]), and the directory's `format.json` names its layout
 //!   version ([`ExecutorError::StateVersion`] for one this executor does not read). An app
 //!   that dies mid-step (with the executor alive) is handled like the server handles it: the
 //!   request fails, is retried, and the run resumes from its last memoized step.
-//! * `AIGateway` and `Gateway` ops fail the run with a clear error. `WaitForSignal` waits
-//!   are resumed by `POST /v1/signals` (see the `signals` module).
-//! * Apps are only reached over `http`/`https` (no Connect / WebSocket).
+//!   Memory stays bounded with a state directory: unfinished runs, the newest finished runs
+//!   ([`ExecutorBuilder::max_finished_runs_in_memory`], 1,000 by default) and the newest
+//!   events (10,000) stay in memory, the rest only in the store, found by id. The dev server
+//!   keeps everything (in memory, or in its SQLite/Postgres store) and Inngest Cloud keeps
+//!   history for a plan's retention period; here the store keeps everything and never prunes,
+//!   while listings (`GET /v1/runs`, `GET /v1/events`, [`Executor::runs`], the dashboard) show
+//!   only what is in memory, and a batch run that left memory is found from its first event
+//!   only (the store indexes runs by the event that started them).
+//! * `Gateway` (`step.fetch`) and `AIGateway` (`step.ai.infer`) calls are made by the
+//!   executor as the server makes them (see the `gateway` module for the rules and the two
+//!   differences: a 2xx AI answer that is not JSON, and `publish`). `WaitForSignal` waits are
+//!   resumed by `POST /v1/signals` (see the `signals` module). Realtime messages are forwarded
+//!   to WebSocket subscribers and the last ones kept (see the `realtime` module for the token
+//!   and the routes not served).
+//! * Apps are reached over `http`/`https`, or over connect: a worker that dials the gateway
+//!   (`POST /v0/connect/start`, then the WebSocket at `/v0/connect`, both on the executor's own
+//!   listener) syncs its apps through the socket, and their requests go over it (see the
+//!   `connect` module for routing, acks, leases and what a dropped socket does, and
+//!   [`Executor::connections`]). The gateway runs on real time, whatever the clock.
 //! * URLs are used as given: `127.0.0.1` is not rewritten to `localhost`.
 
 #![warn(missing_docs, unreachable_pub, clippy::too_many_lines)]
@@ -122,18 +147,24 @@ pub(crate) mod cron;
 pub mod expr;
 
 mod checkpoint;
+mod connect;
+mod connect_api;
 mod crons;
 mod dashboard;
 mod dispatch;
 mod engine;
+mod event_log;
 mod flow;
 mod flow_control;
 mod flow_state;
+mod gateway;
 mod http;
 mod intake;
 mod lifecycle;
 mod ops;
 mod persist;
+mod realtime;
+mod realtime_api;
 mod registry;
 mod response;
 mod restore;
@@ -151,6 +182,7 @@ use serde_json::Value;
 /// The error of a failed or cancelled run ([`RunView::error`]).
 pub use inngest_protocol::wire::ErrorObject;
 
+pub use connect::{ClosedConnection, ConnectionView};
 pub use dispatch::run_trace_id;
 pub use flow::{SkipReason, SkipView};
 pub use registry::{AppView, FunctionView};
@@ -187,7 +219,7 @@ pub enum ExecutorError {
     },
     /// The state directory's `format.json` names a format version this executor cannot read
     /// (a newer executor wrote it).
-    #[error("executor state directory {dir}: format version {found} is not supported (this executor reads version {supported})")]
+    #[error("executor state directory {dir}: format version {found} is not supported (this executor reads versions {supported})")]
     StateVersion {
         /// The directory.
         dir: String,
@@ -280,7 +312,16 @@ pub struct ExecutorBuilder {
     max_inline_state: usize,
     request_timeout: Duration,
     state_dir: Option<std::path::PathBuf>,
+    window: persist::Window,
+    connect: connect::GatewayConfig,
 }
+
+/// Finished runs a state directory's executor keeps in memory by default
+/// ([`ExecutorBuilder::max_finished_runs_in_memory`]).
+pub const DEFAULT_FINISHED_RUNS_IN_MEMORY: usize = 1_000;
+/// Events a state directory's executor keeps in memory by default
+/// ([`ExecutorBuilder::max_events_in_memory`]).
+pub const DEFAULT_EVENTS_IN_MEMORY: usize = 10_000;
 
 impl std::fmt::Debug for ExecutorBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -345,6 +386,33 @@ impl ExecutorBuilder {
         self
     }
 
+    /// The connect gateway's heartbeat interval (sent to workers in `GATEWAY_CONNECTION_READY`)
+    /// and how many of them a worker may miss before its connection is closed with
+    /// `CONSECUTIVE_HEARTBEATS_MISSED` (default: 10 s and 5, the server's).
+    pub fn connect_heartbeat(mut self, interval: Duration, misses: u32) -> Self {
+        self.connect.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self.connect.heartbeat_misses = misses.max(1);
+        self
+    }
+
+    /// How long a connect worker holds a request without extending its lease, and the
+    /// extension interval sent to workers (default: 2 min and 30 s, the server's). A request
+    /// whose lease runs out fails and is retried like any failed request.
+    pub fn connect_lease(mut self, duration: Duration, extend_interval: Duration) -> Self {
+        self.connect.lease_duration = duration;
+        self.connect.extend_lease_interval = extend_interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a request for a connect app waits for a ready worker before that attempt
+    /// fails with `connect_no_healthy_connection` (default 10 s), and how long a drained
+    /// connection has to close after `GATEWAY_CLOSING` (default 5 s).
+    pub fn connect_waits(mut self, worker_wait: Duration, drain_timeout: Duration) -> Self {
+        self.connect.worker_wait = worker_wait;
+        self.connect.drain_ack_timeout = drain_timeout;
+        self
+    }
+
     /// Keep events and runs in this directory (created if missing) so that a restarted
     /// executor carries on where the last one stopped: received events still deduplicate by id,
     /// finished runs stay in the history, and every unfinished run resumes from its last
@@ -357,9 +425,53 @@ impl ExecutorBuilder {
     /// executor, in this process or another, has it, and with [`ExecutorError::StateVersion`]
     /// if a newer executor wrote it.
     ///
+    /// Memory stays bounded however many runs the directory holds: only unfinished runs, the
+    /// newest finished ones and the newest events stay in memory
+    /// ([`max_finished_runs_in_memory`](Self::max_finished_runs_in_memory),
+    /// [`max_events_in_memory`](Self::max_events_in_memory)); older ones are read back from
+    /// the store when asked for by id ([`Executor::run`], `GET /v1/runs/{id}`,
+    /// `GET /v1/events/{id}` and `/runs`, the dashboard's run page). Listings
+    /// ([`Executor::runs`], [`Executor::events`], `GET /v1/runs`, the dashboard's lists and
+    /// figures) show what is in memory.
+    ///
     /// Default: none, everything stays in memory.
     pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// With a [`state_dir`](Self::state_dir): how many finished runs stay in memory (the
+    /// newest; a few more are let in before the oldest leave, so memory is trimmed now and then,
+    /// not after every run). Unfinished runs always stay. Without a state directory nothing
+    /// leaves memory and this has no effect.
+    ///
+    /// Default: [`DEFAULT_FINISHED_RUNS_IN_MEMORY`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), inngest_executor::ExecutorError> {
+    /// let dir = std::env::temp_dir().join(format!("doc-window-{}", std::process::id()));
+    /// let executor = inngest_executor::Executor::builder()
+    ///     .state_dir(&dir)
+    ///     .max_finished_runs_in_memory(100)
+    ///     .max_events_in_memory(500)
+    ///     .build()?;
+    /// # drop(executor);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_finished_runs_in_memory(mut self, n: usize) -> Self {
+        self.window.finished_runs = n;
+        self
+    }
+
+    /// With a [`state_dir`](Self::state_dir): how many events stay in memory (the newest).
+    /// An older event's id still deduplicates (the store is asked). Without a state directory
+    /// nothing leaves memory and this has no effect.
+    ///
+    /// Default: [`DEFAULT_EVENTS_IN_MEMORY`].
+    pub fn max_events_in_memory(mut self, n: usize) -> Self {
+        self.window.events = n;
         self
     }
 
@@ -378,7 +490,7 @@ impl ExecutorBuilder {
             .build()
             .unwrap_or_default();
         let store = match &self.state_dir {
-            Some(dir) => Some(persist::Store::open(dir)?),
+            Some(dir) => Some(persist::Store::open(dir, self.window)?),
             None => None,
         };
         let settings = Settings {
@@ -388,9 +500,10 @@ impl ExecutorBuilder {
             backoff: self.backoff,
             max_inline_state: self.max_inline_state,
             request_timeout: self.request_timeout,
+            connect: self.connect,
         };
         Ok(Executor {
-            inner: Arc::new(Inner::new(settings, http, store)),
+            inner: Arc::new(Inner::new(settings, http, gateway::client(), store)),
         })
     }
 }
@@ -409,6 +522,11 @@ impl Executor {
             max_inline_state: DEFAULT_MAX_INLINE_STATE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             state_dir: None,
+            window: persist::Window {
+                finished_runs: DEFAULT_FINISHED_RUNS_IN_MEMORY,
+                events: DEFAULT_EVENTS_IN_MEMORY,
+            },
+            connect: connect::GatewayConfig::default(),
         }
     }
 
@@ -507,10 +625,12 @@ impl Executor {
 
     /// A snapshot of one run.
     pub fn run(&self, run_id: &str) -> Option<RunView> {
-        self.inner.lock().runs.get(run_id).map(|r| r.view())
+        self.inner.lock().run_view(run_id)
     }
 
-    /// Snapshots of every run, oldest first.
+    /// Snapshots of every run in memory, oldest first: every run, unless a
+    /// [`state_dir`](ExecutorBuilder::state_dir) lets the oldest finished ones leave memory
+    /// ([`ExecutorBuilder::max_finished_runs_in_memory`]; [`Executor::run`] still finds them).
     pub fn runs(&self) -> Vec<RunView> {
         self.inner.run_views()
     }
@@ -518,15 +638,12 @@ impl Executor {
     /// Runs triggered by an event (its id as returned by the Event API, or the `id` it was sent
     /// with), oldest first.
     pub fn runs_for_event(&self, event_id: &str) -> Vec<RunView> {
-        self.inner
-            .lock()
-            .runs_of_event(event_id)
-            .into_iter()
-            .map(|r| r.view())
-            .collect()
+        self.inner.lock().run_views_of_event(event_id)
     }
 
-    /// Every event received or emitted, in order (including `inngest/…` internal events).
+    /// Every event received or emitted, in order (including `inngest/…` internal events); with a
+    /// [`state_dir`](ExecutorBuilder::state_dir), the newest ones
+    /// ([`ExecutorBuilder::max_events_in_memory`]).
     pub fn events(&self) -> Vec<Value> {
         self.inner
             .lock()
@@ -564,12 +681,7 @@ impl Executor {
             return Err(ExecutorError::RunNotFound(run_id.to_owned()));
         }
         self.inner
-            .wait_until(timeout, |st| {
-                st.runs
-                    .get(run_id)
-                    .map(|r| r.view())
-                    .filter(|v| predicate(v))
-            })
+            .wait_until(timeout, |st| st.run_view(run_id).filter(|v| predicate(v)))
             .await
             .ok_or_else(|| ExecutorError::Timeout {
                 what: format!("run `{run_id}`"),
@@ -584,8 +696,9 @@ impl Executor {
         timeout: Duration,
     ) -> Result<RunView, ExecutorError> {
         self.inner
-            .wait_until(timeout, |st| {
-                st.runs_of_event(event_id).first().map(|r| r.view())
+            .wait_until(timeout, |st| match st.runs_of_event(event_id).first() {
+                Some(run) => Some(run.view()),
+                None => st.run_views_of_event(event_id).into_iter().next(),
             })
             .await
             .ok_or_else(|| ExecutorError::Timeout {
@@ -603,9 +716,15 @@ impl Executor {
     ) -> Result<Vec<RunView>, ExecutorError> {
         self.inner
             .wait_until(timeout, |st| {
-                let runs = st.runs_of_event(event_id);
-                (runs.len() >= count && runs.iter().all(|r| r.status.is_terminal()))
-                    .then(|| runs.into_iter().map(|r| r.view()).collect())
+                let in_memory = st.runs_of_event(event_id);
+                if st.archive.is_none() {
+                    // Nothing is elsewhere: decide on the runs themselves, copy only when done.
+                    return (in_memory.len() >= count
+                        && in_memory.iter().all(|r| r.status.is_terminal()))
+                    .then(|| in_memory.into_iter().map(|r| r.view()).collect());
+                }
+                let runs = st.run_views_of_event(event_id);
+                (runs.len() >= count && runs.iter().all(|r| r.status.is_terminal())).then_some(runs)
             })
             .await
             .ok_or_else(|| ExecutorError::Timeout {
@@ -638,6 +757,73 @@ impl Executor {
                 what: format!("{count} run(s) of function `{function_id}`"),
                 timeout,
             })
+    }
+
+    /// The connect workers connected now.
+    pub fn connections(&self) -> Vec<ConnectionView> {
+        self.inner.connect.connections()
+    }
+
+    /// Connect connections that ended, oldest first, with the reason each ended.
+    pub fn connect_closed(&self) -> Vec<ClosedConnection> {
+        self.inner.connect.closed()
+    }
+
+    /// Waits until a connect worker serving `app` is ready to take requests.
+    pub async fn wait_for_connect_worker(
+        &self,
+        app: &str,
+        timeout: Duration,
+    ) -> Result<ConnectionView, ExecutorError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ready = self
+                .inner
+                .connect
+                .connections()
+                .into_iter()
+                .find(|c| c.status == "READY" && c.apps.iter().any(|a| a == app));
+            if let Some(c) = ready {
+                return Ok(c);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ExecutorError::Timeout {
+                    what: format!("a connect worker for app `{app}`"),
+                    timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Drains the connect gateway's connections as a gateway being redeployed does: each gets
+    /// `GATEWAY_CLOSING`, takes no new requests, and is closed (1001,
+    /// `connect_gateway_closing`) unless its worker closes it within the drain timeout.
+    /// The gateway keeps accepting connections, so workers reconnect to it. Returns how many
+    /// connections were drained.
+    pub fn drain_connections(&self) -> usize {
+        self.inner.connect.broadcast(|| connect::Outbound::Drain)
+    }
+
+    /// Drops every connect socket without a close frame, as a broken network would (for
+    /// tests). Requests the workers acked stay theirs until their leases run out.
+    pub fn drop_connections(&self) -> usize {
+        self.inner.connect.broadcast(|| connect::Outbound::Drop)
+    }
+
+    /// Sends raw bytes as one binary frame on a connect connection (for tests of how workers
+    /// treat bad frames). `false`: no such connection.
+    pub fn send_connect_frame(&self, connection_id: &str, bytes: Vec<u8>) -> bool {
+        self.inner
+            .connect
+            .send_to(connection_id, connect::Outbound::Frame(bytes))
+    }
+
+    /// The realtime messages published to `channel` (every channel when `None`), oldest
+    /// first, each as subscribers receive it (`{"kind": "data", "channel", "topic", "data",
+    /// "run_id"?, "fn_slug"?, "created_at"}`). The last 10,000 are kept.
+    pub fn realtime_messages(&self, channel: Option<&str>) -> Vec<Value> {
+        self.inner.realtime.messages(channel)
     }
 
     /// Cancels a running run. Returns whether it was running.

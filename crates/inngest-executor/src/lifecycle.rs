@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::registry::FunctionDef;
-use crate::shared::{new_ulid, Actions, Job, State, EVENT_CANCELLED, EVENT_FAILED, EVENT_FINISHED};
+use crate::shared::{Actions, Job, State, EVENT_CANCELLED, EVENT_FAILED, EVENT_FINISHED};
 use crate::state::{HistoryKind, Run, RunStatus, StepStatus};
 use inngest_protocol::wire;
 
@@ -44,7 +44,7 @@ pub(crate) fn start_run(
         event_id,
         correlation_id,
     } = new;
-    let id = new_ulid(now);
+    let id = st.new_run_id(now);
     let mocks = st.mocks.get(&function.slug).cloned().unwrap_or_default();
     let name = event
         .get("name")

@@ -1,7 +1,8 @@
 //! A local stand-in for `inngest dev -u <app url>`, built on the crate's local executor: Event
 //! API, app sync (re-synced every few seconds like the dev server's poll), runs, and run history
 //! over the dev server's REST API. It speaks only the serve protocol, so it drives any SDK's app.
-//! It is a development tool, not a production server: state lives in memory.
+//! It is a development tool, not a production server: state lives in memory, or in a state
+//! directory with `--state-dir` (runs, events and their progress survive a restart).
 //! Installed with `cargo install inngest-executor`.
 //!
 //! ```text
@@ -16,6 +17,9 @@
 //!       --retry-interval <dur>   fixed delay between retries (default: exponential from 1s)
 //!       --signing-key <key>      sign requests and require the key on /fn/register, /v0, /v1
 //!       --event-key <key>        accept events only at /e/<key>
+//!       --state-dir <dir>        keep state in <dir> (a transactional store; one server per dir)
+//!       --keep-runs <n>          with --state-dir: finished runs kept in memory (default 1000)
+//!       --keep-events <n>        with --state-dir: events kept in memory (default 10000)
 //! ```
 //!
 //! Point apps at it with `INNGEST_DEV=1 INNGEST_BASE_URL=http://127.0.0.1:8288`. Then:
@@ -25,6 +29,9 @@
 //! curl -s localhost:8288/v1/events/<id>/runs                           # runs of that event
 //! curl -s localhost:8288/v1/runs/<run id>/steps                        # its steps with timings
 //! ```
+//!
+//! Connect workers need no `-u`: they dial the connect gateway on the same port
+//! (`POST /v0/connect/start`, then the WebSocket at `/v0/connect`) and sync through it.
 //!
 //! At startup it prints the URL of the run dashboard (`http://127.0.0.1:8288/`): apps and
 //! functions, runs (filterable, live), one run's steps, events.
@@ -46,11 +53,20 @@ struct Args {
     retry_interval: Option<Duration>,
     signing_key: Option<String>,
     event_key: Option<String>,
+    state_dir: Option<String>,
+    keep_runs: Option<usize>,
+    keep_events: Option<usize>,
 }
 
 const USAGE: &str =
     "usage: inngest-dev-server [-p PORT] [--host ADDR] [-u URL]... [--poll-interval DUR | --no-poll] \
-[--retry-interval DUR] [--signing-key KEY] [--event-key KEY]";
+[--retry-interval DUR] [--signing-key KEY] [--event-key KEY] [--state-dir DIR] [--keep-runs N] \
+[--keep-events N]";
+
+fn parse_count(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} must be a whole number, not `{v}`"))
+}
 
 fn parse_duration(flag: &str, v: &str) -> Result<Duration, String> {
     if let Ok(secs) = v.parse::<u64>() {
@@ -68,6 +84,9 @@ fn parse_args(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
         retry_interval: None,
         signing_key: None,
         event_key: None,
+        state_dir: None,
+        keep_runs: None,
+        keep_events: None,
     };
     let mut it = raw.into_iter();
     while let Some(arg) = it.next() {
@@ -94,6 +113,9 @@ fn parse_args(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--retry-interval" => args.retry_interval = Some(parse_duration(&flag, &value()?)?),
             "--signing-key" => args.signing_key = Some(value()?),
             "--event-key" => args.event_key = Some(value()?),
+            "--state-dir" => args.state_dir = Some(value()?),
+            "--keep-runs" => args.keep_runs = Some(parse_count(&flag, &value()?)?),
+            "--keep-events" => args.keep_events = Some(parse_count(&flag, &value()?)?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -152,6 +174,15 @@ async fn main() -> ExitCode {
         .event_key(args.event_key.clone());
     if let Some(d) = args.retry_interval {
         builder = builder.retry_interval(d);
+    }
+    if let Some(dir) = &args.state_dir {
+        builder = builder.state_dir(dir);
+    }
+    if let Some(n) = args.keep_runs {
+        builder = builder.max_finished_runs_in_memory(n);
+    }
+    if let Some(n) = args.keep_events {
+        builder = builder.max_events_in_memory(n);
     }
     let executor = match builder.build() {
         Ok(e) => e,
@@ -235,8 +266,19 @@ mod tests {
             "500ms",
             "--event-key",
             "k",
+            "--state-dir",
+            "/tmp/s",
+            "--keep-runs",
+            "50",
+            "--keep-events=70",
         ])
         .unwrap();
+        assert_eq!(a.state_dir.as_deref(), Some("/tmp/s"));
+        assert_eq!((a.keep_runs, a.keep_events), (Some(50), Some(70)));
+        assert_eq!(
+            parse(&["--keep-runs", "many"]).unwrap_err(),
+            "--keep-runs must be a whole number, not `many`"
+        );
         assert_eq!(a.port, 9000);
         assert_eq!(a.host, "127.0.0.1");
         assert_eq!(a.urls, ["http://a/api/inngest", "http://b/api/inngest"]);

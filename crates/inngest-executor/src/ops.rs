@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::gateway::{self, GatewayCall};
 use crate::lifecycle::{complete_step, finish_run, request_discovery, resolve_pending, Resolution};
 use crate::response::{
     chrono_duration, step_label, Failure, OpAction, OpsResponse, Outcome, ParsedOp,
@@ -371,7 +372,9 @@ impl Inner {
             | OpAction::Wait { .. }
             | OpAction::Invoke { .. }
             | OpAction::Signal { .. }
+            | OpAction::Gateway(_)
                 if duplicate => {}
+            OpAction::Gateway(call) => gateway_done(run, a, &op, &label, call),
             OpAction::Planned => plan_step(run, &op.id, &label, now, actions),
             action @ (OpAction::Sleep(_)
             | OpAction::Wait { .. }
@@ -589,6 +592,25 @@ fn step_errored(run: &mut Run, a: &mut Answer<'_>, op: &Op, label: &str, err: Va
             format!("step `{label}` errored"),
         );
         a.retry = true;
+    }
+}
+
+/// A `Gateway` / `AIGateway` call was made: its result is the step's memo, and a failed call
+/// is retried like a step error (the next attempt asks for the call again).
+fn gateway_done(run: &mut Run, a: &mut Answer<'_>, op: &Op, label: &str, call: GatewayCall) {
+    let (job, now) = (a.job, a.now);
+    let op_name = match call.kind {
+        gateway::Kind::Fetch => "Gateway",
+        gateway::Kind::Ai => "AIGateway",
+    };
+    run.step_mut(&op.id, label, op_name, job.sent_at.unwrap_or(now));
+    match call.result {
+        Some(Ok(memo)) => {
+            a.completed |= complete_step(run, job, &op.id, label, memo, StepStatus::Completed, now);
+        }
+        Some(Err(err)) => step_errored(run, a, op, label, err),
+        // Only a checkpoint could bring an unmade call, and checkpoints skip these ops.
+        None => {}
     }
 }
 

@@ -366,7 +366,8 @@ fn parse_triggers(
     (triggers, crons)
 }
 
-/// The URL of the one step (http or https).
+/// The URL of the one step: http or https, or ws/wss for an app served over connect (its
+/// requests go to a connected worker, see [`crate::connect`]).
 fn step_url(f: &FunctionConfig, errors: &mut Vec<String>) -> Option<url::Url> {
     let Some(step) = f.step() else {
         errors.push("Functions must contain one step".into());
@@ -374,10 +375,10 @@ fn step_url(f: &FunctionConfig, errors: &mut Vec<String>) -> Option<url::Url> {
     };
     let raw = step.runtime.url.as_str();
     match url::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+        Ok(u) if matches!(u.scheme(), "http" | "https" | "ws" | "wss") => Some(u),
         Ok(u) => {
             errors.push(format!(
-                "step runtime URL scheme `{}` is not supported by the local executor (http or https only)",
+                "step runtime URL scheme `{}` is not supported by the local executor (http, https, or ws/wss over connect)",
                 u.scheme()
             ));
             None

@@ -11,6 +11,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 
 use crate::expr::{Expr, Policy};
+use crate::gateway::{self, GatewayCall};
 use crate::state::HistoryKind;
 use inngest_protocol::wire::ErrorObject;
 use inngest_protocol::wire::{headers as h, Op, OpCode};
@@ -91,6 +92,8 @@ pub(crate) enum OpAction {
         replace: bool,
         until: DateTime<Utc>,
     },
+    /// A `Gateway` or `AIGateway` call, made before the answer is applied.
+    Gateway(GatewayCall),
     Complete(Value),
     Discovery,
     Nothing,
@@ -180,31 +183,60 @@ fn invalid(reason: String) -> Outcome {
     })
 }
 
-/// A streamed (201) answer: keep-alive bytes, then `{"status", "headers", "body"}`.
+/// The final chunk of a streamed (201) answer, as the real server reads it
+/// (`httpdriver.StreamResponse`): header values must be strings, `body` is kept as raw JSON.
+#[derive(serde::Deserialize)]
+struct StreamEnvelope<'a> {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    status: Option<u16>,
+    /// `None` only when absent: a `null` body is kept as the JSON `null`, like Go's
+    /// `json.RawMessage`.
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    body: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    headers: Option<std::collections::HashMap<String, String>>,
+}
+
+fn present_raw<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// A streamed (201) answer: keep-alive bytes, then `{"status", "headers", "body"}`, unwrapped
+/// like the real server's `ParseStream`: the whole body is one JSON value (the keep-alive spaces
+/// before it and any whitespace after it are skipped as JSON whitespace), a non-null `error` fails
+/// the attempt, a `body` that is a JSON string is unquoted once (any other JSON is the body as
+/// sent), and the inner `headers` are set over the outer ones, so `X-Inngest-No-Retry`,
+/// `Retry-After` and `X-Inngest-Req-Version` are read from them.
 fn unwrap_stream(raw: &RawResponse) -> Result<RawResponse, String> {
     let text = String::from_utf8_lossy(&raw.body);
-    let v: Value = serde_json::from_str(text.trim())
+    let envelope: StreamEnvelope<'_> = serde_json::from_str(&text)
         .map_err(|e| format!("streamed (201) response is not a JSON envelope: {e}"))?;
-    let status = v
-        .get("status")
-        .and_then(Value::as_u64)
-        .and_then(|s| u16::try_from(s).ok())
+    if let Some(error) = envelope.error {
+        return Err(format!("streamed (201) response reports an error: {error}"));
+    }
+    let status = envelope
+        .status
         .ok_or("streamed (201) response has no `status`")?;
     let mut headers = raw.headers.clone();
-    if let Some(hs) = v.get("headers").and_then(Value::as_object) {
-        for (k, val) in hs {
-            if let (Ok(n), Some(Ok(v))) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                val.as_str().map(HeaderValue::from_str),
-            ) {
-                headers.insert(n, v);
-            }
+    for (k, val) in envelope.headers.unwrap_or_default() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&val),
+        ) {
+            headers.insert(n, v);
         }
     }
-    let body = match v.get("body") {
-        Some(Value::String(s)) => Bytes::from(s.clone()),
-        Some(other) => Bytes::from(other.to_string()),
+    let body = match envelope.body.map(serde_json::value::RawValue::get) {
         None => Bytes::new(),
+        Some(json) if json.starts_with('"') => match serde_json::from_str::<String>(json) {
+            Ok(unquoted) => Bytes::from(unquoted),
+            Err(_) => Bytes::from(json.to_owned()),
+        },
+        Some(json) => Bytes::from(json.to_owned()),
     };
     Ok(RawResponse {
         status,
@@ -335,6 +367,8 @@ fn op_action(i: usize, given: &str, op: &Op, now: DateTime<Utc>) -> Result<OpAct
         OpCode::WaitForEvent => wait_action(i, op, &opts, now)?,
         OpCode::InvokeFunction => invoke_action(i, &opts, now)?,
         OpCode::WaitForSignal => signal_action(i, op, &opts, now)?,
+        OpCode::Gateway => OpAction::Gateway(gateway::fetch_call(i, &opts)?),
+        OpCode::AiGateway => OpAction::Gateway(gateway::ai_call(i, &opts)?),
         OpCode::RunComplete => OpAction::Complete(data),
         OpCode::DiscoveryRequest => OpAction::Discovery,
         OpCode::None => OpAction::Nothing,
@@ -615,6 +649,84 @@ mod tests {
             }
             _ => panic!("expected ops"),
         }
+    }
+
+    #[test]
+    fn streamed_envelopes_follow_the_server() {
+        let now = Utc::now();
+        let unwrap = |body: &str| unwrap_stream(&raw(201, &[SDK], body));
+        // Keep-alive spaces before, JSON whitespace after; inner headers set over the outer ones.
+        let inner = unwrap(
+            "  \n {\"status\":500,\"headers\":{\"X-Inngest-No-Retry\":\"true\",\"retry-after\":\"30\",\"x-inngest-sdk\":\"inner\"},\"body\":\"{\\\"message\\\":\\\"boom\\\"}\",\"version\":2}\r\n\t",
+        )
+        .unwrap();
+        assert_eq!(inner.status, 500);
+        assert_eq!(inner.body.as_ref(), br#"{"message":"boom"}"#);
+        assert_eq!(inner.headers["x-inngest-no-retry"], "true");
+        assert_eq!(inner.headers["retry-after"], "30");
+        assert_eq!(inner.headers["x-inngest-sdk"], "inner");
+        // Headers from the envelope decide retries and the retry time.
+        match classify(
+            raw(
+                201,
+                &[SDK],
+                r#" {"status":500,"headers":{"x-inngest-no-retry":"false","retry-after":"30"},"body":"{\"name\":\"Error\",\"message\":\"later\"}"}"#,
+            ),
+            now,
+        ) {
+            Outcome::Failure(f) => {
+                assert!(f.retriable);
+                assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
+                assert_eq!(f.error["message"], "later");
+            }
+            _ => panic!("expected failure"),
+        }
+        match classify(
+            raw(
+                201,
+                &[SDK],
+                r#"{"status":400,"headers":{"X-Inngest-No-Retry":"true"},"body":"{}"}"#,
+            ),
+            now,
+        ) {
+            Outcome::Failure(f) => assert!(!f.retriable),
+            _ => panic!("expected failure"),
+        }
+        // A body that is not a JSON string is used as sent, byte for byte.
+        let inner = unwrap(r#"{"status":200,"body":{"b":1,  "a":2.50}}"#).unwrap();
+        assert_eq!(inner.body.as_ref(), br#"{"b":1,  "a":2.50}"#);
+        let inner = unwrap(r#"{"status":200,"body":null,"headers":null,"error":null}"#).unwrap();
+        assert_eq!(inner.body.as_ref(), b"null");
+        let inner = unwrap(r#"{"status":200}"#).unwrap();
+        assert!(inner.body.is_empty());
+        // A string body is unquoted once only.
+        let inner = unwrap(r#"{"status":200,"body":"\"hi\""}"#).unwrap();
+        assert_eq!(inner.body.as_ref(), br#""hi""#);
+        // A non-null `error` fails the attempt, whatever else the envelope says.
+        assert_eq!(
+            unwrap(r#"{"status":200,"body":"1","error":"stream broke"}"#).err(),
+            Some("streamed (201) response reports an error: stream broke".to_owned())
+        );
+        match classify(raw(201, &[SDK], r#"{"error":"x","status":200}"#), now) {
+            Outcome::Failure(f) => {
+                assert!(f.retriable);
+                assert_eq!(f.kind, HistoryKind::InvalidResponse);
+            }
+            _ => panic!("expected failure"),
+        }
+        // Like Go's `map[string]string`: a header value that is not a string is a parse error.
+        assert!(
+            unwrap(r#"{"status":206,"headers":{"x-inngest-req-version":2},"body":"[]"}"#)
+                .err()
+                .unwrap()
+                .starts_with("streamed (201) response is not a JSON envelope")
+        );
+        assert!(unwrap("   ").is_err());
+        assert!(unwrap(r#"{"status":206} trailing"#).is_err());
+        assert_eq!(
+            unwrap(r#"{"body":"[]"}"#).err(),
+            Some("streamed (201) response has no `status`".to_owned())
+        );
     }
 
     #[test]

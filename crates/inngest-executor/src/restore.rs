@@ -32,6 +32,7 @@ impl Inner {
             return;
         }
         let mut restored_any = false;
+        let mut unfinished = Vec::new();
         for rec in std::mem::take(&mut st.restored) {
             let Some(function) = st.functions.get(&rec.function).cloned() else {
                 st.restored.push(rec);
@@ -49,6 +50,7 @@ impl Inner {
             let mut run = run_of_record(rec, function);
             if run.status == RunStatus::Running {
                 self.resume(&mut run, resume, now, actions);
+                unfinished.push(run.id.clone());
             }
             st.runs_by_event
                 .entry(run.event_id.clone())
@@ -64,6 +66,12 @@ impl Inner {
             for ids in st.runs_by_event.values_mut() {
                 ids.sort_by(|a, b| (runs[a].started_at, a).cmp(&(runs[b].started_at, b)));
             }
+        }
+        // Run ids sort in creation order ([`State::new_run_id`]): the queues of concurrency
+        // and throttle are rebuilt in the order the runs joined them, ties included.
+        unfinished.sort_unstable();
+        for id in &unfinished {
+            crate::flow_control::restore_run_flow(st, id, now, actions);
         }
     }
 

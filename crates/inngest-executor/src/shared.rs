@@ -10,6 +10,7 @@
 //! This module depends only on the data modules below it (`state`, `registry`, `persist`,
 //! `flow_state`, `clock`), never on the modules that drive runs.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,8 +21,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::clock::Clock;
+use crate::event_log::EventLog;
 use crate::flow_state::{FlowState, FlowTimer};
-use crate::persist::{Loaded, RunRecord, Store};
+use crate::persist::{Archive, FlowRecord, Loaded, RunRecord, Store};
 use crate::registry::{AppDef, FunctionDef};
 use crate::state::{Run, RunView, StoredEvent};
 use inngest_protocol::signature::SigningKey;
@@ -87,6 +89,8 @@ pub(crate) struct Settings {
     pub(crate) backoff: Backoff,
     pub(crate) max_inline_state: usize,
     pub(crate) request_timeout: Duration,
+    /// Timings of the connect gateway.
+    pub(crate) connect: crate::connect::GatewayConfig,
 }
 
 /// Shared executor state.
@@ -96,6 +100,12 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// For `http` apps: sends exactly the headers given (plus `Host` and `Content-Length`).
     pub(crate) plain: PlainClient,
+    /// For `Gateway` / `AIGateway` calls (the `gateway` module).
+    pub(crate) gateway: reqwest::Client,
+    /// Realtime messages, subscribers and tokens.
+    pub(crate) realtime: crate::realtime::Hub,
+    /// Connect workers and the requests they hold.
+    pub(crate) connect: crate::connect::Hub,
     state: Mutex<State>,
     changes: tokio::sync::watch::Sender<u64>,
     seq: AtomicU64,
@@ -122,8 +132,10 @@ pub(crate) struct SyncRecord {
 pub(crate) struct State {
     pub(crate) apps: BTreeMap<String, AppEntry>,
     pub(crate) functions: BTreeMap<String, Arc<FunctionDef>>,
-    pub(crate) events: Vec<StoredEvent>,
-    pub(crate) event_index: HashMap<String, usize>,
+    /// The events in memory (with a state directory, the newest ones; see [`EventLog`]).
+    pub(crate) events: EventLog,
+    /// The runs in memory (with a state directory, the unfinished and the newest finished
+    /// ones; the others are read back from [`State::archive`]).
     pub(crate) runs: HashMap<String, Run>,
     pub(crate) run_order: Vec<String>,
     pub(crate) runs_by_event: HashMap<String, Vec<String>>,
@@ -134,23 +146,113 @@ pub(crate) struct State {
     pub(crate) flow: FlowState,
     /// Runs read from the state directory whose function has not been registered again yet.
     pub(crate) restored: Vec<RunRecord>,
+    /// The last tick each cron fired, by `<function slug>\0<expression>` (kept in the state
+    /// directory, so ticks missed while the process was down are fired on restart).
+    pub(crate) cron_ticks: BTreeMap<String, DateTime<Utc>>,
+    /// Debounce and batch buffers read from the state directory whose function has not been
+    /// registered again yet ([`crate::flow_control::restore_held`]).
+    pub(crate) held_flow: FlowRecord,
+    /// With a state directory: lookups of the runs and events that left memory.
+    pub(crate) archive: Option<Archive>,
+    /// The last run id given out ([`State::new_run_id`]).
+    last_run_id: Option<ulid::Ulid>,
 }
 
 impl State {
-    /// Internal id of an event given either its internal id or the id it was sent with.
-    pub(crate) fn resolve_event_id(&self, id: &str) -> Option<String> {
-        self.event_index
-            .get(id)
-            .map(|&i| self.events[i].internal_id.clone())
+    /// A new run's id: a ULID with the run's creation time whose order is the order runs were
+    /// created in, within one millisecond too (the random part of the previous id plus one),
+    /// so that runs read back after a restart queue up again in the order they were created.
+    pub(crate) fn new_run_id(&mut self, now: DateTime<Utc>) -> String {
+        let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+        let next = self
+            .last_run_id
+            .filter(|last| last.timestamp_ms() == ms)
+            .and_then(|last| last.increment());
+        // A fresh random part leaves its top bit clear: room for 2^79 increments.
+        let id = next.unwrap_or_else(|| ulid::Ulid::from_parts(ms, rand::random::<u128>() >> 49));
+        self.last_run_id = Some(id);
+        id.to_string()
     }
 
-    /// Runs triggered by an event, in creation order.
+    /// An event by its internal id or the id it was sent with: from memory, else from the
+    /// store.
+    pub(crate) fn event(&self, id: &str) -> Option<Cow<'_, StoredEvent>> {
+        if let Some(ev) = self.events.find(id) {
+            return Some(Cow::Borrowed(ev));
+        }
+        if self.events.holds_all() {
+            return None;
+        }
+        self.archive.as_ref()?.event(id).map(Cow::Owned)
+    }
+
+    /// Internal id of an event given either its internal id or the id it was sent with.
+    pub(crate) fn resolve_event_id(&self, id: &str) -> Option<String> {
+        self.event(id).map(|e| e.internal_id.clone())
+    }
+
+    /// Runs in memory triggered by an event, in creation order.
     pub(crate) fn runs_of_event(&self, id: &str) -> Vec<&Run> {
         let internal = self.resolve_event_id(id).unwrap_or_else(|| id.to_owned());
         self.runs_by_event
             .get(&internal)
             .map(|ids| ids.iter().filter_map(|r| self.runs.get(r)).collect())
             .unwrap_or_default()
+    }
+
+    /// A run that is only in the store (it left memory), read back whole.
+    pub(crate) fn archived_run(&self, id: &str) -> Option<RunRecord> {
+        if self.runs.contains_key(id) {
+            return None;
+        }
+        self.archive.as_ref()?.run(id)
+    }
+
+    /// A run's view: from memory, else from the store.
+    pub(crate) fn run_view(&self, id: &str) -> Option<RunView> {
+        if let Some(run) = self.runs.get(id) {
+            return Some(run.view());
+        }
+        self.archived_run(id).map(|r| self.view_of(r))
+    }
+
+    /// The view of a run read back from the store.
+    pub(crate) fn view_of(&self, rec: RunRecord) -> RunView {
+        let slug = rec.function.clone();
+        rec.into_view(|| self.app_of(&slug))
+    }
+
+    /// The app id of a function slug, when the function is registered (else empty).
+    pub(crate) fn app_of(&self, slug: &str) -> String {
+        self.functions
+            .get(slug)
+            .map(|f| f.app.clone())
+            .unwrap_or_default()
+    }
+
+    /// The runs an event triggered that are only in the store, read back whole.
+    pub(crate) fn archived_runs_of_event(&self, id: &str) -> Vec<RunRecord> {
+        let Some(archive) = &self.archive else {
+            return Vec::new();
+        };
+        let internal = self.resolve_event_id(id).unwrap_or_else(|| id.to_owned());
+        archive
+            .runs_of_event(&internal)
+            .iter()
+            .filter(|run_id| !self.runs.contains_key(*run_id))
+            .filter_map(|run_id| archive.run(run_id))
+            .collect()
+    }
+
+    /// Views of the runs an event triggered, in memory or in the store, oldest first.
+    pub(crate) fn run_views_of_event(&self, id: &str) -> Vec<RunView> {
+        let mut views: Vec<RunView> = self.runs_of_event(id).iter().map(|r| r.view()).collect();
+        let archived = self.archived_runs_of_event(id);
+        if !archived.is_empty() {
+            views.extend(archived.into_iter().map(|r| self.view_of(r)));
+            views.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        }
+        views
     }
 
     /// A registered function by composite id or UUID.
@@ -240,6 +342,7 @@ impl Inner {
     pub(crate) fn new(
         settings: Settings,
         http: reqwest::Client,
+        gateway: reqwest::Client,
         store: Option<(Store, Loaded)>,
     ) -> Inner {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -250,21 +353,27 @@ impl Inner {
                 .build(connector);
         let mut state = State::default();
         let store = store.map(|(store, loaded)| {
-            for ev in loaded.events {
-                let idx = state.events.len();
-                if let Some(uid) = ev.event.get("id").and_then(Value::as_str) {
-                    state.event_index.insert(uid.to_owned(), idx);
-                }
-                state.event_index.insert(ev.internal_id.clone(), idx);
-                state.events.push(ev);
-            }
+            state.events = loaded.events;
+            state.archive = Some(store.archive());
             state.restored = loaded.runs;
+            state.cron_ticks = loaded.crons;
+            let mut flow = loaded.flow;
+            state.flow.rate = std::mem::take(&mut flow.rate).into_iter().collect();
+            state.flow.singleton = std::mem::take(&mut flow.singleton).into_iter().collect();
+            state.flow.throttle = std::mem::take(&mut flow.throttle)
+                .into_iter()
+                .map(|(k, tat)| (k, crate::flow_state::ThrottleQueue::resumed(tat)))
+                .collect();
+            state.held_flow = flow;
             store
         });
         Inner {
             settings,
             http,
             plain,
+            gateway,
+            realtime: crate::realtime::Hub::default(),
+            connect: crate::connect::Hub::default(),
             state: Mutex::new(state),
             changes: tokio::sync::watch::channel(0).0,
             seq: AtomicU64::new(1),
@@ -288,21 +397,56 @@ impl Inner {
         self.signal();
     }
 
+    /// With a state directory: lets the oldest finished runs and events that are in the store
+    /// leave memory once more than the window's are there ([`crate::persist::Window`]).
+    fn trim(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let mut st = self.lock();
+        let gone = store.trim_runs(&st.run_order);
+        if !gone.is_empty() {
+            st.run_order.retain(|id| !gone.contains(id));
+            for id in &gone {
+                st.runs.remove(id);
+                st.flow.runs.remove(id);
+            }
+            st.runs_by_event.retain(|_, ids| {
+                ids.retain(|id| !gone.contains(id));
+                !ids.is_empty()
+            });
+            tracing::debug!(
+                runs = gone.len(),
+                "finished runs left memory (kept in the store)"
+            );
+        }
+        let st = &mut *st;
+        st.flow.trim_skipped(store.window().events);
+        let events = store.trim_events(&mut st.events);
+        if events > 0 {
+            tracing::debug!(events, "events left memory (kept in the store)");
+        }
+    }
+
     /// Wakes the waiters of [`Inner::wait_until`].
     pub(crate) fn signal(&self) {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// Writes the snapshots of runs that changed and the new events to the state directory.
+    /// Writes the snapshots of runs that changed and the new events to the state directory,
+    /// then lets what is saved and beyond the memory window leave memory.
     pub(crate) fn save(&self) {
         let Some(store) = &self.store else {
             return;
         };
         let pass = {
             let st = self.lock();
-            store.collect(&st.runs, &st.events)
+            let mut flow = st.flow.record();
+            flow.merge(&st.held_flow);
+            store.collect(&st.runs, &st.events, &st.cron_ticks, flow)
         };
         pass.write();
+        self.trim();
     }
 
     /// A fresh sequence number for pending-op timers.
@@ -375,6 +519,18 @@ fn new_job_id() -> String {
     String::from_utf8(out).unwrap_or_else(|_| "0".into())
 }
 
+/// An error and its sources, on one line.
+pub(crate) fn describe_error(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +539,27 @@ mod tests {
     fn ids() {
         assert_eq!(random_uuid().len(), 36);
         assert!(!new_job_id().is_empty());
+    }
+
+    #[test]
+    fn run_ids_carry_the_creation_time_and_sort_in_creation_order_within_a_millisecond() {
+        let mut st = State::default();
+        let t = DateTime::from_timestamp_millis(1_772_366_400_000).unwrap();
+        let later = DateTime::from_timestamp_millis(1_772_366_400_001).unwrap();
+        let ids: Vec<String> = (0..200).map(|_| st.new_run_id(t)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids, "strictly increasing at one instant");
+        let parse = |id: &str| ulid::Ulid::from_string(id).unwrap();
+        assert!(ids
+            .iter()
+            .all(|id| parse(id).timestamp_ms() == 1_772_366_400_000));
+        let next = st.new_run_id(later);
+        assert_eq!(parse(&next).timestamp_ms(), 1_772_366_400_001);
+        assert!(next > ids[199]);
+        // The clock moved back (a virtual clock may): the id keeps the time it was given.
+        assert_eq!(parse(&st.new_run_id(t)).timestamp_ms(), 1_772_366_400_000);
     }
 
     #[test]

@@ -3,14 +3,19 @@
 //!
 //! Facts mirrored (not code) from the server and the JS SDK 4.x:
 //! * the op carries `opts: {signal, timeout, conflict}` (inngest-js `packages/inngest/src/
-//!   components/InngestStepTools.ts`, `waitForSignal`); its memo is `{"signal", "data"}` when
-//!   a signal arrives and `null` on timeout;
+//!   components/InngestStepTools.ts`, `waitForSignal`); its memo is
+//!   `{"data": {"signal", "data"}}` when a signal arrives (inngest `executor.go` `ResumeSignal`)
+//!   and `null` on timeout;
 //! * a signal has at most one waiter. A second wait on a signal already waited on fails its
 //!   step with a "Signal conflict" error, unless it asks `conflict: "replace"`, in which case it
 //!   takes the signal over and the earlier wait can only time out (inngest `pkg/execution/
 //!   executor/executor.go` `handleGeneratorWaitForSignal`, `state.ErrSignalConflict`, the
 //!   `savePause` script's `replaceSignalOnConflict`);
-//! * a signal sent when nobody waits is not stored: nothing resumes later.
+//! * a signal sent when nobody waits is not stored: nothing resumes later. `POST /v1/signals`
+//!   answers as `pkg/api/apiv1/signals.go` `receiveSignal` does: 200
+//!   `{"data": {"run_id"}, "metadata": {"fetched_at"}}`, 404 `{"error": "No signal found"}`
+//!   when nobody waits, 400 `"Invalid signal data"` for a body that is not the request's
+//!   JSON, 500 `"Failed to receive signal"` for an empty signal name.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -105,7 +110,9 @@ pub(crate) fn deliver(
     let (run_id, step) = waiter(st, signal, None)?;
     let run = st.runs.get_mut(&run_id)?;
     let resolution = Resolution {
-        memo: json!({"signal": signal, "data": data}),
+        // The server resumes with `{"data": {"signal", "data"}}` (`state.SignalStepReturn`
+        // under `execution.StateDataKey`), like a run step's output.
+        memo: json!({"data": {"signal": signal, "data": data}}),
         status: StepStatus::Completed,
         kind: HistoryKind::Resumed,
         message: format!("signal `{signal}` received"),

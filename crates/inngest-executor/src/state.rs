@@ -379,7 +379,7 @@ impl Run {
 /// The `name`, `message` and `stack` of a run's error (any JSON the app answered with):
 /// strings are taken as they are, a missing name is `Error`, a missing message is empty and any
 /// other value is its JSON text.
-fn error_object(error: &Value) -> ErrorObject {
+pub(crate) fn error_object(error: &Value) -> ErrorObject {
     let text = |key: &str| match error.get(key) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),

@@ -54,6 +54,7 @@ impl Inner {
                         error: None,
                     });
                     self.restore_runs(&mut st, now, &mut actions);
+                    crate::flow_control::restore_held(&mut st, &mut actions);
                     Ok((def, modified))
                 }
             }
@@ -87,7 +88,11 @@ impl Inner {
         for f in &def.functions {
             st.functions.insert(f.slug.clone(), f.clone());
             for sched in &f.crons {
-                crons.push(self.spawn_cron(f.clone(), sched.clone(), now));
+                let last = st
+                    .cron_ticks
+                    .get(&crate::crons::tick_key(f, sched))
+                    .copied();
+                crons.push(self.spawn_cron(f.clone(), sched.clone(), last, now));
             }
         }
         st.apps.insert(

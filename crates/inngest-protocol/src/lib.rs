@@ -10,6 +10,8 @@
 //! * [`signature`]: signing keys, `X-Inngest-Signature` signing and verification, the API bearer.
 //! * [`timestr`]: the protocol's duration strings (`"1h30m"`) and instants.
 //! * [`step_id`]: hashed step ids (`hex(SHA-1(id))`, `id:n` for repeats).
+//! * [`connect`] (feature `connect`): the protobuf messages of the connect transport, where a
+//!   worker dials out to the gateway over a WebSocket.
 //! * [`expr`]: parsing (and so validation) of Inngest's CEL expressions; [`quote`] builds them
 //!   with correct quoting.
 //!
@@ -21,6 +23,8 @@
 
 #![warn(missing_docs, unreachable_pub, clippy::too_many_lines)]
 
+#[cfg(feature = "connect")]
+pub mod connect;
 pub mod cron;
 pub mod expr;
 pub mod quote;

@@ -39,6 +39,11 @@ pub const DEFAULT_DEV_ORIGIN: &str = "http://localhost:8288";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Default framework name reported to Inngest.
 pub const DEFAULT_FRAMEWORK: &str = "axum";
+/// Default time an execution call may take before a streaming serve endpoint switches to a
+/// streamed `201` answer: 3 s.
+pub const DEFAULT_STREAMING_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(3);
+/// Default time between two keep-alive spaces of a streamed answer: 3 s (the JS SDK's interval).
+pub const DEFAULT_STREAMING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Whether the SDK talks to Inngest Cloud (or a self-hosted server) or to a local Dev Server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,13 @@ pub enum ConfigError {
     /// The app id is empty.
     #[error("the app id must not be empty")]
     EmptyAppId,
+    /// The streaming settings cannot be used: a zero keep-alive interval, or streaming on in a
+    /// build without the `axum` feature (the serve router is what streams).
+    #[error("invalid streaming setting: {reason}")]
+    InvalidStreaming {
+        /// What is wrong.
+        reason: String,
+    },
     /// A boolean setting has an unrecognised value.
     #[error("invalid value {value:?} for {var}: expected 1, true, 0 or false")]
     InvalidBool {
@@ -127,6 +139,9 @@ pub struct Config {
     max_body_bytes: usize,
     framework: String,
     checkpointing: bool,
+    streaming: bool,
+    streaming_threshold: std::time::Duration,
+    streaming_interval: std::time::Duration,
 }
 
 impl Config {
@@ -217,6 +232,25 @@ impl Config {
     pub fn checkpointing(&self) -> bool {
         self.checkpointing
     }
+
+    /// Whether slow execution calls are answered as streamed `201` keep-alive responses
+    /// (default `false`): see
+    /// [`InngestBuilder::streaming`](crate::client::InngestBuilder::streaming).
+    pub fn streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// How long an execution call may take before its answer is streamed (default 3 s): see
+    /// [`InngestBuilder::streaming_threshold`](crate::client::InngestBuilder::streaming_threshold).
+    pub fn streaming_threshold(&self) -> std::time::Duration {
+        self.streaming_threshold
+    }
+
+    /// Time between two keep-alive spaces of a streamed answer (default 3 s): see
+    /// [`InngestBuilder::streaming_interval`](crate::client::InngestBuilder::streaming_interval).
+    pub fn streaming_interval(&self) -> std::time::Duration {
+        self.streaming_interval
+    }
 }
 
 impl fmt::Debug for Config {
@@ -241,6 +275,9 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("framework", &self.framework)
             .field("checkpointing", &self.checkpointing)
+            .field("streaming", &self.streaming)
+            .field("streaming_threshold", &self.streaming_threshold)
+            .field("streaming_interval", &self.streaming_interval)
             .finish()
     }
 }
@@ -269,6 +306,9 @@ pub(crate) struct Settings {
     pub(crate) max_body_bytes: Option<usize>,
     pub(crate) framework: Option<String>,
     pub(crate) checkpointing: bool,
+    pub(crate) streaming: Option<bool>,
+    pub(crate) streaming_threshold: Option<std::time::Duration>,
+    pub(crate) streaming_interval: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for Settings {
@@ -328,7 +368,40 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_FRAMEWORK.to_owned()),
             checkpointing: self.checkpointing,
+            streaming: self.resolve_streaming()?,
+            streaming_threshold: self
+                .streaming_threshold
+                .unwrap_or(DEFAULT_STREAMING_THRESHOLD),
+            streaming_interval: self.streaming_interval()?,
         })
+    }
+
+    /// Streaming: the code setting, else `INNGEST_STREAMING` (JS 4.24's reading of it), else off.
+    fn resolve_streaming(&self) -> Result<bool, ConfigError> {
+        let on = match self.streaming {
+            Some(on) => on,
+            None => self
+                .var("INNGEST_STREAMING")
+                .is_some_and(|v| parse_streaming_var(&v)),
+        };
+        if on && !cfg!(feature = "axum") {
+            return Err(ConfigError::InvalidStreaming {
+                reason: "streaming needs the `axum` feature: its serve router is what streams \
+                         (ServeHandler::handle always answers in full)"
+                    .to_owned(),
+            });
+        }
+        Ok(on)
+    }
+
+    fn streaming_interval(&self) -> Result<std::time::Duration, ConfigError> {
+        match self.streaming_interval {
+            Some(d) if d.is_zero() => Err(ConfigError::InvalidStreaming {
+                reason: "the keep-alive interval must be longer than zero".to_owned(),
+            }),
+            Some(d) => Ok(d),
+            None => Ok(DEFAULT_STREAMING_INTERVAL),
+        }
     }
 
     /// An environment variable, trimmed; `None` when unset or when no env source is configured.
@@ -472,6 +545,29 @@ fn parse_bool(value: &str) -> Option<bool> {
         "1" | "true" => Some(true),
         "0" | "false" => Some(false),
         _ => None,
+    }
+}
+
+/// `INNGEST_STREAMING` (already trimmed), as JS 4.24 reads it: `true`/`1` on, `false`/`0` or
+/// empty off (any case); the old `allow`/`force` are on with a deprecation warning; anything
+/// else is off with a warning.
+fn parse_streaming_var(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    match lower.as_str() {
+        "" => false,
+        "allow" | "force" => {
+            tracing::warn!(
+                "INNGEST_STREAMING={lower} is deprecated; set INNGEST_STREAMING=true instead"
+            );
+            true
+        }
+        other => parse_bool(other).unwrap_or_else(|| {
+            tracing::warn!(
+                "INNGEST_STREAMING has an unrecognised value (expected true, 1, false or 0): \
+                 streaming stays off"
+            );
+            false
+        }),
     }
 }
 
@@ -734,6 +830,169 @@ mod tests {
             .resolve()
             .unwrap_err();
         assert!(matches!(err, ConfigError::InvalidBool { .. }));
+    }
+
+    /// The `WARN` lines logged while `f` runs.
+    #[cfg(feature = "axum")]
+    fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        (out, text.lines().map(str::to_owned).collect())
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn inngest_streaming_values() {
+        const DEPRECATED: &str = "is deprecated; set INNGEST_STREAMING=true instead";
+        const UNRECOGNISED: &str = "INNGEST_STREAMING has an unrecognised value (expected true, 1, false or 0): streaming stays off";
+        // (value, streaming, the warning logged)
+        let table: &[(Option<&str>, bool, Option<&str>)] = &[
+            (None, false, None),
+            (Some("true"), true, None),
+            (Some("1"), true, None),
+            (Some("  TRUE \n"), true, None),
+            (Some("True"), true, None),
+            (Some("false"), false, None),
+            (Some("0"), false, None),
+            (Some(" FALSE "), false, None),
+            (Some(""), false, None),
+            (Some("   "), false, None),
+            (Some("allow"), true, Some(DEPRECATED)),
+            (Some(" Force "), true, Some(DEPRECATED)),
+            (Some("yes"), false, Some(UNRECOGNISED)),
+            (Some("on"), false, Some(UNRECOGNISED)),
+            (Some("2"), false, Some(UNRECOGNISED)),
+        ];
+        for (value, streaming, warning) in table {
+            let vars: Vec<(&str, &str)> = match value {
+                Some(v) => vec![("INNGEST_DEV", "1"), ("INNGEST_STREAMING", v)],
+                None => vec![("INNGEST_DEV", "1")],
+            };
+            let (c, warnings) = warnings_of(|| with_env(&vars).resolve().unwrap());
+            assert_eq!(c.streaming(), *streaming, "{value:?}");
+            match warning {
+                None => assert!(warnings.is_empty(), "{value:?}: {warnings:?}"),
+                Some(w) => {
+                    assert_eq!(warnings.len(), 1, "{value:?}: {warnings:?}");
+                    assert!(warnings[0].starts_with(" WARN "), "{warnings:?}");
+                    assert!(warnings[0].ends_with(w), "{value:?}: {warnings:?}");
+                }
+            }
+        }
+        let (_, warnings) = warnings_of(|| {
+            with_env(&[("INNGEST_DEV", "1"), ("INNGEST_STREAMING", "FORCE")]).resolve()
+        });
+        assert_eq!(
+            warnings,
+            [" WARN INNGEST_STREAMING=force is deprecated; set INNGEST_STREAMING=true instead"]
+        );
+        // The builder setting wins over the variable, and a bad variable is not read then.
+        let (c, warnings) = warnings_of(|| {
+            with_env(&[("INNGEST_DEV", "1"), ("INNGEST_STREAMING", "junk")])
+                .streaming(true)
+                .resolve()
+                .unwrap()
+        });
+        assert!(c.streaming() && warnings.is_empty());
+        let c = with_env(&[("INNGEST_DEV", "1"), ("INNGEST_STREAMING", "1")])
+            .streaming(false)
+            .resolve()
+            .unwrap();
+        assert!(!c.streaming());
+        // The environment is read only when asked.
+        assert!(!Inngest::builder("app")
+            .dev(true)
+            .resolve()
+            .unwrap()
+            .streaming());
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn streaming_timing() {
+        use std::time::Duration;
+        let c = Inngest::builder("app").dev(true).resolve().unwrap();
+        assert_eq!(
+            (
+                c.streaming(),
+                c.streaming_threshold(),
+                c.streaming_interval()
+            ),
+            (false, Duration::from_secs(3), Duration::from_secs(3))
+        );
+        let c = Inngest::builder("app")
+            .dev(true)
+            .streaming(true)
+            .streaming_threshold(Duration::ZERO)
+            .streaming_interval(Duration::from_millis(250))
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            (
+                c.streaming(),
+                c.streaming_threshold(),
+                c.streaming_interval()
+            ),
+            (true, Duration::ZERO, Duration::from_millis(250))
+        );
+        let err = Inngest::builder("app")
+            .dev(true)
+            .streaming(true)
+            .streaming_interval(Duration::ZERO)
+            .resolve()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid streaming setting: the keep-alive interval must be longer than zero"
+        );
+        // A zero interval is refused even with streaming off: the setting is wrong either way.
+        assert!(matches!(
+            Inngest::builder("app")
+                .dev(true)
+                .streaming_interval(Duration::ZERO)
+                .resolve(),
+            Err(ConfigError::InvalidStreaming { .. })
+        ));
+    }
+
+    #[cfg(not(feature = "axum"))]
+    #[test]
+    fn streaming_needs_the_axum_feature() {
+        let err = Inngest::builder("app")
+            .dev(true)
+            .streaming(true)
+            .resolve()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidStreaming { .. }));
+        assert!(err.to_string().contains("the `axum` feature"), "{err}");
+        let err = with_env(&[("INNGEST_DEV", "1"), ("INNGEST_STREAMING", "true")])
+            .resolve()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidStreaming { .. }));
+        assert!(!with_env(&[("INNGEST_DEV", "1")])
+            .resolve()
+            .unwrap()
+            .streaming());
     }
 
     #[test]

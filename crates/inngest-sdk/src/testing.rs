@@ -32,6 +32,10 @@
 //! # }
 //! ```
 //!
+//! With feature `connect`, [`TestHarnessBuilder::connect`] runs the app as a connect worker
+//! instead: the worker dials the executor's connect gateway and the runs go over the socket, so
+//! the same tests exercise the connect transport ([`TestHarness::connect_worker`]).
+//!
 //! The clock starts at the current time and does not move unless told to
 //! ([`TestHarness::advance`], [`TestHarness::skip_to_next`]), or on its own with
 //! [`TestHarnessBuilder::auto_advance`] (then every sleep, timeout and retry delay completes as
@@ -84,6 +88,10 @@ pub enum HarnessError {
     /// The app could not be synced.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The connect worker could not start (feature `connect`).
+    #[cfg(feature = "connect")]
+    #[error(transparent)]
+    Connect(crate::connect::ConnectError),
 }
 
 type RouterFn = Box<dyn FnOnce(&Inngest, Vec<Function>) -> Result<Router, ServeError> + Send>;
@@ -106,6 +114,8 @@ pub struct TestHarnessBuilder {
     mocks: Vec<(String, String, Value)>,
     configure: Option<ConfigureFn>,
     middleware: Vec<Arc<dyn Middleware>>,
+    #[cfg(feature = "connect")]
+    connect: bool,
 }
 
 type ConfigureFn = Box<dyn FnOnce(ExecutorBuilder) -> ExecutorBuilder + Send>;
@@ -219,6 +229,16 @@ impl TestHarnessBuilder {
         self
     }
 
+    /// Runs the app as a connect worker (instance id `test-harness`) that dials the
+    /// executor's gateway, instead of serving it over HTTP (feature `connect`). The harness
+    /// starts once the worker is connected and its app synced; [`TestHarness::app_url`] is then
+    /// the app's connect URL (`ws://connect?app_name=<app>`).
+    #[cfg(feature = "connect")]
+    pub fn connect(mut self, on: bool) -> Self {
+        self.connect = on;
+        self
+    }
+
     /// Starts the executor and the app, and syncs the app.
     pub async fn start(self) -> Result<TestHarness, HarnessError> {
         let clock = match self.start {
@@ -266,6 +286,29 @@ impl TestHarnessBuilder {
         }
         let client = client.build()?;
 
+        for (function, step, value) in &self.mocks {
+            executor.mock_step(&format!("{}-{function}", self.app_id), step, value.clone());
+        }
+        #[cfg(feature = "connect")]
+        if self.connect {
+            let worker = start_worker(&client, self.functions).await?;
+            executor
+                .wait_for_connect_worker(&self.app_id, self.timeout)
+                .await?;
+            let app_url = format!("ws://connect?app_name={}", self.app_id);
+            return Ok(TestHarness {
+                executor,
+                client,
+                clock,
+                app_id: self.app_id,
+                executor_url,
+                app_url,
+                timeout: self.timeout,
+                in_band: self.in_band,
+                tasks,
+                worker: Some(worker),
+            });
+        }
         let router = match self.router {
             Some(f) => f(&client, self.functions)?,
             None => crate::serve::axum::router(&client, self.functions)?,
@@ -278,9 +321,6 @@ impl TestHarnessBuilder {
             }
         }));
 
-        for (function, step, value) in self.mocks {
-            executor.mock_step(&format!("{}-{function}", self.app_id), &step, value);
-        }
         let harness = TestHarness {
             executor,
             client,
@@ -291,10 +331,32 @@ impl TestHarnessBuilder {
             timeout: self.timeout,
             in_band: self.in_band,
             tasks,
+            #[cfg(feature = "connect")]
+            worker: None,
         };
         harness.resync().await?;
         Ok(harness)
     }
+}
+
+/// The harness's connect worker, connected.
+#[cfg(feature = "connect")]
+async fn start_worker(
+    client: &Inngest,
+    functions: Vec<Function>,
+) -> Result<crate::connect::WorkerHandle, HarnessError> {
+    let worker = crate::connect::Worker::new(client, functions)
+        .map_err(|e| match e {
+            crate::connect::ConnectError::Serve(e) => HarnessError::Serve(e),
+            other => HarnessError::Connect(other),
+        })?
+        .instance_id("test-harness")
+        .handle_shutdown_signals(false)
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_secs(1))
+        .start()
+        .map_err(HarnessError::Connect)?;
+    worker.ready().await;
+    Ok(worker)
 }
 
 /// An executor and an app running in-process, synced. Dropping it stops both.
@@ -308,6 +370,8 @@ pub struct TestHarness {
     timeout: Duration,
     in_band: bool,
     tasks: Vec<JoinHandle<()>>,
+    #[cfg(feature = "connect")]
+    worker: Option<crate::connect::WorkerHandle>,
 }
 
 impl std::fmt::Debug for TestHarness {
@@ -324,6 +388,10 @@ impl Drop for TestHarness {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        #[cfg(feature = "connect")]
+        if let Some(w) = &self.worker {
+            w.abort();
         }
         self.executor.shutdown();
     }
@@ -348,6 +416,8 @@ impl TestHarness {
             mocks: Vec::new(),
             configure: None,
             middleware: Vec::new(),
+            #[cfg(feature = "connect")]
+            connect: false,
         }
     }
 
@@ -392,8 +462,23 @@ impl TestHarness {
         format!("{}-{function}", self.app_id)
     }
 
-    /// Syncs the app again.
+    /// The connect worker, when the app runs over connect ([`TestHarnessBuilder::connect`]).
+    #[cfg(feature = "connect")]
+    pub fn connect_worker(&self) -> Option<&crate::connect::WorkerHandle> {
+        self.worker.as_ref()
+    }
+
+    /// Syncs the app again (over connect: the app as the worker's connection synced it).
     pub async fn resync(&self) -> Result<AppView, SyncError> {
+        #[cfg(feature = "connect")]
+        if self.worker.is_some() {
+            return self
+                .executor
+                .apps()
+                .into_iter()
+                .find(|a| a.id == self.app_id)
+                .ok_or(SyncError::NotRegistered);
+        }
         if self.in_band {
             self.executor.register_app_in_band(&self.app_url).await
         } else {

@@ -392,6 +392,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, AppError> {
             retry_interval: Some(Duration::from_millis(100)),
             // One-shot scenario on a fresh database: never resume runs of an earlier demo.
             executor_state: Some(ExecutorState::InMemory),
+            connect: false,
         },
     )
     .await?;

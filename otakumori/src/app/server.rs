@@ -101,6 +101,12 @@ pub struct StartOptions {
     /// Embedded executor: keep its state this way instead of what `EXECUTOR_STATE_DIR` says
     /// (the demo passes [`ExecutorState::InMemory`]).
     pub executor_state: Option<ExecutorState>,
+    /// Run the functions on a connect worker (`serve --connect`) that dials out to the
+    /// embedded executor's gateway, the Dev Server or Inngest Cloud, instead of serving
+    /// `/api/inngest`; the webhooks stay on HTTP. The worker's instance id is
+    /// `INNGEST_CONNECT_INSTANCE_ID` (default: the host name), its max concurrency
+    /// `INNGEST_CONNECT_MAX_WORKER_CONCURRENCY`.
+    pub connect: bool,
 }
 
 /// The configuration [`start`] would use, without starting anything (config errors only).
@@ -292,16 +298,39 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
         .map_err(|e| AppError::Startup(format!("Inngest client: {e}")))?;
     let functions = functions::all();
     let function_ids: Vec<String> = functions.iter().map(|f| f.id().to_string()).collect();
-    let inngest_routes =
-        serve::axum::router(&client, functions).map_err(|e| AppError::Startup(e.to_string()))?;
+    let (inngest_routes, worker) = if opts.connect {
+        let mut worker = client
+            .connect(functions)
+            .map_err(|e| AppError::Startup(e.to_string()))?
+            // `serve` handles Ctrl-C itself and drains the worker in `RunningApp::shutdown`.
+            .handle_shutdown_signals(false);
+        if let Some(id) = env.get("INNGEST_CONNECT_INSTANCE_ID") {
+            worker = worker.instance_id(id);
+        }
+        let worker = worker
+            .start()
+            .map_err(|e| AppError::Startup(format!("connect worker: {e}")))?;
+        (Router::new(), Some(worker))
+    } else {
+        let routes = serve::axum::router(&client, functions)
+            .map_err(|e| AppError::Startup(e.to_string()))?;
+        (routes, None)
+    };
+    let serve_line = if opts.connect {
+        "(functions on a connect worker: no serve endpoint)".to_owned()
+    } else {
+        format!(
+            "GET|PUT|POST /api/inngest  Inngest serve endpoint ({})",
+            setup.describe()
+        )
+    };
     let index = format!(
         "Otakumori ({APP_ID}) on inngest-sdk\n\
          POST /webhooks/clerk     Clerk (svix) user events\n\
          POST /webhooks/stripe    Stripe events\n\
          POST /webhooks/printify  Printify events\n\
-         GET|PUT|POST /api/inngest  Inngest serve endpoint ({})\n\
-         GET /metrics             Prometheus metrics\n",
-        setup.describe()
+         {serve_line}\n\
+         GET /metrics             Prometheus metrics\n"
     );
     let router = Router::new()
         .route(
@@ -337,8 +366,24 @@ pub async fn start(env: &Env, opts: StartOptions) -> Result<RunningApp, AppError
         shutdown: Some(tx),
         server: Some(server),
         executor_task,
+        worker,
     };
-    if let Some(ex) = &app.executor {
+    if let (Some(ex), Some(_)) = (&app.executor, &app.worker) {
+        // The worker syncs the app through its connection.
+        match ex
+            .wait_for_connect_worker(APP_ID, Duration::from_secs(30))
+            .await
+        {
+            Ok(_) => app.synced = ex.apps().into_iter().find(|a| a.id == APP_ID),
+            Err(e) => {
+                let err = AppError::Startup(format!(
+                    "the connect worker did not connect to the embedded executor: {e}"
+                ));
+                app.shutdown().await;
+                return Err(err);
+            }
+        }
+    } else if let Some(ex) = &app.executor {
         match ex.register_app(&app.serve_url()).await {
             Ok(view) => app.synced = Some(view),
             Err(e) => {
@@ -375,6 +420,8 @@ pub struct RunningApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     executor_task: Option<JoinHandle<()>>,
+    /// The connect worker (`serve --connect`).
+    worker: Option<inngest_sdk::connect::WorkerHandle>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -394,6 +441,9 @@ impl Drop for RunningApp {
         }
         if let Some(t) = &self.executor_task {
             t.abort();
+        }
+        if let Some(w) = &self.worker {
+            w.abort();
         }
         if let Some(ex) = &self.executor {
             ex.shutdown();
@@ -415,6 +465,11 @@ impl RunningApp {
     /// The Inngest setup in use.
     pub fn setup(&self) -> InngestSetup {
         self.setup
+    }
+
+    /// The connect worker, when the functions run over connect (`serve --connect`).
+    pub fn connect_worker(&self) -> Option<&inngest_sdk::connect::WorkerHandle> {
+        self.worker.as_ref()
     }
 
     /// The embedded executor, if any.
@@ -627,14 +682,33 @@ impl RunningApp {
                 &format!("POST {app}{path:<20} {state}"),
             );
         }
+        if let Some(w) = &self.worker {
+            line(
+                &mut out,
+                "Connect",
+                &format!(
+                    "functions on a connect worker (instance {}): it dials out to Inngest, no /api/inngest is served",
+                    w.instance_id()
+                ),
+            );
+        }
         line(&mut out, "Functions", &self.function_ids.join(", "));
         out.push_str("Press Ctrl-C to stop.");
         out
     }
 
-    /// Graceful shutdown: stop accepting, let in-flight requests finish (at most 10 s), stop the
+    /// Graceful shutdown: drain the connect worker (its in-flight steps finish and are answered,
+    /// at most 30 s), stop accepting, let in-flight requests finish (at most 10 s), stop the
     /// executor, close the database.
     pub async fn shutdown(mut self) {
+        if let Some(worker) = self.worker.take() {
+            if tokio::time::timeout(Duration::from_secs(30), worker.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the connect worker did not drain within 30 s");
+            }
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -66,7 +66,7 @@ fn skips_of<'a>(st: &'a State, shown: &[&StoredEvent]) -> HashMap<&'a str, Vec<&
 /// One event: name, id and payload, its runs, its skips.
 fn event_row(st: &State, e: &StoredEvent, skips: &[&SkipView]) -> Markup {
     let name = e.event.get("name").and_then(|v| v.as_str()).unwrap_or("");
-    let runs = st.runs_of_event(&e.internal_id);
+    let runs = st.run_views_of_event(&e.internal_id);
     html! {
         tr.event data-event-id=(e.internal_id) data-name=(name) {
             td {
@@ -78,7 +78,7 @@ fn event_row(st: &State, e: &StoredEvent, skips: &[&SkipView]) -> Markup {
             td.runs { ul {
                 @for r in &runs {
                     li.event-run data-run-id=(r.id) {
-                        a href=(run_href(&r.id)) { (r.function.slug) } " " (status(r.status.as_str()))
+                        a href=(run_href(&r.id)) { (r.function_id) } " " (status(r.status.as_str()))
                     }
                 }
                 @if runs.is_empty() { li.muted { "none" } }

@@ -94,7 +94,7 @@ async fn runs_fragment(State(inner): State<Arc<Inner>>, Query(q): Query<RunsQuer
 
 async fn run_page(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
     let now = inner.now();
-    let view = inner.lock().runs.get(&id).map(|r| r.view());
+    let view = inner.lock().run_view(&id);
     match view {
         Some(v) => html_response(StatusCode::OK, run::render(&v, now)),
         None => run_not_found(&id),
@@ -103,7 +103,7 @@ async fn run_page(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Re
 
 async fn run_fragment(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
     let now = inner.now();
-    let view = inner.lock().runs.get(&id).map(|r| r.view());
+    let view = inner.lock().run_view(&id);
     match view {
         Some(v) => html_response(StatusCode::OK, run::content(&v, now)),
         None => run_not_found(&id),
@@ -138,7 +138,8 @@ async fn cancel(
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-origin cancel refused").into_response();
     }
-    if !inner.lock().runs.contains_key(&id) {
+    // A run only in the store has ended: nothing to cancel, back to its page.
+    if inner.lock().run_view(&id).is_none() {
         return run_not_found(&id);
     }
     if inner.cancel(&id, "cancelled from the dashboard") {

@@ -158,6 +158,59 @@ impl InngestBuilder {
         self
     }
 
+    /// Streaming keep-alive answers on the serve router (default off; `INNGEST_STREAMING`
+    /// `true`/`1` when not set here). For hosts and proxies that cut a response when no byte
+    /// arrives for a while (serverless platforms, load balancers with a short idle timeout): an
+    /// execution call that is still running after
+    /// [`streaming_threshold`](Self::streaming_threshold) is answered `201` with the SDK
+    /// headers, then one space right away and one every
+    /// [`streaming_interval`](Self::streaming_interval), then the whole answer as the final
+    /// chunk `{"status":…,"headers":{…},"body":"…","version":…}` (the server unwraps it, see
+    /// [`serve::stream_envelope`](crate::serve::stream_envelope)). A call that finishes before the
+    /// threshold is answered as usual, so fast calls cost nothing (the JS SDK streams every
+    /// call). Only execution calls (POST) stream; introspection (GET), sync (PUT) and probes never
+    /// do. Independent of [`checkpointing`](Self::checkpointing): a checkpointing call is one
+    /// long request, which is where streaming helps.
+    ///
+    /// [`build`](Self::build) fails with
+    /// [`ConfigError::InvalidStreaming`](crate::config::ConfigError::InvalidStreaming) when this
+    /// is on in a build without the `axum` feature: [`ServeHandler::handle`] answers in full, and
+    /// the axum router is what streams.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = inngest_sdk::Inngest::builder("shop")
+    ///     .dev(true)
+    ///     .streaming(true)
+    ///     .streaming_threshold(Duration::from_secs(10))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(client.config().streaming());
+    /// assert_eq!(client.config().streaming_threshold(), Duration::from_secs(10));
+    /// assert_eq!(client.config().streaming_interval(), Duration::from_secs(3));
+    /// ```
+    ///
+    /// [`ServeHandler::handle`]: crate::serve::ServeHandler::handle
+    pub fn streaming(mut self, enabled: bool) -> InngestBuilder {
+        self.settings.streaming = Some(enabled);
+        self
+    }
+
+    /// How long an execution call may run before a streaming endpoint answers `201` and starts
+    /// the keep-alive (default 3 s). Keep it below the shortest response timeout in front of
+    /// the app. `Duration::ZERO` streams every call that is not answered at once, like the JS SDK.
+    pub fn streaming_threshold(mut self, threshold: Duration) -> InngestBuilder {
+        self.settings.streaming_threshold = Some(threshold);
+        self
+    }
+
+    /// Time between two keep-alive spaces of a streamed answer (default 3 s, the JS SDK's).
+    /// Must be longer than zero ([`build`](Self::build) fails otherwise).
+    pub fn streaming_interval(mut self, interval: Duration) -> InngestBuilder {
+        self.settings.streaming_interval = Some(interval);
+        self
+    }
+
     /// Time limit of a whole HTTP request to Inngest, from connecting to the end of the response
     /// body (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> InngestBuilder {

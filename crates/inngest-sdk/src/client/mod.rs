@@ -32,8 +32,10 @@ use crate::middleware::Stack;
 use inngest_protocol::wire::headers as h;
 
 mod builder;
+mod realtime;
 
 pub use builder::InngestBuilder;
+pub use realtime::{Realtime, SubscriptionToken};
 
 /// Value of `X-Inngest-SDK` and `User-Agent` on every request and response of this SDK.
 pub const SDK_HEADER: &str = concat!("inngest-rs-sdk:v", env!("CARGO_PKG_VERSION"));
@@ -362,8 +364,8 @@ impl Inngest {
 
     /// Sends `signal` with `data` to the run waiting on it (`POST {api}/v1/signals`
     /// `{"signal", "data"}` with the signing key, as the JS SDK's `sendSignal`); returns the id
-    /// of the resumed run. Nobody waiting is an [`ApiError::Status`] 404: the signal is not
-    /// kept for a later wait.
+    /// of the resumed run, or `None` when nobody waits (the server's 404 "No signal found", which
+    /// the JS SDK also reads as "sent, nobody resumed"): the signal is not kept for a later wait.
     pub async fn send_signal(
         &self,
         signal: &str,
@@ -371,14 +373,23 @@ impl Inngest {
     ) -> Result<Option<String>, ApiError> {
         let body = serde_json::to_vec(&serde_json::json!({"signal": signal, "data": data}))
             .map_err(ApiError::Serialize)?;
-        let (_, bytes) = self
+        let sent = self
             .api_request(
                 http::Method::POST,
                 "/v1/signals",
                 Some(Bytes::from(body)),
                 &[],
             )
-            .await?;
+            .await;
+        let bytes = match sent {
+            Ok((_, bytes)) => bytes,
+            // The server's "No signal found": nobody waits, and the signal is not kept.
+            Err(ApiError::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                tracing::debug!(resumed = false, "inngest: signal sent");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let run_id = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| {

@@ -41,6 +41,10 @@ pub enum StepKind {
     Invoke,
     /// `step.wait_for_signal`.
     WaitForSignal,
+    /// `step.fetch` (made by Inngest: there is no step body).
+    Fetch,
+    /// `step.ai().infer` (made by Inngest: there is no step body).
+    AiInfer,
 }
 
 /// The step a hook runs for.

@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::{
-    error_response, json_response, raw_response, set_no_retry, Query, Response, ServeHandler,
-    Target,
+    echo_trace_headers, error_response, json_response, raw_response, set_no_retry, Query, Response,
+    ServeHandler, Target,
 };
 use crate::error::{Error, ErrorKind};
 use crate::function::{CallInput, Function, Handler};
@@ -103,7 +103,9 @@ impl ServeHandler {
         let function = &self.inner.functions[target.index];
         let hooks = self.call_hooks(function, &req.ctx, &mode, max_attempts);
         let call = Arc::new(
-            CallState::new(state.memo, mode, req.ctx.attempt, max_attempts).with_hooks(hooks),
+            CallState::new(state.memo, mode, req.ctx.attempt, max_attempts)
+                .with_hooks(hooks)
+                .with_run_id(&req.ctx.run_id),
         );
         let handler = if target.failure {
             function.on_failure.clone()
@@ -721,14 +723,6 @@ fn function_error(err: &Error, call: &CallState, key: Option<&SigningKey>) -> Re
         }
     }
     res
-}
-
-fn echo_trace_headers(req: &http::HeaderMap, res: &mut Response) {
-    for name in [h::TRACEPARENT, h::TRACESTATE] {
-        if let Some(v) = req.get(name) {
-            res.headers_mut().insert(name, v.clone());
-        }
-    }
 }
 
 /// The telemetry label of how a call ended.

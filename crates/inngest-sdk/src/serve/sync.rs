@@ -221,6 +221,20 @@ impl ServeHandler {
         out
     }
 
+    /// The function objects a connect worker sends in `WORKER_CONNECT`: the same as for serve,
+    /// with each step's runtime `{"type": "ws", "url": "wss://connect?fnId=…&stepId=step"}`.
+    #[cfg(feature = "connect")]
+    pub(crate) fn connect_functions(&self) -> Vec<FunctionConfig> {
+        use inngest_protocol::connect::{STEP_RUNTIME_TYPE, STEP_URL_BASE};
+        let mut functions = self.functions(STEP_URL_BASE);
+        for f in &mut functions {
+            if let Some(step) = f.step_mut() {
+                step.runtime.kind = STEP_RUNTIME_TYPE.to_owned();
+            }
+        }
+        functions
+    }
+
     /// The `/fn/register` body.
     pub(crate) fn register_payload(&self, url: &str) -> RegisterRequest {
         let config = self.inner.client.config();

@@ -26,9 +26,15 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
+pub use ai::Ai;
+pub use fetch::{FetchRequest, FetchResponse};
 pub use inngest_protocol::step_id::hash_id;
+pub use realtime::RealtimeSteps;
 pub use signal::{Signal, WaitForSignal};
 
+mod ai;
+mod fetch;
+mod realtime;
 mod signal;
 
 use crate::error::{Error, ErrorKind, ErrorObject, StepError};
@@ -778,6 +784,8 @@ fn kind_of(code: OpCode) -> StepKind {
         OpCode::WaitForEvent => StepKind::WaitForEvent,
         OpCode::InvokeFunction => StepKind::Invoke,
         OpCode::WaitForSignal => StepKind::WaitForSignal,
+        OpCode::Gateway => StepKind::Fetch,
+        OpCode::AiGateway => StepKind::AiInfer,
         _ => StepKind::Sleep,
     }
 }

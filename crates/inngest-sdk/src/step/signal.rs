@@ -4,10 +4,12 @@
 //! The wire mirrors the JS SDK 4.x (inngest-js `packages/inngest/src/components/
 //! InngestStepTools.ts` `waitForSignal`, `Inngest.ts` `sendSignal`): the op is
 //! `WaitForSignal` with `name` = the signal and `opts: {signal, timeout, conflict}`; the memo is
-//! `{"signal", "data"}`, or `null` on timeout. A signal has one waiter at a time: a second wait
+//! `{"data": {"signal", "data"}}` (inngest `executor.go` `ResumeSignal`), or `null` on timeout. A signal has one waiter at a time: a second wait
 //! on it fails its step with a "Signal conflict" error unless it was started with
 //! [`WaitForSignal::replace_on_conflict`] (inngest `pkg/execution/executor/executor.go`
-//! `handleGeneratorWaitForSignal`). A signal sent while nobody waits is dropped.
+//! `handleGeneratorWaitForSignal`). A signal sent while nobody waits is dropped: the server
+//! answers 404 and [`Inngest::send_signal`](crate::Inngest::send_signal) returns `Ok(None)`,
+//! as the JS SDK does.
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use inngest_protocol::wire::OpCode;
 
-use super::{decode_resolved, Captures, Step};
+use super::{decode_result, Captures, Step};
 use crate::StepError;
 
 /// Options of [`Step::wait_for_signal`]: the signal, the timeout, what to do on a conflict.
@@ -89,6 +91,12 @@ impl Step {
         let reserved = self.reserve(id);
         let name = Some(opts.signal.clone());
         let op = self.async_op_named(reserved, OpCode::WaitForSignal, name, opts.opts());
-        async move { decode_resolved(&op.await, "the received signal") }
+        async move {
+            let memo = op.await;
+            if memo.as_ref() == b"null" {
+                return Ok(None);
+            }
+            decode_result(&memo).map(Some)
+        }
     }
 }

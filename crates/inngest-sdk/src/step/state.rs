@@ -303,6 +303,8 @@ pub(crate) struct CallState {
     mode: CallMode,
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The run's id (empty when the call has none).
+    pub run_id: String,
     inner: Mutex<Inner>,
     replay: ReplayFlag,
     hooks: Option<CallHooks>,
@@ -337,10 +339,17 @@ impl CallState {
             mode,
             attempt,
             max_attempts,
+            run_id: String::new(),
             inner: Mutex::new(inner),
             replay: ReplayFlag::new(memo_left > 0),
             hooks: None,
         }
+    }
+
+    /// The call of run `run_id`.
+    pub(crate) fn with_run_id(mut self, run_id: &str) -> Self {
+        self.run_id = run_id.to_owned();
+        self
     }
 
     /// The call with middleware hooks.
