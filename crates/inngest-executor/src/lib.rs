@@ -57,7 +57,8 @@
 //! | `registry` | apps and functions parsed and validated from a `/fn/register` payload |
 //! | `state` | runs (memo, stack, steps, history) and the public views ([`RunView`], …) |
 //! | `connect` | the connect gateway's state: worker connections, sessions, forwarded requests and leases |
-//! | `persist` | the optional state directory (event log, run snapshots) |
+//! | `persist` | the optional state directory: a redb store, one fsynced transaction per save, row-by-row run state, migration from the old JSON layout |
+//! | `event_log` | the events received, the newest in memory and the rest read back from the store by id |
 //! | `response` | reading an app's answer: status, headers, op arrays checked up front |
 //! | `flow_state` | flow-control bookkeeping (rate windows, buffers, queues, slots) |
 //! | `shared` | `Inner` (settings, clients, the one lock), `State`, `Actions`, `Job` |
@@ -66,6 +67,8 @@
 //! | `intake` | events in: normalization, dedup, routing to waits, cancellations, triggers |
 //! | `dispatch` | requests to apps over HTTP: body, headers, signature, timeout |
 //! | `ops` | applying an answer's ops (or failure) to its run; sleep/wait/invoke deadlines |
+//! | `gateway` | `Gateway` (`step.fetch`) and `AIGateway` (`step.ai.infer`) ops: the requests the executor makes for an app |
+//! | `realtime` | realtime channels and topics: published messages, subscription tokens, subscribers |
 //! | `checkpoint` | `POST /v1/checkpoint/{run}/async`: steps an SDK ran inline |
 //! | `restore` | resuming runs read from the state directory after a restart |
 //! | `engine` | entry points that change state, and the loop that performs `Actions` |
@@ -73,6 +76,7 @@
 //! | `sync` | app registration: `/fn/register`, out-of-band and in-band sync |
 //! | `dashboard` | the run dashboard: HTML pages at `/` (apps, runs, one run, events) |
 //! | `connect_api` | the connect routes: start, flush, and the worker's WebSocket |
+//! | `realtime_api` | the realtime routes: publish, token, and the subscriber's WebSocket |
 //! | `http` | the HTTP API ([`Executor::router`]) |
 //!
 //! One event through them: `http` (`POST /e/{key}`) → `engine::ingest` → `intake` (stored,
