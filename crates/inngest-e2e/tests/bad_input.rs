@@ -285,6 +285,16 @@ fn with(mut base: Value, path: &[&str], v: Value) -> Value {
 fn ha() -> String {
     inngest_sdk::step::hash_id("a")
 }
+/// `body` as JSON with a first field `"zz"` whose string holds bytes that are not UTF-8:
+/// `serde_json` does not check the UTF-8 of a string it skips, so the body is accepted though
+/// it is not UTF-8 as a whole.
+fn with_unread_non_utf8(body: &Value) -> Vec<u8> {
+    let json = bytes_of(body);
+    let mut out = b"{\"zz\":\"\xff\xfe\",".to_vec();
+    out.extend_from_slice(&json[1..]);
+    out
+}
+
 fn hb() -> String {
     inngest_sdk::step::hash_id("b")
 }
@@ -570,6 +580,14 @@ fn rows() -> Vec<Row> {
             ))
             .expect(206, None, "\"op\":\"StepRun\"")
             .after(|_, r| assert!(String::from_utf8_lossy(&r.body).contains(&hb()))),
+        row(
+            "bytes that are not UTF-8 in a field nobody reads (memo still replays)",
+            "POST",
+            EXEC,
+        )
+        .body(with_unread_non_utf8(&exec(a_memo.clone(), &[&a])))
+        .expect(206, None, "\"op\":\"StepRun\"")
+        .after(|_, r| assert!(String::from_utf8_lossy(&r.body).contains(&hb()))),
         // --- signatures ------------------------------------------------------------------------
         row("missing signature", "POST", EXEC)
             .json(good.clone())

@@ -222,6 +222,17 @@ fn functions() -> Vec<Function> {
                     .await?;
                 Ok(s.len())
             }),
+        // How big a `step.run` future is: it is moved into the function's own future at every
+        // step, replayed or not, so it must stay small (it was 1,264 bytes before the executed
+        // path moved to the heap).
+        Function::new("future-size")
+            .trigger(Trigger::event("app/t"))
+            .handler(|_ctx: Ctx<Value>, step: Step| async move {
+                let fut = step.run("before", || async { Ok(json!({ "big": [1, 2, 3] })) });
+                let size = std::mem::size_of_val(&fut);
+                let out = fut.await?;
+                Ok(json!({ "size": size, "out": out }))
+            }),
         child,
     ]
 }
@@ -606,4 +617,18 @@ async fn four_megabyte_step_output_and_memo() {
         .post(&server)
         .await;
     assert_eq!((resp.status, resp.json()), (200, json!(4 << 20)));
+}
+
+#[tokio::test]
+async fn a_step_run_future_stays_small() {
+    let (server, _) = app().await;
+    let resp = call("future-size")
+        .memo(H_BEFORE, json!({ "data": { "big": [1, 2, 3] } }))
+        .post(&server)
+        .await;
+    assert_eq!(resp.status, 200);
+    let out = resp.json();
+    assert_eq!(out["out"], json!({ "big": [1, 2, 3] }));
+    let size = out["size"].as_u64().unwrap();
+    assert!(size <= 384, "a step.run future is {size} bytes");
 }

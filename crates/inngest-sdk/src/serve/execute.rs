@@ -10,6 +10,7 @@ use std::task::{Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -76,7 +77,9 @@ impl ServeHandler {
             Ok(routed) => routed,
             Err(answer) => return *answer,
         };
-        let mut req = match parse_request(&body, key) {
+        // One UTF-8 check of the whole body: the parse and every memo value then trust it.
+        let text = ByteString::try_from(body.clone()).ok();
+        let mut req = match parse_request(&body, text.as_deref(), key) {
             Ok(req) => req,
             Err(answer) => return *answer,
         };
@@ -87,7 +90,7 @@ impl ServeHandler {
             &step_id,
             &parts.headers,
         );
-        let state = match self.load_state(&body, &req, key).await {
+        let state = match self.load_state(&body, text.as_ref(), &req, key).await {
             Ok(state) => state,
             Err(answer) => return *answer,
         };
@@ -220,12 +223,13 @@ impl ServeHandler {
     async fn load_state(
         &self,
         body: &Bytes,
+        text: Option<&ByteString>,
         req: &ExecRequestRef<'_>,
         key: Option<&SigningKey>,
     ) -> Result<State, Answer> {
         let stack = req.ctx.stack.stack.iter().map(|id| id.as_ref());
         if !(req.ctx.use_api || req.use_api.unwrap_or(false)) {
-            return inline_state(body, req, stack)
+            return inline_state(body, text, req, stack)
                 .map_err(|msg| Box::new(error_response(StatusCode::BAD_REQUEST, &msg, true, key)));
         }
         if !is_plain_id(&req.ctx.run_id) {
@@ -347,13 +351,17 @@ impl ServeHandler {
         };
         let actions = get(format!("/v0/runs/{run_id}/actions")).await?;
         let batch = get(format!("/v0/runs/{run_id}/batch")).await?;
+        let text = ByteString::try_from(actions.clone()).ok();
+        let parsed = match text.as_deref() {
+            Some(text) => serde_json::from_str(text),
+            None => serde_json::from_slice(&actions),
+        };
         let steps: BTreeMap<std::borrow::Cow<'_, str>, &RawValue> =
-            serde_json::from_slice(&actions)
-                .map_err(|e| format!("invalid run actions from the Inngest API: {e}"))?;
+            parsed.map_err(|e| format!("invalid run actions from the Inngest API: {e}"))?;
         let memo = Memo::new(
             steps
                 .iter()
-                .map(|(k, v)| (k.as_ref(), actions.slice_ref(v.get().as_bytes()))),
+                .map(|(k, v)| (k.as_ref(), memo_value(text.as_ref(), v))),
             stack,
         );
         let events: Vec<&RawValue> = serde_json::from_slice(&batch)
@@ -386,13 +394,14 @@ fn requested_step(from_query: Option<String>, headers: &http::HeaderMap) -> Stri
 /// not one, or to a protocol version this SDK does not speak.
 fn parse_request<'b>(
     body: &'b Bytes,
+    text: Option<&'b str>,
     key: Option<&SigningKey>,
 ) -> Result<ExecRequestRef<'b>, Answer> {
-    // One UTF-8 check of the whole body, then no per-string checks; a body that is not UTF-8
-    // goes through `from_slice`, which reports the error exactly as before.
-    let parsed = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
+    // `text` is the body when it is UTF-8: no per-string checks then. A body that is not goes
+    // through `from_slice`, which reports the error exactly as before.
+    let parsed = match text {
+        Some(text) => serde_json::from_str(text),
+        None => serde_json::from_slice(body),
     };
     let req: ExecRequestRef<'_> = parsed.map_err(|e| {
         Box::new(error_response(
@@ -437,6 +446,7 @@ struct State {
 
 fn inline_state<'s>(
     body: &Bytes,
+    text: Option<&ByteString>,
     req: &ExecRequestRef<'_>,
     stack: impl IntoIterator<Item = &'s str> + Clone,
 ) -> Result<State, String> {
@@ -445,9 +455,7 @@ fn inline_state<'s>(
         .ok_or_else(|| "execution request has no `event`".to_owned())?;
     let steps = req.steps.as_deref().unwrap_or_default();
     let memo = Memo::new(
-        steps
-            .iter()
-            .map(|(k, v)| (k.as_ref(), body.slice_ref(v.get().as_bytes()))),
+        steps.iter().map(|(k, v)| (k.as_ref(), memo_value(text, v))),
         stack,
     );
     Ok(State {
@@ -455,6 +463,15 @@ fn inline_state<'s>(
         event: body.slice_ref(event.get().as_bytes()),
         events: req.events.map(|e| body.slice_ref(e.get().as_bytes())),
     })
+}
+
+/// A memo value: a slice of `text`, the buffer `raw` was parsed from when that buffer is UTF-8
+/// (no copy, no second check), else a copy of `raw` (which is UTF-8: `serde_json` checked it).
+fn memo_value(text: Option<&ByteString>, raw: &RawValue) -> ByteString {
+    match text {
+        Some(text) => text.slice_ref(raw.get()),
+        None => ByteString::from(raw.get()),
+    }
 }
 
 /// Whether `id` can go into an API path as one segment as it is (run ids are ULIDs): the run id

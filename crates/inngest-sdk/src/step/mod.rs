@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytestring::ByteString;
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -101,13 +102,17 @@ impl Step {
         Reserved { sid, memo, turn }
     }
 
-    async fn run_op<T, F, Fut>(
-        &self,
-        reserved: Reserved<'_, '_>,
-        name: Option<&str>,
+    /// A `step.run`-style step: the memoized output, or the body run once when granted.
+    ///
+    /// Not an `async fn`: its arguments are taken apart here, so the future holds each part once
+    /// (it is moved into the function's own future at every step, replayed or not).
+    fn run_op<'s, 'i, 'n, T, F, Fut>(
+        &'s self,
+        reserved: Reserved<'s, 'i>,
+        name: Option<&'n str>,
         opts: Option<serde_json::Value>,
         f: F,
-    ) -> Result<T, StepError>
+    ) -> impl Future<Output = Result<T, StepError>> + use<'s, 'i, 'n, T, F, Fut>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
@@ -119,11 +124,33 @@ impl Step {
         } else {
             StepKind::Run
         };
-        if let Some(entry) = memo {
-            turn.await;
-            let value = self.replayed(&sid, kind, &entry.value).await;
-            return decode_result(&value);
+        async move {
+            if let Some(entry) = memo {
+                turn.await;
+                return self.replayed(&sid, kind, &entry.value).await.decode();
+            }
+            drop(turn);
+            // On the heap: a replayed step's future then stays small, and only the one
+            // executed step pays for this.
+            Box::pin(self.execute_op(sid, kind, name, opts, f)).await
         }
+    }
+
+    /// The part of [`Step::run_op`] for a step that is not memoized: report it, and run it when
+    /// granted.
+    async fn execute_op<T, F, Fut>(
+        &self,
+        sid: StepId<'_>,
+        kind: StepKind,
+        name: Option<&str>,
+        opts: Option<serde_json::Value>,
+        f: F,
+    ) -> Result<T, StepError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send,
+    {
         let mut op = step_op(&sid, OpCode::StepRun, None);
         if let Some(name) = name {
             op.name = Some(name.to_owned());
@@ -239,25 +266,32 @@ impl Step {
 
     /// A memoized step's value as the code receives it (through `transform_step_input`); the
     /// last one ends the replay (and runs `before_execution`).
-    async fn replayed(
-        &self,
-        sid: &StepId<'_>,
-        kind: StepKind,
-        value: &bytes::Bytes,
-    ) -> bytes::Bytes {
-        let value = match self.call.hooks() {
-            None => value.clone(),
-            Some(hooks) => {
-                match hooks.step_input(&self.step_info(sid, kind), value.clone(), true) {
-                    Ok(v) => v,
-                    Err(e) => return self.hook_failed(e).await,
-                }
-            }
+    async fn replayed(&self, sid: &StepId<'_>, kind: StepKind, value: &ByteString) -> Replayed {
+        let Some(value) = self.step_input(sid, kind, value) else {
+            return std::future::pending().await;
         };
         if self.call.memo_resolved() {
             self.start_execution().await;
         }
         value
+    }
+
+    /// The memoized value after `transform_step_input`; `None` when a hook failed (the call
+    /// then ends with its error).
+    ///
+    /// Not `async`, and no hook error is held across an `await`: every step's future would
+    /// carry room for one.
+    fn step_input(&self, sid: &StepId<'_>, kind: StepKind, value: &ByteString) -> Option<Replayed> {
+        let Some(hooks) = self.call.hooks() else {
+            return Some(Replayed::Text(value.clone()));
+        };
+        match hooks.step_input(&self.step_info(sid, kind), value.as_bytes().clone(), true) {
+            Ok(v) => Some(Replayed::Hooked(v)),
+            Err(e) => {
+                self.call.fail(e);
+                None
+            }
+        }
     }
 
     /// `before_execution`, awaited inside a step future (the call decides nothing meanwhile).
@@ -266,10 +300,22 @@ impl Step {
             return;
         };
         self.call.hook_running(true);
-        let result = hooks.before_execution().await;
+        // Boxed: the hook's future would otherwise live in every step's future.
+        let result = Box::pin(hooks.before_execution()).await;
         self.call.hook_running(false);
-        if let Err(e) = result {
-            self.hook_failed::<()>(e).await;
+        if self.failed(result) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Records a hook's error (the call ends with it); `true` if there was one.
+    fn failed(&self, result: Result<(), Error>) -> bool {
+        match result {
+            Ok(()) => false,
+            Err(e) => {
+                self.call.fail(e);
+                true
+            }
         }
     }
 
@@ -507,7 +553,10 @@ impl Step {
         let Reserved { sid, memo, turn } = reserved;
         if let Some(entry) = memo {
             turn.await;
-            return self.replayed(&sid, kind_of(code), &entry.value).await;
+            return self
+                .replayed(&sid, kind_of(code), &entry.value)
+                .await
+                .into_bytes();
         }
         let mut op = step_op(&sid, code, None);
         if name.is_some() {
@@ -692,21 +741,61 @@ impl Invoke {
     }
 }
 
+/// A memoized value as the step future gets it, after the middleware saw it.
+enum Replayed {
+    /// The request's own text: checked UTF-8 once, with the whole body.
+    Text(ByteString),
+    /// What a middleware's `step_input` made of it.
+    Hooked(bytes::Bytes),
+}
+
+impl Replayed {
+    /// Decodes a run-style memo into the step's output.
+    fn decode<T: DeserializeOwned>(&self) -> Result<T, StepError> {
+        match self {
+            Replayed::Text(text) => decode_result_text(text),
+            Replayed::Hooked(bytes) => decode_result(bytes),
+        }
+    }
+
+    fn into_bytes(self) -> bytes::Bytes {
+        match self {
+            Replayed::Text(text) => text.into_bytes(),
+            Replayed::Hooked(bytes) => bytes,
+        }
+    }
+}
+
 /// Decodes a run-style memo (`{"data": …}` or `{"error": …}`).
 fn decode_result<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
+    match std::str::from_utf8(memo) {
+        Ok(text) => decode_result_text(text),
+        // Not UTF-8: the general reading reports it.
+        Err(_) => decode_envelope(memo),
+    }
+}
+
+/// [`decode_result`] of a memo known to be UTF-8 (a slice of a request body that was checked
+/// once as a whole), so no second check of its bytes.
+fn decode_result_text<T: DeserializeOwned>(memo: &str) -> Result<T, StepError> {
+    if memo == "null" {
+        return serde_json::from_str("null").map_err(|e| decode_error("step output", &e));
+    }
+    // The common `{"data": …}` in one pass; anything else takes the general reading below.
+    if let Some(value) = state::decode_data_only(memo) {
+        return Ok(value);
+    }
+    decode_envelope(memo.as_bytes())
+}
+
+/// The general reading of a run-style memo: the envelope first, then its `data` as `T`.
+fn decode_envelope<T: DeserializeOwned>(memo: &[u8]) -> Result<T, StepError> {
     #[derive(serde::Deserialize)]
     struct Envelope<'a> {
         #[serde(borrow, default)]
         data: Option<&'a RawValue>,
         #[serde(default)]
         error: Option<ErrorObject>,
-    }
-    if memo == b"null" {
-        return serde_json::from_str("null").map_err(|e| decode_error("step output", &e));
-    }
-    // The common `{"data": …}` in one pass; anything else takes the general reading below.
-    if let Some(value) = state::decode_data_only(memo) {
-        return Ok(value);
     }
     let env: Envelope<'_> =
         serde_json::from_slice(memo).map_err(|e| decode_error("memoized step", &e))?;

@@ -11,11 +11,12 @@
 //! real I/O. Nothing here depends on the user propagating an error or keeping a token alive.
 //!
 //! # Memo values without copies
-//! The request body is parsed once, borrowing; each memo value is kept as a [`Bytes`] slice of the
-//! body (a reference count, not a copy) and decoded into the user's type only when its step is
-//! reached. The hashed ids (memo keys and the stack) are copied once into one string and indexed
-//! by a `hashbrown::HashTable` of positions (foldhash, seeded per process, as the request body
-//! chooses the keys): no per-key allocation, one hash per key and per lookup. Run-style memos
+//! The request body is checked UTF-8 once and parsed once, borrowing; each memo value is kept as
+//! a [`ByteString`] slice of the body (a reference count, not a copy, and no second UTF-8 check)
+//! and decoded into the user's type only when its step is reached. The hashed ids (memo keys and
+//! the stack) are copied once into one string and indexed by a `hashbrown::HashTable` of
+//! positions (foldhash, seeded per process, as the request body chooses the keys): no per-key
+//! allocation, one hash per key and per lookup. Run-style memos
 //! (`{"data": …}`) are decoded into the user's type in one pass ([`decode_data_only`]).
 //!
 //! # Stack order
@@ -30,7 +31,7 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytestring::ByteString;
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::de::DeserializeOwned;
 
@@ -51,7 +52,8 @@ pub(crate) enum CallMode {
 /// A memoized value and its place in the stack.
 #[derive(Debug, Clone)]
 pub(crate) struct MemoEntry {
-    pub value: Bytes,
+    /// A slice of the text the memo was read from (UTF-8, checked once with the whole text).
+    pub value: ByteString,
     pub pos: Option<usize>,
 }
 
@@ -84,7 +86,7 @@ pub(crate) struct Memo {
 impl Memo {
     /// Builds the memo from `(hashed id, value)` pairs in body order and the stack.
     pub(crate) fn new<'k, 's>(
-        steps: impl IntoIterator<Item = (&'k str, Bytes)>,
+        steps: impl IntoIterator<Item = (&'k str, ByteString)>,
         stack: impl IntoIterator<Item = &'s str> + Clone,
     ) -> Memo {
         let steps = steps.into_iter();
@@ -196,7 +198,7 @@ impl Memo {
 /// (two-pass) reading, which then decides exactly as it always has. When this returns `Some`, the
 /// general reading would have produced the same value: the memo is an object whose only key is
 /// `data`, and `T` was read from that value's tokens.
-pub(crate) fn decode_data_only<T: DeserializeOwned>(memo: &[u8]) -> Option<T> {
+pub(crate) fn decode_data_only<T: DeserializeOwned>(memo: &str) -> Option<T> {
     struct DataOnly<T>(std::marker::PhantomData<T>);
     impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for DataOnly<T> {
         type Value = Option<T>;
@@ -224,12 +226,11 @@ pub(crate) fn decode_data_only<T: DeserializeOwned>(memo: &[u8]) -> Option<T> {
             de.deserialize_map(DataOnly(std::marker::PhantomData))
         }
     }
-    if memo.first() != Some(&b'{') {
+    if !memo.starts_with('{') {
         return None;
     }
-    // One UTF-8 check of the whole memo (a fast ASCII scan), then no per-string checks.
-    let text = std::str::from_utf8(memo).ok()?;
-    let mut de = serde_json::Deserializer::from_str(text);
+    // `&str` input: serde_json checks no string's UTF-8 again.
+    let mut de = serde_json::Deserializer::from_str(memo);
     let value =
         serde::de::DeserializeSeed::deserialize(Seed(std::marker::PhantomData), &mut de).ok()??;
     de.end().ok()?;
@@ -708,9 +709,7 @@ mod tests {
 
     fn memo(steps: &[(&str, &str)], stack: &[&str]) -> Memo {
         Memo::new(
-            steps
-                .iter()
-                .map(|(k, v)| (*k, Bytes::copy_from_slice(v.as_bytes()))),
+            steps.iter().map(|(k, v)| (*k, ByteString::from(*v))),
             stack.iter().copied(),
         )
     }
@@ -722,17 +721,14 @@ mod tests {
             vec![("c", "3"), ("a", "1"), ("b", "2")],
         ] {
             let m = memo(&steps, &["b", "c"]);
-            assert_eq!(
-                m.get("a").map(|e| (&e.value[..], e.pos)),
-                Some((&b"1"[..], None))
-            );
+            assert_eq!(m.get("a").map(|e| (&e.value[..], e.pos)), Some(("1", None)));
             assert_eq!(
                 m.get("b").map(|e| (&e.value[..], e.pos)),
-                Some((&b"2"[..], Some(0)))
+                Some(("2", Some(0)))
             );
             assert_eq!(
                 m.get("c").map(|e| (&e.value[..], e.pos)),
-                Some((&b"3"[..], Some(1)))
+                Some(("3", Some(1)))
             );
             assert!(m.get("d").is_none());
             assert_eq!(m.stack_len(), 2);
@@ -750,12 +746,12 @@ mod tests {
         let m = Memo::new(
             ids.iter()
                 .zip(&values)
-                .map(|(k, v)| (k.as_str(), Bytes::from(v.clone()))),
+                .map(|(k, v)| (k.as_str(), ByteString::from(v.clone()))),
             ids.iter().rev().map(String::as_str),
         );
         for (i, id) in ids.iter().enumerate() {
             let e = m.get(id).unwrap();
-            assert_eq!(&e.value[..], values[i].as_bytes());
+            assert_eq!(&e.value[..], values[i]);
             assert_eq!(e.pos, Some(4999 - i));
         }
         assert!(m.get(&crate::step::hash_id("s5000")).is_none());
@@ -764,7 +760,7 @@ mod tests {
     #[test]
     fn data_only_memos_decode_in_one_pass_and_others_fall_back() {
         use serde_json::{json, Value};
-        let some = |m: &str| decode_data_only::<Value>(m.as_bytes());
+        let some = |m: &str| decode_data_only::<Value>(m);
         assert_eq!(some(r#"{"data":{"a":[1,2]}}"#), Some(json!({"a": [1, 2]})));
         assert_eq!(some(r#"{"data":null}"#), Some(Value::Null));
         assert_eq!(some(r#"{"data":"x"}  "#), Some(json!("x")));
@@ -784,10 +780,10 @@ mod tests {
         ] {
             assert_eq!(some(other), None, "{other}");
         }
-        assert_eq!(decode_data_only::<u32>(br#"{"data":"x"}"#), None);
-        assert_eq!(decode_data_only::<u32>(br#"{"data":7}"#), Some(7));
+        assert_eq!(decode_data_only::<u32>(r#"{"data":"x"}"#), None);
+        assert_eq!(decode_data_only::<u32>(r#"{"data":7}"#), Some(7));
         assert_eq!(
-            decode_data_only::<Option<u32>>(br#"{"data":null}"#),
+            decode_data_only::<Option<u32>>(r#"{"data":null}"#),
             Some(None)
         );
     }
@@ -796,7 +792,7 @@ mod tests {
     fn memo_repeated_keys_keep_the_last_value_and_stack_position() {
         let m = memo(&[("b", "1"), ("a", "x"), ("b", "2")], &["b", "a", "b"]);
         let b = m.get("b").unwrap();
-        assert_eq!((&b.value[..], b.pos), (&b"2"[..], Some(2)));
+        assert_eq!((&b.value[..], b.pos), ("2", Some(2)));
         assert_eq!(m.get("a").unwrap().pos, Some(1));
         let empty = memo(&[], &[]);
         assert!(empty.get("a").is_none());
