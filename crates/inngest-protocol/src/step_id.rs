@@ -32,11 +32,17 @@ impl HashedId {
     fn from_digest(digest: &[u8; 20]) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 40];
-        for (i, b) in digest.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+        // Pairs of output bytes zipped with the digest: no index arithmetic, no bounds checks.
+        for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
         }
         HashedId(out)
+    }
+
+    /// The hex digits as bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8; 40] {
+        &self.0
     }
 
     /// The hex digits.

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, RetryAt};
 use crate::middleware::{CallHooks, ReplayFlag};
-use inngest_protocol::step_id::{IdCounter, StepId};
+use inngest_protocol::step_id::{HashedId, IdCounter, StepId};
 use inngest_protocol::wire::{Op, OpCode, Userland};
 
 /// Whether this call discovers steps or executes one targeted step.
@@ -90,11 +90,15 @@ impl Memo {
         stack: impl IntoIterator<Item = &'s str> + Clone,
     ) -> Memo {
         let steps = steps.into_iter();
-        let stack_len: usize = stack.clone().into_iter().map(str::len).sum();
+        let (stack_ids, stack_len) = stack
+            .clone()
+            .into_iter()
+            .fold((0, 0), |(n, len), id| (n + 1, len + id.len()));
         let hint = steps.size_hint().0;
         let mut memo = Memo {
             ids: String::with_capacity(stack_len + hint * 40),
             entries: Vec::with_capacity(hint),
+            stack: Vec::with_capacity(stack_ids),
             ..Memo::default()
         };
         for (id, value) in steps {
@@ -105,7 +109,7 @@ impl Memo {
         for (pos, id) in stack.into_iter().enumerate() {
             let span = memo.push_id(id);
             memo.stack.push(span);
-            if let Some(i) = memo.find(id) {
+            if let Some(i) = memo.find(id.as_bytes()) {
                 // A repeated stack id keeps its last position, as before.
                 memo.entries[i].1.pos = Some(pos);
             }
@@ -125,7 +129,7 @@ impl Memo {
         } = self;
         let key = |i: u32| {
             let span = entries[i as usize].0;
-            &ids[span.start..span.end]
+            &ids.as_bytes()[span.start..span.end]
         };
         *index = HashTable::with_capacity(entries.len());
         for i in 0..entries.len() as u32 {
@@ -153,15 +157,26 @@ impl Memo {
         &self.ids[span.start..span.end]
     }
 
-    fn find(&self, id: &str) -> Option<usize> {
+    /// Ids are compared and hashed as bytes: a hashed step id gives its bytes without a UTF-8
+    /// check, and no `str` slicing checks char boundaries.
+    fn find(&self, id: &[u8]) -> Option<usize> {
         let hash = self.hasher.hash_one(id);
+        let ids = self.ids.as_bytes();
         self.index
-            .find(hash, |&j| self.id(self.entries[j as usize].0) == id)
+            .find(hash, |&j| {
+                let span = self.entries[j as usize].0;
+                ids[span.start..span.end] == *id
+            })
             .map(|&j| j as usize)
     }
 
     /// The memoized value of a step, if any.
     pub(crate) fn get(&self, hash: &str) -> Option<&MemoEntry> {
+        self.get_bytes(hash.as_bytes())
+    }
+
+    /// [`Memo::get`] by the id's bytes.
+    pub(crate) fn get_bytes(&self, hash: &[u8]) -> Option<&MemoEntry> {
         self.find(hash).map(|i| &self.entries[i].1)
     }
 
@@ -419,8 +434,8 @@ impl CallState {
     }
 
     /// The memoized value of a step, if any.
-    pub(crate) fn memo(&self, hash: &str) -> Option<&MemoEntry> {
-        self.memo.get(hash)
+    pub(crate) fn memo(&self, hash: &HashedId) -> Option<&MemoEntry> {
+        self.memo.get_bytes(hash.as_bytes())
     }
 
     /// Resolves once every step before `pos` in the stack has resolved (stack-order replay).
